@@ -1,0 +1,138 @@
+//! The command line (SPEC §5). Each subcommand maps to one function;
+//! errors are printed once, with their chain, and give a non-zero exit.
+
+use crate::config::{Config, EXAMPLE};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the packaged config lives; `--config` or MESERO_CONFIG override it.
+pub const DEFAULT_CONFIG: &str = "/etc/mesero/mesero.toml";
+
+#[derive(Parser)]
+#[command(
+    name = "mesero",
+    version,
+    about = "Live table occupancy for a restaurant, on a Raspberry Pi"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print a summary.
+    Check {
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Config helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Database helpers.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Print live events from a running daemon (reconnects and resumes).
+    Watch {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// A viewer token, if the daemon requires one.
+        #[arg(long, env = "MESERO_TOKEN")]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the documented example config.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy the live database to FILE (SQLite online backup).
+    Backup {
+        file: PathBuf,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesero: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            crate::logging::init(&config.log_level);
+            runtime()?.block_on(run(config))
+        }
+        Command::Check { config: path } => {
+            let config = Config::load(&path)?;
+            print!("{}: ok\n{}", path.display(), config.summary());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Backup { file, config },
+        } => {
+            let config = Config::load(&config)?;
+            crate::store::backup(&config.storage.path, &file).with_context(|| {
+                format!(
+                    "backing up {} to {}",
+                    config.storage.path.display(),
+                    file.display()
+                )
+            })?;
+            println!(
+                "backed up {} to {}",
+                config.storage.path.display(),
+                file.display()
+            );
+            Ok(())
+        }
+        Command::Watch { url, token } => {
+            runtime()?.block_on(crate::watch::run(&url, token.as_deref()))
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let daemon = crate::daemon::Daemon::start(config, None).await?;
+    let signal = crate::signals::stop_requested().await?;
+    tracing::info!(signal, "stopping");
+    daemon.stop().await;
+    Ok(())
+}

@@ -1,0 +1,761 @@
+//! Configuration: one TOML file, read in two layers.
+//!
+//! 1. [`raw`] structs mirror the file exactly (`deny_unknown_fields`, serde
+//!    defaults), so a typo is an error naming the key.
+//! 2. [`Config`] is the checked runtime form: addresses parsed, durations
+//!    parsed, tokens reduced to their SHA-256, tables validated. Every error
+//!    names the key it is about (`http.listen: ...`).
+//!
+//! Between the two, environment variables `MESERO_<SECTION>_<KEY>` override
+//! scalar keys (SPEC §5), so a systemd drop-in or a test can change one key
+//! without editing the file.
+
+use crate::auth::Role;
+use crate::domain::{Layout, TableId};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The documented dev default, also printed by `mesero config example`.
+pub const EXAMPLE: &str = include_str!("../config/mesero.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// A key is unknown or its value is wrong; `key` is the dotted path.
+    #[error("{key}: {message}")]
+    Key { key: String, message: String },
+}
+
+fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+/// The raw layer: exactly what the TOML file may contain.
+pub mod raw {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct RawConfig {
+        pub site: Site,
+        pub http: Http,
+        pub storage: Storage,
+        pub occupancy: Occupancy,
+        pub auth: Auth,
+        pub log: Log,
+        pub tables: Vec<Table>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Site {
+        pub id: String,
+        pub name: String,
+        pub timezone: String,
+        pub language: String,
+    }
+
+    impl Default for Site {
+        fn default() -> Self {
+            Site {
+                id: "local".into(),
+                name: "mesero".into(),
+                timezone: "UTC".into(),
+                language: "es".into(),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Http {
+        pub listen: String,
+        pub heartbeat: String,
+        pub retry: String,
+        pub ws_ping: String,
+        pub max_body_bytes: u64,
+        pub client_queue: u64,
+    }
+
+    impl Default for Http {
+        fn default() -> Self {
+            Http {
+                listen: "0.0.0.0:8080".into(),
+                heartbeat: "15s".into(),
+                retry: "2s".into(),
+                ws_ping: "20s".into(),
+                max_body_bytes: 64 * 1024,
+                client_queue: 1024,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Storage {
+        pub path: String,
+        pub retention_days: i64,
+        pub batch_max: u64,
+    }
+
+    impl Default for Storage {
+        fn default() -> Self {
+            Storage {
+                path: "/var/lib/mesero/mesero.db".into(),
+                retention_days: 30,
+                batch_max: 256,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Occupancy {
+        pub occupy_after: String,
+        pub release_after: String,
+        pub bussing: bool,
+    }
+
+    impl Default for Occupancy {
+        fn default() -> Self {
+            Occupancy {
+                occupy_after: "10s".into(),
+                release_after: "180s".into(),
+                bussing: false,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Auth {
+        pub anonymous: String,
+        pub tokens: Vec<Token>,
+    }
+
+    impl Default for Auth {
+        fn default() -> Self {
+            Auth {
+                anonymous: "viewer".into(),
+                tokens: Vec::new(),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Token {
+        pub name: String,
+        pub role: String,
+        pub token: Option<String>,
+        pub token_sha256: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Log {
+        pub level: String,
+    }
+
+    impl Default for Log {
+        fn default() -> Self {
+            Log {
+                level: "info".into(),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Table {
+        pub id: i64,
+        pub number: Option<String>,
+        #[serde(default)]
+        pub zone: String,
+        #[serde(default = "default_seats")]
+        pub seats: u32,
+        #[serde(default)]
+        pub x: f64,
+        #[serde(default)]
+        pub y: f64,
+        #[serde(default = "one")]
+        pub w: f64,
+        #[serde(default = "one")]
+        pub h: f64,
+        #[serde(default = "rect")]
+        pub shape: String,
+    }
+
+    fn default_seats() -> u32 {
+        4
+    }
+    fn one() -> f64 {
+        1.0
+    }
+    fn rect() -> String {
+        "rect".into()
+    }
+}
+
+/// Kinds of scalar keys, for parsing `MESERO_<SECTION>_<KEY>` values.
+#[derive(Clone, Copy)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// Every scalar key that an environment variable may override.
+const ENV_KEYS: &[(&str, &str, Kind)] = &[
+    ("site", "id", Kind::Str),
+    ("site", "name", Kind::Str),
+    ("site", "timezone", Kind::Str),
+    ("site", "language", Kind::Str),
+    ("http", "listen", Kind::Str),
+    ("http", "heartbeat", Kind::Str),
+    ("http", "retry", Kind::Str),
+    ("http", "ws_ping", Kind::Str),
+    ("http", "max_body_bytes", Kind::Int),
+    ("http", "client_queue", Kind::Int),
+    ("storage", "path", Kind::Str),
+    ("storage", "retention_days", Kind::Int),
+    ("storage", "batch_max", Kind::Int),
+    ("occupancy", "occupy_after", Kind::Str),
+    ("occupancy", "release_after", Kind::Str),
+    ("occupancy", "bussing", Kind::Bool),
+    ("auth", "anonymous", Kind::Str),
+    ("log", "level", Kind::Str),
+];
+
+/// The checked runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub site: SiteConfig,
+    pub http: HttpConfig,
+    pub storage: StorageConfig,
+    pub occupancy: OccupancyConfig,
+    pub auth: AuthConfig,
+    pub log_level: String,
+    /// Seeds an empty database; afterwards the API owns the floor plan.
+    pub tables: Vec<TableSeed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteConfig {
+    pub id: String,
+    pub name: String,
+    pub timezone: String,
+    pub language: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// SSE comment sent when a stream has been idle this long.
+    pub heartbeat: Duration,
+    /// The `retry:` hint given to EventSource clients.
+    pub retry: Duration,
+    /// WebSocket ping interval; a peer silent for two of them is dropped.
+    pub ws_ping: Duration,
+    pub max_body_bytes: usize,
+    /// How many events a stream client may fall behind before it is closed.
+    pub client_queue: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub retention: Duration,
+    pub retention_days: u32,
+    /// Most commands the writer commits in one transaction.
+    pub batch_max: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct OccupancyConfig {
+    pub occupy_after: Duration,
+    pub release_after: Duration,
+    pub bussing: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Role of a request without a token; `None` locks reads too.
+    pub anonymous: Option<Role>,
+    pub tokens: Vec<TokenEntry>,
+}
+
+#[derive(Clone)]
+pub struct TokenEntry {
+    pub name: String,
+    pub role: Role,
+    /// Only the digest is kept in memory, so the plain token is compared
+    /// through its hash in constant time.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSeed {
+    pub id: TableId,
+    pub number: String,
+    pub zone: String,
+    pub seats: u32,
+    pub layout: Layout,
+}
+
+impl Config {
+    /// Reads, overrides from the process environment, and checks `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(path, &text, std::env::vars())
+    }
+
+    /// Parses `text` (named `path` in errors) with the given environment.
+    pub fn from_toml(
+        path: &Path,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut doc: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+        apply_env(&mut doc, env)?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(doc))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                key_error(key, e.into_inner().to_string())
+            })?;
+        check(raw)
+    }
+}
+
+/// Applies `MESERO_<SECTION>_<KEY>` overrides to the parsed document.
+fn apply_env(
+    doc: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("MESERO_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        let found = ENV_KEYS.iter().find(|(section, key, _)| {
+            rest.strip_prefix(section)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|k| k == *key)
+        });
+        // Variables for other tools (e.g. MESERO_LOG in a shell) are not
+        // ours to judge unless they name one of our sections.
+        let Some(&(section, key, kind)) = found else {
+            let ours = ENV_KEYS
+                .iter()
+                .any(|(section, _, _)| rest.starts_with(&format!("{section}_")));
+            if ours {
+                return Err(key_error(
+                    name.clone(),
+                    "unknown configuration key in environment override",
+                ));
+            }
+            continue;
+        };
+        let dotted = format!("{section}.{key} (from {name})");
+        let parsed =
+            match kind {
+                Kind::Str => toml::Value::String(value.clone()),
+                Kind::Int => toml::Value::Integer(value.trim().parse().map_err(|_| {
+                    key_error(&dotted, format!("expected an integer, got {value:?}"))
+                })?),
+                Kind::Bool => toml::Value::Boolean(match value.trim() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => {
+                        return Err(key_error(
+                            &dotted,
+                            format!("expected true or false, got {value:?}"),
+                        ));
+                    }
+                }),
+            };
+        let table = doc
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match table {
+            toml::Value::Table(t) => {
+                t.insert(key.to_string(), parsed);
+            }
+            _ => return Err(key_error(section, "must be a table")),
+        }
+    }
+    Ok(())
+}
+
+/// Parses a duration such as `"10s"`, `"3m"`, `"1h"` for `key`.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        key_error(
+            key,
+            format!("invalid duration {value:?} ({e}); use e.g. \"10s\", \"3m\", \"1h\""),
+        )
+    })
+}
+
+fn positive_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let d = parse_duration(key, value)?;
+    if d.is_zero() {
+        return Err(key_error(key, "must be greater than zero"));
+    }
+    Ok(d)
+}
+
+fn in_range(key: &str, value: u64, min: u64, max: u64) -> Result<usize, ConfigError> {
+    if value < min || value > max {
+        return Err(key_error(
+            key,
+            format!("{value} is out of range ({min}..={max})"),
+        ));
+    }
+    usize::try_from(value).map_err(|_| key_error(key, "too large"))
+}
+
+fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {
+    value.parse().map_err(|e: String| key_error(key, e))
+}
+
+fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
+    if raw.site.id.is_empty()
+        || !raw
+            .site
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(key_error(
+            "site.id",
+            format!(
+                "{:?} must be non-empty and use only letters, digits, '-' and '_' (it is part of MQTT topics)",
+                raw.site.id
+            ),
+        ));
+    }
+    let site = SiteConfig {
+        id: raw.site.id,
+        name: raw.site.name,
+        timezone: raw.site.timezone,
+        language: raw.site.language,
+    };
+
+    let http = HttpConfig {
+        listen: raw.http.listen.parse().map_err(|e| {
+            key_error(
+                "http.listen",
+                format!("invalid address {:?}: {e}", raw.http.listen),
+            )
+        })?,
+        heartbeat: positive_duration("http.heartbeat", &raw.http.heartbeat)?,
+        retry: positive_duration("http.retry", &raw.http.retry)?,
+        ws_ping: positive_duration("http.ws_ping", &raw.http.ws_ping)?,
+        max_body_bytes: in_range(
+            "http.max_body_bytes",
+            raw.http.max_body_bytes,
+            1024,
+            16 << 20,
+        )?,
+        client_queue: in_range("http.client_queue", raw.http.client_queue, 16, 1 << 16)?,
+    };
+
+    if raw.storage.path.trim().is_empty() {
+        return Err(key_error("storage.path", "must not be empty"));
+    }
+    let retention_days = u32::try_from(raw.storage.retention_days)
+        .ok()
+        .filter(|d| (1..=3650).contains(d))
+        .ok_or_else(|| {
+            key_error(
+                "storage.retention_days",
+                format!("{} is out of range (1..=3650)", raw.storage.retention_days),
+            )
+        })?;
+    let storage = StorageConfig {
+        path: PathBuf::from(raw.storage.path),
+        retention: Duration::from_secs(u64::from(retention_days) * 86_400),
+        retention_days,
+        batch_max: in_range("storage.batch_max", raw.storage.batch_max, 1, 10_000)?,
+    };
+
+    let occupancy = OccupancyConfig {
+        occupy_after: parse_duration("occupancy.occupy_after", &raw.occupancy.occupy_after)?,
+        release_after: parse_duration("occupancy.release_after", &raw.occupancy.release_after)?,
+        bussing: raw.occupancy.bussing,
+    };
+
+    let anonymous = match raw.auth.anonymous.as_str() {
+        "none" => None,
+        other => Some(parse_role("auth.anonymous", other).map_err(|_| {
+            key_error(
+                "auth.anonymous",
+                format!("{other:?} is not one of none, viewer, staff, admin"),
+            )
+        })?),
+    };
+    let mut names = HashSet::new();
+    let mut tokens = Vec::with_capacity(raw.auth.tokens.len());
+    for (i, t) in raw.auth.tokens.into_iter().enumerate() {
+        let key = format!("auth.tokens[{i}]");
+        if t.name.is_empty() {
+            return Err(key_error(format!("{key}.name"), "must not be empty"));
+        }
+        if !names.insert(t.name.clone()) {
+            return Err(key_error(
+                format!("{key}.name"),
+                format!("duplicate token name {:?}", t.name),
+            ));
+        }
+        let role = parse_role(&format!("{key}.role"), &t.role)?;
+        let sha256 = match (t.token, t.token_sha256) {
+            (Some(plain), None) if !plain.is_empty() => Sha256::digest(plain.as_bytes()).into(),
+            (None, Some(hexed)) => {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(hexed.trim(), &mut out).map_err(|_| {
+                    key_error(
+                        format!("{key}.token_sha256"),
+                        "must be 64 hexadecimal characters (printf %s TOKEN | sha256sum)",
+                    )
+                })?;
+                out
+            }
+            (Some(_), Some(_)) => {
+                return Err(key_error(
+                    key,
+                    "give either token or token_sha256, not both",
+                ));
+            }
+            _ => {
+                return Err(key_error(key, "needs a non-empty token or token_sha256"));
+            }
+        };
+        tokens.push(TokenEntry {
+            name: t.name,
+            role,
+            sha256,
+        });
+    }
+    let auth = AuthConfig { anonymous, tokens };
+
+    let mut ids = HashSet::new();
+    let mut numbers = HashSet::new();
+    let mut tables = Vec::with_capacity(raw.tables.len());
+    for (i, t) in raw.tables.into_iter().enumerate() {
+        let key = format!("tables[{i}]");
+        if t.id <= 0 {
+            return Err(key_error(format!("{key}.id"), "must be a positive integer"));
+        }
+        if !ids.insert(t.id) {
+            return Err(key_error(
+                format!("{key}.id"),
+                format!("duplicate id {}", t.id),
+            ));
+        }
+        let number = t.number.unwrap_or_else(|| t.id.to_string());
+        if !numbers.insert(number.clone()) {
+            return Err(key_error(
+                format!("{key}.number"),
+                format!("duplicate number {number:?}"),
+            ));
+        }
+        let layout = Layout {
+            x: t.x,
+            y: t.y,
+            w: t.w,
+            h: t.h,
+            shape: t
+                .shape
+                .parse()
+                .map_err(|e: String| key_error(format!("{key}.shape"), e))?,
+        };
+        crate::tables::check_layout(&layout)
+            .map_err(|(field, msg)| key_error(format!("{key}.{field}"), msg))?;
+        crate::tables::check_seats(t.seats)
+            .map_err(|msg| key_error(format!("{key}.seats"), msg))?;
+        tables.push(TableSeed {
+            id: t.id,
+            number,
+            zone: t.zone,
+            seats: t.seats,
+            layout,
+        });
+    }
+
+    if raw.log.level.trim().is_empty() {
+        return Err(key_error("log.level", "must not be empty"));
+    }
+
+    Ok(Config {
+        site,
+        http,
+        storage,
+        occupancy,
+        auth,
+        log_level: raw.log.level,
+        tables,
+    })
+}
+
+impl Config {
+    /// A short human summary, printed by `mesero check`.
+    pub fn summary(&self) -> String {
+        let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
+        format!(
+            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\n",
+            self.site.id,
+            self.site.name,
+            self.http.listen,
+            self.storage.path.display(),
+            self.storage.retention_days,
+            self.occupancy.occupy_after,
+            self.occupancy.release_after,
+            self.occupancy.bussing,
+            self.auth.anonymous.map_or("none", Role::as_str),
+            by_role(Role::Viewer),
+            by_role(Role::Staff),
+            by_role(Role::Admin),
+            self.tables.len(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            Path::new("test.toml"),
+            text,
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let cfg = parse(EXAMPLE, &[]).expect("example config");
+        assert_eq!(cfg.tables.len(), 12);
+        assert_eq!(cfg.auth.tokens.len(), 3);
+    }
+
+    #[test]
+    fn empty_file_gives_the_spec_defaults() {
+        let cfg = parse("", &[]).expect("defaults");
+        assert_eq!(cfg.http.listen, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(cfg.occupancy.occupy_after, Duration::from_secs(10));
+        assert_eq!(cfg.occupancy.release_after, Duration::from_secs(180));
+        assert_eq!(cfg.http.heartbeat, Duration::from_secs(15));
+        assert_eq!(cfg.storage.retention_days, 30);
+        assert_eq!(cfg.auth.anonymous, Some(Role::Viewer));
+        assert_eq!(cfg.site.id, "local");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("[http]\nlistn = \"x\"\n", &[]).expect_err("unknown key");
+        assert!(err.to_string().contains("listn"), "{err}");
+        let err = parse("[htp]\n", &[]).expect_err("unknown section");
+        assert!(err.to_string().contains("htp"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (text, key) in [
+            ("[http]\nlisten = \"nowhere\"", "http.listen"),
+            (
+                "[occupancy]\noccupy_after = \"10 parsecs\"",
+                "occupancy.occupy_after",
+            ),
+            ("[occupancy]\nbussing = \"yes\"", "occupancy.bussing"),
+            ("[storage]\nretention_days = 0", "storage.retention_days"),
+            ("[auth]\nanonymous = \"root\"", "auth.anonymous"),
+            (
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"chef\"\ntoken = \"x\"",
+                "auth.tokens[0].role",
+            ),
+            (
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"staff\"\ntoken_sha256 = \"zz\"",
+                "auth.tokens[0].token_sha256",
+            ),
+            ("[[tables]]\nid = 1\nseats = 0", "tables[0].seats"),
+            ("[[tables]]\nid = 1\n[[tables]]\nid = 1", "tables[1].id"),
+        ] {
+            let err = parse(text, &[]).expect_err(text);
+            assert!(err.to_string().starts_with(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_scalar_keys() {
+        let cfg = parse(
+            "[http]\nlisten = \"0.0.0.0:8080\"",
+            &[
+                ("MESERO_HTTP_LISTEN", "127.0.0.1:9000"),
+                ("MESERO_STORAGE_RETENTION_DAYS", "7"),
+                ("MESERO_OCCUPANCY_BUSSING", "true"),
+                ("MESERO_SITE_ID", "12"),
+                ("PATH", "/bin"),
+            ],
+        )
+        .expect("overrides");
+        assert_eq!(cfg.http.listen, "127.0.0.1:9000".parse().expect("addr"));
+        assert_eq!(cfg.storage.retention_days, 7);
+        assert!(cfg.occupancy.bussing);
+        assert_eq!(cfg.site.id, "12");
+    }
+
+    #[test]
+    fn bad_environment_overrides_are_named() {
+        let err = parse("", &[("MESERO_HTTP_LISTN", "x")]).expect_err("unknown");
+        assert!(err.to_string().contains("MESERO_HTTP_LISTN"), "{err}");
+        let err = parse("", &[("MESERO_STORAGE_RETENTION_DAYS", "many")]).expect_err("int");
+        assert!(
+            err.to_string().starts_with("storage.retention_days"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn token_sha256_matches_plain_token() {
+        let digest = hex::encode(Sha256::digest(b"s3cret"));
+        let cfg = parse(
+            &format!(
+                "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\ntoken_sha256 = \"{digest}\"\n[[auth.tokens]]\nname = \"b\"\nrole = \"admin\"\ntoken = \"s3cret\""
+            ),
+            &[],
+        )
+        .expect("tokens");
+        assert_eq!(cfg.auth.tokens[0].sha256, cfg.auth.tokens[1].sha256);
+    }
+}

@@ -1,0 +1,147 @@
+//! Wiring: opens the store, starts the background tasks and the HTTP
+//! server, and takes them down in order on stop.
+//!
+//! Start order: store (database open and migrated) → `system.started` →
+//! listener bound → serving. Stop order: stop accepting and end streams →
+//! background tasks → writer flushes its queue and closes the database.
+
+use crate::config::Config;
+use crate::domain::{Actor, EventType};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::{Change, Store};
+use anyhow::Context as _;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long open HTTP requests may take to finish after a stop; with the
+/// writer's flush this keeps a SIGTERM well inside 5 s.
+pub const HTTP_GRACE: Duration = Duration::from_secs(3);
+
+/// How often old events are deleted (also once at start).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+pub struct Daemon {
+    http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    store: Store,
+    http: JoinHandle<()>,
+    tasks: TaskTracker,
+}
+
+impl Daemon {
+    /// Starts the daemon. `listener` is used when given (tests bind port 0
+    /// themselves), else `http.listen` is bound, failing loudly if taken.
+    pub async fn start(config: Config, listener: Option<TcpListener>) -> anyhow::Result<Daemon> {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
+        let store = {
+            let (cfg, hub, metrics) = (Arc::clone(&config), hub.clone(), Arc::clone(&metrics));
+            tokio::task::spawn_blocking(move || Store::open(&cfg, hub, metrics))
+                .await
+                .context("opening the database")?
+                .with_context(|| {
+                    format!("opening the database {}", config.storage.path.display())
+                })?
+        };
+        prune(&store, &config).await?;
+        store
+            .apply(
+                Change::Record {
+                    kind: EventType::SystemStarted,
+                    table: None,
+                    data: json!({ "version": env!("CARGO_PKG_VERSION"), "site": config.site.id }),
+                },
+                Actor::System,
+            )
+            .await
+            .context("recording system.started")?;
+
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.http.listen)
+                .await
+                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
+        };
+        let http_addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
+        tasks.spawn(retention_loop(
+            store.clone(),
+            Arc::clone(&config),
+            shutdown.clone(),
+        ));
+
+        let state = crate::http::AppState {
+            config: Arc::clone(&config),
+            store: store.clone(),
+            hub,
+            metrics,
+            shutdown: shutdown.clone(),
+        };
+        let http = tokio::spawn(crate::http::serve(
+            listener,
+            crate::http::router(state),
+            shutdown.clone(),
+            HTTP_GRACE,
+        ));
+        tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
+        Ok(Daemon {
+            http_addr,
+            shutdown,
+            store,
+            http,
+            tasks,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stops accepting, drains streams, flushes the writer.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Err(e) = self.http.await {
+            tracing::error!(error = %e, "HTTP server task failed");
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.store.shutdown().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let before = SystemTime::now()
+        .checked_sub(config.storage.retention)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    store
+        .apply(Change::Prune { before }, Actor::System)
+        .await
+        .context("applying storage.retention_days")?;
+    Ok(())
+}
+
+async fn retention_loop(store: Store, config: Arc<Config>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RETENTION_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                if let Err(e) = prune(&store, &config).await {
+                    tracing::warn!(error = %e, "retention failed; will retry");
+                }
+            }
+        }
+    }
+}

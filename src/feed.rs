@@ -1,0 +1,306 @@
+//! One client's ordered view of the event log, shared by SSE and WebSocket.
+//!
+//! A feed starts in one of three ways:
+//! - no `since`: a snapshot, then live events;
+//! - `since` within the kept log: the events after it, replayed from SQLite
+//!   (so it works across restarts), then live events;
+//! - `since` older than what is kept (or newer than anything recorded): a
+//!   snapshot with `reset: true`, then live events.
+//!
+//! No gap, no duplicate: the feed subscribes to the hub before anything
+//! else, so the snapshot/replay ends exactly at the subscription's `head`,
+//! and live events at or below the feed's position are skipped.
+
+use crate::domain::{Event, EventType, Seq, Table, TableId};
+use crate::hub::{ClientKind, Hub, Published, Subscription};
+use crate::store::{EventQuery, Store, StoreError};
+use serde_json::json;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// Events fetched from SQLite per replay query.
+const REPLAY_PAGE: usize = 500;
+
+/// Which events a client wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Table ids; empty means all.
+    pub tables: Vec<TableId>,
+    /// Type prefixes (`table` matches `table.state`); empty means all.
+    pub types: Vec<String>,
+}
+
+impl Filter {
+    /// Parses `?tables=1,4,7`; `param` names the parameter in errors.
+    pub fn parse_tables(param: &str, value: &str) -> Result<Vec<TableId>, String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<TableId>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| format!("{param}: {s:?} is not a table id"))
+            })
+            .collect()
+    }
+
+    /// Parses `?types=table,alert`: each entry must be an event type or a
+    /// prefix of one ending at a dot (`table`, `reservation`).
+    pub fn parse_types<'a>(
+        param: &str,
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<String>, String> {
+        values
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let known = EventType::ALL.iter().any(|t| {
+                    let t = t.as_str();
+                    t == s || t.strip_prefix(s).is_some_and(|rest| rest.starts_with('.'))
+                });
+                if known {
+                    Ok(s.to_string())
+                } else {
+                    Err(format!(
+                        "{param}: {s:?} is not an event type or type prefix (e.g. table, alert, table.state)"
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    pub fn matches(&self, event: &Event) -> bool {
+        let table_ok =
+            self.tables.is_empty() || event.table.is_some_and(|t| self.tables.contains(&t));
+        let type_ok = self.types.is_empty()
+            || self.types.iter().any(|p| {
+                event.kind == *p
+                    || event
+                        .kind
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            });
+        table_ok && type_ok
+    }
+
+    fn tables_of(&self, tables: &[Table]) -> Vec<Table> {
+        tables
+            .iter()
+            .filter(|t| self.tables.is_empty() || self.tables.contains(&t.id))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What a feed yields.
+#[derive(Debug)]
+pub enum Item {
+    /// The state at `seq`; `data` is the snapshot object of SPEC §2.
+    Snapshot {
+        seq: Seq,
+        data: serde_json::Value,
+    },
+    Event(Arc<Published>),
+}
+
+/// Why a feed ended.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedEnd {
+    #[error("client fell too far behind")]
+    Lagged,
+    #[error("daemon shutting down")]
+    Shutdown,
+    #[error("event bus closed")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Mode {
+    Start(Option<Seq>),
+    Replay { upto: Seq },
+    Live,
+}
+
+pub struct Feed {
+    store: Store,
+    sub: Subscription,
+    filter: Filter,
+    /// Highest seq delivered (or deliberately skipped) so far.
+    pos: Seq,
+    mode: Mode,
+    pending: VecDeque<Arc<Published>>,
+    shutdown: CancellationToken,
+}
+
+impl Feed {
+    /// Subscribes at once; nothing published after this call is missed.
+    pub fn new(
+        hub: &Hub,
+        store: Store,
+        filter: Filter,
+        since: Option<Seq>,
+        kind: ClientKind,
+        kill: CancellationToken,
+        shutdown: CancellationToken,
+    ) -> Feed {
+        let sub = hub.subscribe(kind, kill);
+        Feed {
+            store,
+            pos: sub.head,
+            sub,
+            filter,
+            mode: Mode::Start(since),
+            pending: VecDeque::new(),
+            shutdown,
+        }
+    }
+
+    /// The snapshot object of SPEC §2 at the subscription's head.
+    fn snapshot(&mut self, reset: bool) -> Item {
+        self.pos = self.sub.head;
+        self.mode = Mode::Live;
+        Item::Snapshot {
+            seq: self.sub.head,
+            data: snapshot_json(
+                self.sub.head,
+                &self.filter.tables_of(&self.sub.tables),
+                reset,
+            ),
+        }
+    }
+
+    /// The next item. Cancel-safe: state changes only after each await.
+    pub async fn next(&mut self) -> Result<Item, FeedEnd> {
+        loop {
+            if let Some(p) = self.pending.pop_front() {
+                return Ok(Item::Event(p));
+            }
+            match self.mode {
+                Mode::Start(None) => return Ok(self.snapshot(false)),
+                Mode::Start(Some(since)) => {
+                    let head = self.sub.head;
+                    if since > head {
+                        // An id from the future: the database was replaced
+                        // or restored; the client's view is unusable.
+                        return Ok(self.snapshot(true));
+                    }
+                    self.pos = since;
+                    self.mode = Mode::Replay { upto: head };
+                }
+                Mode::Replay { upto } => {
+                    if self.pos >= upto {
+                        self.mode = Mode::Live;
+                        continue;
+                    }
+                    let page = self
+                        .store
+                        .events(EventQuery {
+                            after: self.pos,
+                            upto: Some(upto),
+                            limit: REPLAY_PAGE,
+                            types: self.filter.types.clone(),
+                            tables: self.filter.tables.clone(),
+                        })
+                        .await?;
+                    if !page.continuous {
+                        return Ok(self.snapshot(true));
+                    }
+                    self.pos = match page.events.last() {
+                        Some(last) if page.events.len() == REPLAY_PAGE => last.seq,
+                        _ => upto,
+                    };
+                    self.pending
+                        .extend(page.events.into_iter().map(|e| Arc::new(Published::new(e))));
+                }
+                Mode::Live => {
+                    let received = tokio::select! {
+                        _ = self.shutdown.cancelled() => return Err(FeedEnd::Shutdown),
+                        received = self.sub.rx.recv() => received,
+                    };
+                    match received {
+                        Ok(p) => {
+                            let seq = p.event.seq;
+                            self.sub.seen(seq);
+                            if seq <= self.pos {
+                                continue;
+                            }
+                            self.pos = seq;
+                            if self.filter.matches(&p.event) {
+                                return Ok(Item::Event(p));
+                            }
+                        }
+                        Err(RecvError::Lagged(_)) => return Err(FeedEnd::Lagged),
+                        Err(RecvError::Closed) => return Err(FeedEnd::Closed),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `{"seq", "tables", "alerts", "reservations", "reset"}`. Alerts and
+/// reservations have no source yet, so they are empty lists.
+pub fn snapshot_json(seq: Seq, tables: &[Table], reset: bool) -> serde_json::Value {
+    json!({
+        "seq": seq,
+        "tables": tables,
+        "alerts": [],
+        "reservations": [],
+        "reset": reset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, table: Option<TableId>) -> Event {
+        Event {
+            seq: 1,
+            ts: String::new(),
+            kind: kind.into(),
+            table,
+            actor: "system".into(),
+            data: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn type_filters_match_by_dotted_prefix() {
+        let f = Filter {
+            tables: vec![],
+            types: vec!["table".into(), "alert.raised".into()],
+        };
+        assert!(f.matches(&event("table.state", Some(1))));
+        assert!(f.matches(&event("alert.raised", None)));
+        assert!(!f.matches(&event("alert.acked", None)));
+        assert!(!f.matches(&event("system.started", None)));
+    }
+
+    #[test]
+    fn table_filters_drop_events_of_other_tables() {
+        let f = Filter {
+            tables: vec![1, 4],
+            types: vec![],
+        };
+        assert!(f.matches(&event("table.state", Some(4))));
+        assert!(!f.matches(&event("table.state", Some(2))));
+        assert!(!f.matches(&event("system.started", None)));
+    }
+
+    #[test]
+    fn filter_parsing_rejects_garbage() {
+        assert_eq!(Filter::parse_tables("tables", "1, 4,7"), Ok(vec![1, 4, 7]));
+        assert!(Filter::parse_tables("tables", "1,x").is_err());
+        assert!(Filter::parse_tables("tables", "-3").is_err());
+        assert!(Filter::parse_types("types", ["table", "sensor.fault"]).is_ok());
+        assert!(Filter::parse_types("types", ["tab"]).is_err());
+        assert!(Filter::parse_types("types", ["bogus"]).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! JSON errors and the strict extractors that produce them.
+//!
+//! Every error is `{"error": {"code": "...", "message": "..."}}` with the
+//! status of SPEC §2: 400 input that does not parse (bad JSON, wrong types,
+//! unknown fields, bad query parameters), 401 no or invalid token, 403 role
+//! too low, 404, 409 conflict, 413 body too large, 422 a well-formed value
+//! that is not acceptable, 503 shutting down.
+
+use crate::auth::{AuthError, Caller, Role, authorize};
+use crate::http::AppState;
+use crate::store::StoreError;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn invalid_value(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
+        (self.status, body).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::TableNotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::Conflict(_) | StoreError::Refused(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::InvalidValue { .. } => ApiError::invalid_value(e.to_string()),
+            StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the daemon is shutting down; retry shortly",
+            ),
+            StoreError::Invalid(_) | StoreError::Sqlite(_) | StoreError::Io(_) => {
+                tracing::error!(error = %e, "storage error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "storage error (see the daemon's log)",
+                )
+            }
+        }
+    }
+}
+
+/// A JSON body parsed strictly: any syntax or type error, or an unknown
+/// field, is a 400 naming the offending path; an oversized body is a 413.
+/// No Content-Type is demanded (`curl -d` sends a form type).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "request body is too large",
+                )
+            } else {
+                ApiError::bad_request(rejection.body_text())
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(value) => Ok(JsonBody(value)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let code = if inner.is_syntax() || inner.is_eof() {
+                    "bad_json"
+                } else {
+                    "bad_request"
+                };
+                let message = if path == "." || path == "?" {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                };
+                Err(ApiError::new(StatusCode::BAD_REQUEST, code, message))
+            }
+        }
+    }
+}
+
+/// The request's query string as name/value pairs, checked against the
+/// names the route accepts (a misspelt filter must not silently match all).
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    pub fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Query, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|e| ApiError::bad_request(format!("query string: {e}")))?;
+        for (name, _) in &pairs {
+            if name != "token" && !allowed.contains(&name.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {name:?} (accepted: {})",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Query(pairs))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// An unsigned integer parameter, with a 400 naming it when malformed.
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(format!("{name}: {v:?} is not a non-negative integer"))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The token of a request: `Authorization: Bearer` or `?token=`.
+fn presented_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value);
+        return Some(token.trim().to_string());
+    }
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value)
+}
+
+/// Extractor: the caller, who must have at least role `ROLE`
+/// (0 viewer, 1 staff, 2 admin — see the aliases below).
+pub struct Need<const ROLE: u8>(pub Caller);
+
+pub type AsViewer = Need<0>;
+pub type AsStaff = Need<1>;
+pub type AsAdmin = Need<2>;
+
+impl<const ROLE: u8> FromRequestParts<AppState> for Need<ROLE> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let needed = match ROLE {
+            0 => Role::Viewer,
+            1 => Role::Staff,
+            _ => Role::Admin,
+        };
+        let token = presented_token(&parts.headers, parts.uri.query());
+        match authorize(&app.config.auth, token.as_deref(), needed) {
+            Ok(caller) => Ok(Need(caller)),
+            Err(AuthError::Unauthenticated) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                if token.is_some() {
+                    "invalid token"
+                } else {
+                    "a token is required (Authorization: Bearer <token> or ?token=)"
+                },
+            )),
+            Err(AuthError::Forbidden) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this needs the {} role", needed.as_str()),
+            )),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! HTTP: routes, the accept loop, and graceful shutdown.
+//!
+//! The accept loop is ours (not `axum::serve`) for three reasons: each
+//! connection gets `TCP_NODELAY` (small event frames must not wait for
+//! Nagle), a header-read timeout, and a per-connection kill token that the
+//! hub's reaper cancels to close a stalled stream client even though
+//! nothing polls its response any more.
+
+mod api;
+pub mod error;
+mod sse;
+mod ui;
+pub mod ws;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, put};
+use error::ApiError;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+/// A client must send its request headers within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the daemon stops; streams end on it.
+    pub shutdown: CancellationToken,
+}
+
+/// The connection's kill switch, put in every request's extensions.
+#[derive(Clone)]
+pub struct ConnKill(pub CancellationToken);
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/snapshot", get(api::snapshot))
+        .route("/tables", get(api::list_tables).post(api::create_table))
+        .route(
+            "/tables/{id}",
+            get(api::get_table)
+                .patch(api::patch_table)
+                .delete(api::delete_table),
+        )
+        .route("/tables/{id}/state", put(api::set_state))
+        .route("/events", get(api::events))
+        .route("/stats", get(api::stats))
+        .route("/stream", get(sse::stream))
+        .route("/ws", get(ws::upgrade));
+    Router::new()
+        .route("/", get(ui::index))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_client_errors,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
+
+async fn count_client_errors(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if response.status().is_client_error() {
+        app.metrics
+            .http_client_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// Serves `router` on an already bound listener until `shutdown`, then
+/// lets open requests finish for up to `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) {
+    let connections = TaskTracker::new();
+    // Cancelled when the grace period is over: drops whatever is left.
+    let force = CancellationToken::new();
+    loop {
+        let (stream, _peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        // Latency matters more than packet count for event frames.
+        let _ = stream.set_nodelay(true);
+        let kill = force.child_token();
+        let conn_kill = ConnKill(kill.clone());
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(conn_kill.clone());
+            router.clone().oneshot(req)
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            // Dropping the connection (on kill) closes the socket.
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = kill.cancelled() => return,
+                _ = shutdown.cancelled() => {}
+            }
+            // Finish the request in flight (streams end on shutdown), then
+            // close instead of waiting for the next keep-alive request.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn => {}
+                _ = kill.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not close in time; dropping them");
+        force.cancel();
+        connections.wait().await;
+    }
+}

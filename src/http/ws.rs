@@ -1,0 +1,182 @@
+//! `GET /api/v1/ws`: the same events over WebSocket (SPEC §2).
+//!
+//! Client → server: `{"op": "subscribe", "tables", "types", "since"}`
+//! replaces the feed (with `since`: replay then live; without: a fresh
+//! snapshot under the new filter), `{"op": "ping"}` → `{"type": "pong"}`.
+//! The server pings every `http.ws_ping` and drops a peer that has sent
+//! nothing for two intervals. A client that falls too far behind is closed
+//! with code 4008 "slow consumer" and resumes with `since`.
+
+use super::error::{ApiError, AsViewer};
+use super::sse::StreamParams;
+use super::{AppState, ConnKill};
+use crate::feed::{Feed, FeedEnd, Filter, Item};
+use crate::hub::ClientKind;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Close code for a client that fell too far behind (SPEC §2).
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// Largest accepted client message; ops are tiny.
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
+
+/// How long a close frame may take to send before the socket is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientOp {
+    Subscribe {
+        #[serde(default)]
+        tables: Vec<i64>,
+        #[serde(default)]
+        types: Vec<String>,
+        since: Option<u64>,
+    },
+    Ping,
+}
+
+pub async fn upgrade(
+    State(app): State<AppState>,
+    _: AsViewer,
+    kill: Option<axum::Extension<ConnKill>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let params = StreamParams::parse(query.as_deref(), &headers)?;
+    let ws = ws.map_err(|r| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("not a WebSocket upgrade: {}", r.body_text()),
+        )
+    })?;
+    let kill = kill.map(|k| k.0.0).unwrap_or_default();
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| session(app, socket, params, kill)))
+}
+
+async fn session(
+    app: AppState,
+    mut socket: WebSocket,
+    params: StreamParams,
+    kill: CancellationToken,
+) {
+    let new_feed = |filter: Filter, since: Option<u64>| {
+        Feed::new(
+            &app.hub,
+            app.store.clone(),
+            filter,
+            since,
+            ClientKind::Ws,
+            kill.clone(),
+            app.shutdown.clone(),
+        )
+    };
+    let mut feed = new_feed(params.filter, params.since);
+    let ping_every = app.config.http.ws_ping;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+
+    let close = loop {
+        tokio::select! {
+            _ = kill.cancelled() => break Some((CLOSE_SLOW_CONSUMER, "slow consumer")),
+            item = feed.next() => {
+                let text = match item {
+                    Ok(Item::Event(p)) => p.json.clone(),
+                    Ok(Item::Snapshot { seq, data }) => Utf8Bytes::from(
+                        json!({ "type": "snapshot", "seq": seq, "data": data }).to_string(),
+                    ),
+                    Err(FeedEnd::Lagged) => {
+                        app.metrics.slow_clients_closed.fetch_add(1, Ordering::Relaxed);
+                        break Some((CLOSE_SLOW_CONSUMER, "slow consumer"));
+                    }
+                    Err(FeedEnd::Shutdown) => break Some((CLOSE_GOING_AWAY, "server shutting down")),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WebSocket feed failed");
+                        break Some((1011, "internal error"));
+                    }
+                };
+                if !send(&mut socket, Message::Text(text), &kill).await {
+                    break None;
+                }
+            }
+            incoming = socket.recv() => {
+                last_heard = Instant::now();
+                let reply = match incoming {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientOp>(&text) {
+                        Ok(ClientOp::Ping) => Some(json!({ "type": "pong" })),
+                        Ok(ClientOp::Subscribe { tables, types, since }) => {
+                            match subscribe_filter(tables, types) {
+                                Ok(filter) => {
+                                    feed = new_feed(filter, since);
+                                    None
+                                }
+                                Err(message) => Some(error_frame(&message)),
+                            }
+                        }
+                        Err(e) => Some(error_frame(&format!("bad message: {e}"))),
+                    },
+                    Some(Ok(Message::Binary(_))) => Some(error_frame("binary frames are not accepted; send JSON text")),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                };
+                if let Some(reply) = reply {
+                    if !send(&mut socket, Message::Text(Utf8Bytes::from(reply.to_string())), &kill).await {
+                        break None;
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 2 {
+                    tracing::debug!("dropping a WebSocket peer that stopped answering");
+                    break None;
+                }
+                if !send(&mut socket, Message::Ping(Default::default()), &kill).await {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }));
+        // A stalled peer cannot take the close frame either; don't wait on it.
+        let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(frame)).await;
+    }
+}
+
+/// Sends one frame unless the connection is killed meanwhile; false when
+/// the session should end.
+async fn send(socket: &mut WebSocket, message: Message, kill: &CancellationToken) -> bool {
+    tokio::select! {
+        sent = socket.send(message) => sent.is_ok(),
+        _ = kill.cancelled() => false,
+    }
+}
+
+fn subscribe_filter(tables: Vec<i64>, types: Vec<String>) -> Result<Filter, String> {
+    if let Some(bad) = tables.iter().find(|t| **t <= 0) {
+        return Err(format!("tables: {bad} is not a table id"));
+    }
+    let types = Filter::parse_types("types", types.iter().map(String::as_str))?;
+    Ok(Filter { tables, types })
+}
+
+fn error_frame(message: &str) -> serde_json::Value {
+    json!({ "type": "error", "error": { "code": "bad_request", "message": message } })
+}

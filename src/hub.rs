@@ -1,0 +1,275 @@
+//! The hub: committed events fan out to live subscribers.
+//!
+//! Invariants:
+//! - The writer calls [`Hub::publish`] only after the commit; the hub never
+//!   sees an event that is not on disk.
+//! - Publishing and subscribing take the same short lock, so a subscriber
+//!   gets a snapshot (`head`, tables) that is exactly consistent with the
+//!   position of its receiver: every event after `head` reaches it, none
+//!   before.
+//! - Each event is rendered once (SSE frame and JSON text), then shared by
+//!   every client as reference-counted bytes.
+//! - Each client's queue is its position in one shared ring of
+//!   `client_queue` events (a tokio broadcast channel): publishing never
+//!   waits for a client, a stalled client costs no memory beyond the ring,
+//!   and the reaper closes any client that falls a whole ring behind, so it
+//!   reconnects and resumes by seq instead of being silently skipped.
+
+use crate::domain::{Event, Seq, Table};
+use crate::metrics::Metrics;
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// How often the reaper looks for clients that fell a ring behind.
+const REAP_EVERY: Duration = Duration::from_millis(500);
+
+/// An event as it goes out: rendered once, shared by all clients.
+#[derive(Debug)]
+pub struct Published {
+    pub event: Event,
+    /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`
+    pub sse: Bytes,
+    /// The event JSON (a WebSocket text frame, an MQTT payload).
+    pub json: Utf8Bytes,
+}
+
+impl Published {
+    pub fn new(event: Event) -> Published {
+        let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+        let sse = Bytes::from(format!(
+            "id: {}\nevent: {}\ndata: {json}\n\n",
+            event.seq, event.kind
+        ));
+        Published {
+            event,
+            sse,
+            json: Utf8Bytes::from(json),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Sse,
+    Ws,
+    /// In-process consumers (occupancy engine, MQTT bridge): not counted
+    /// as connections, never reaped.
+    Internal,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Held only for the few instructions of publish/subscribe (std mutex:
+    /// never across an await).
+    state: Mutex<State>,
+    /// Connected stream clients, for the reaper. Same locking rule.
+    clients: Mutex<HashMap<u64, Arc<ClientEntry>>>,
+    next_client: AtomicU64,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+}
+
+struct State {
+    head: Seq,
+    tables: Arc<Vec<Table>>,
+    sender: broadcast::Sender<Arc<Published>>,
+}
+
+struct ClientEntry {
+    kind: ClientKind,
+    /// Highest seq this client has taken off its receiver.
+    seen: AtomicU64,
+    /// Cancelling it closes the client's connection.
+    kill: CancellationToken,
+}
+
+/// A live subscription: a receiver and the snapshot it starts from.
+pub struct Subscription {
+    pub rx: broadcast::Receiver<Arc<Published>>,
+    pub head: Seq,
+    pub tables: Arc<Vec<Table>>,
+    guard: ClientGuard,
+}
+
+impl Subscription {
+    /// Records that the client has taken `seq` off its receiver.
+    pub fn seen(&self, seq: Seq) {
+        if let Some(entry) = &self.guard.entry {
+            entry.seen.store(seq, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Unregisters a client (and fixes the connection gauges) on drop.
+struct ClientGuard {
+    hub: Arc<Inner>,
+    id: u64,
+    entry: Option<Arc<ClientEntry>>,
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        if let Some(entry) = self.entry.take() {
+            if let Ok(mut clients) = self.hub.clients.lock() {
+                clients.remove(&self.id);
+            }
+            gauge(&self.hub.metrics, entry.kind, -1);
+        }
+    }
+}
+
+fn gauge(metrics: &Metrics, kind: ClientKind, delta: i64) {
+    match kind {
+        ClientKind::Sse => metrics.sse_clients.fetch_add(delta, Ordering::Relaxed),
+        ClientKind::Ws => metrics.ws_clients.fetch_add(delta, Ordering::Relaxed),
+        ClientKind::Internal => 0,
+    };
+}
+
+impl Hub {
+    /// `capacity`: how many events a client may fall behind.
+    pub fn new(capacity: usize, metrics: Arc<Metrics>) -> Hub {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Hub {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    head: 0,
+                    tables: Arc::new(Vec::new()),
+                    sender,
+                }),
+                clients: Mutex::new(HashMap::new()),
+                next_client: AtomicU64::new(1),
+                capacity,
+                metrics,
+            }),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave State half-written
+        // (every write is a plain assignment), so a poisoned lock is usable.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets the starting point (the writer, on open).
+    pub fn reset(&self, head: Seq, tables: Arc<Vec<Table>>) {
+        let mut state = self.state();
+        state.head = head;
+        state.tables = tables;
+    }
+
+    /// Publishes committed events (in seq order) and the tables after them.
+    pub fn publish(&self, events: Vec<Event>, tables: Arc<Vec<Table>>) {
+        let rendered: Vec<_> = events
+            .into_iter()
+            .map(|e| Arc::new(Published::new(e)))
+            .collect();
+        let mut state = self.state();
+        for p in rendered {
+            state.head = p.event.seq;
+            // An error only means nobody is subscribed right now.
+            let _ = state.sender.send(p);
+        }
+        state.tables = tables;
+    }
+
+    /// The head seq and the tables at it, read together.
+    pub fn snapshot(&self) -> (Seq, Arc<Vec<Table>>) {
+        let state = self.state();
+        (state.head, Arc::clone(&state.tables))
+    }
+
+    pub fn head(&self) -> Seq {
+        self.state().head
+    }
+
+    pub fn tables(&self) -> Arc<Vec<Table>> {
+        Arc::clone(&self.state().tables)
+    }
+
+    /// Subscribes; `kill` is cancelled if the client falls a ring behind.
+    pub fn subscribe(&self, kind: ClientKind, kill: CancellationToken) -> Subscription {
+        let (rx, head, tables) = {
+            let state = self.state();
+            (
+                state.sender.subscribe(),
+                state.head,
+                Arc::clone(&state.tables),
+            )
+        };
+        let id = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
+        let entry = (kind != ClientKind::Internal).then(|| {
+            let entry = Arc::new(ClientEntry {
+                kind,
+                seen: AtomicU64::new(head),
+                kill,
+            });
+            if let Ok(mut clients) = self.inner.clients.lock() {
+                clients.insert(id, Arc::clone(&entry));
+            }
+            gauge(&self.inner.metrics, kind, 1);
+            entry
+        });
+        Subscription {
+            rx,
+            head,
+            tables,
+            guard: ClientGuard {
+                hub: Arc::clone(&self.inner),
+                id,
+                entry,
+            },
+        }
+    }
+
+    /// Closes clients that fell a whole ring behind, until `shutdown`.
+    ///
+    /// A stalled client's task is not polled (its socket is full), so it
+    /// cannot notice its own lag; this task notices for it.
+    pub async fn reap_slow_clients(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(REAP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let head = self.head();
+            let limit = u64::try_from(self.inner.capacity).unwrap_or(u64::MAX);
+            let slow: Vec<Arc<ClientEntry>> = match self.inner.clients.lock() {
+                Ok(clients) => clients
+                    .values()
+                    .filter(|c| head.saturating_sub(c.seen.load(Ordering::Relaxed)) >= limit)
+                    .filter(|c| !c.kill.is_cancelled())
+                    .cloned()
+                    .collect(),
+                Err(_) => continue,
+            };
+            for client in slow {
+                self.inner
+                    .metrics
+                    .slow_clients_closed
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    kind = ?client.kind,
+                    behind = head.saturating_sub(client.seen.load(Ordering::Relaxed)),
+                    "closing a stream client that fell too far behind (it will resume by seq)"
+                );
+                client.kill.cancel();
+            }
+        }
+    }
+}

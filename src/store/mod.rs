@@ -1,0 +1,433 @@
+//! SQLite storage: one writer actor, a few read connections.
+//!
+//! Invariants:
+//! - Only the writer thread ([`writer`]) modifies the database. Every change
+//!   goes to it as a [`Change`] and is answered only after its transaction
+//!   has committed, so a 2xx always means "on disk".
+//! - The writer commits whatever is queued in one transaction (group
+//!   commit): one fsync per change when idle, many changes per fsync under
+//!   load. With `synchronous = FULL` in WAL mode, a committed change
+//!   survives `kill -9` and power loss.
+//! - Events get strictly increasing, gap-free `seq` numbers; retention only
+//!   removes the oldest ones.
+//! - Readers use their own connections (WAL lets them run beside the
+//!   writer) on the blocking thread pool, never on the async runtime.
+
+mod schema;
+mod writer;
+
+use crate::domain::{Actor, Event, EventType, Layout, Seq, Table, TableId, TableState};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use rusqlite::{Connection, OpenFlags, params_from_iter};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+
+pub use writer::WriterConfig;
+
+/// Most read connections kept open between queries.
+const MAX_IDLE_READERS: usize = 4;
+
+/// Commands waiting for the writer; beyond this, callers wait (HTTP
+/// handlers are then slowed down instead of memory growing).
+const WRITER_QUEUE: usize = 4096;
+
+/// How long a reader waits for a lock before giving up (checkpoints can
+/// briefly hold one).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("table {0} not found")]
+    TableNotFound(TableId),
+    #[error("{0}")]
+    Conflict(String),
+    /// A value that is well-formed but not acceptable; names the field.
+    #[error("{field}: {message}")]
+    InvalidValue { field: String, message: String },
+    /// A sensor-driven change lost a race with a staff change or a hold.
+    #[error("change refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A new table from the API (`id` is chosen by the store when absent).
+#[derive(Debug, Clone)]
+pub struct NewTable {
+    pub id: Option<TableId>,
+    pub number: String,
+    pub zone: String,
+    pub seats: u32,
+    pub layout: Layout,
+}
+
+/// Fields of a table that may be edited; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct TablePatch {
+    pub number: Option<String>,
+    pub zone: Option<String>,
+    pub seats: Option<u32>,
+    pub x: Option<f64>,
+    pub y: Option<f64>,
+    pub w: Option<f64>,
+    pub h: Option<f64>,
+    pub shape: Option<crate::domain::Shape>,
+}
+
+/// What happens to a table's manual hold on a state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Staff change without `hold_minutes`: any earlier hold ends.
+    Clear,
+    /// Pin the state until this time; sensors cannot change it before.
+    Until(SystemTime),
+}
+
+/// Who may overrule whom on a state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Staff win immediately.
+    Staff,
+    /// A sensor-driven change applies only if the table is still in
+    /// `expected` and not held, so it never overwrites a racing staff change.
+    Sensor { expected: TableState },
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    CreateTable(NewTable),
+    UpdateTable {
+        id: TableId,
+        patch: TablePatch,
+    },
+    DeleteTable {
+        id: TableId,
+    },
+    SetState {
+        id: TableId,
+        state: TableState,
+        hold: Hold,
+        people: Option<u32>,
+        guard: Guard,
+    },
+    /// An event that changes no table row (sensor faults, alerts, start).
+    Record {
+        kind: EventType,
+        table: Option<TableId>,
+        data: serde_json::Value,
+    },
+    /// Deletes events recorded before the cutoff.
+    Prune {
+        before: SystemTime,
+    },
+}
+
+/// What a committed change produced.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// The event, if the change changed anything.
+    pub event: Option<Event>,
+    /// The table after the change (or as it was, for a delete).
+    pub table: Option<Table>,
+}
+
+type Reply = oneshot::Sender<Result<Applied, StoreError>>;
+
+enum Command {
+    Apply {
+        change: Change,
+        actor: Actor,
+        reply: Option<Reply>,
+    },
+    /// Commit what came before, then stop; answered when the thread is done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the store: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// Owned by the writer thread's receiver; closed by `shutdown`.
+    commands: mpsc::Sender<Command>,
+    /// Idle read connections; a std mutex because it is only held to push
+    /// or pop, never across an await.
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// A page of the event log for replay and history.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events with a larger seq.
+    pub after: Seq,
+    /// Only events up to this seq (inclusive).
+    pub upto: Option<Seq>,
+    pub limit: usize,
+    /// Type prefixes (`table` matches `table.state`); empty means all.
+    pub types: Vec<String>,
+    /// Table ids; empty means all.
+    pub tables: Vec<TableId>,
+}
+
+/// A page of events and whether the log still reaches back to the query's
+/// start (false once retention deleted events after `after`).
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    pub continuous: bool,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, seeds an empty
+    /// floor plan, and starts the writer thread.
+    pub fn open(
+        config: &crate::config::Config,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        let path = config.storage.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Invalid(format!(
+                "{} cannot use WAL mode (got {mode}); is it on a network filesystem?",
+                path.display()
+            )));
+        }
+        // FULL: the WAL is fsynced at every commit, so an acknowledged change
+        // survives a power cut (NORMAL would only survive a process crash).
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        schema::migrate(&mut conn)?;
+
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let mut writer = writer::Writer::new(
+            conn,
+            WriterConfig {
+                batch_max: config.storage.batch_max,
+            },
+            hub,
+            metrics,
+        )?;
+        let seeded = writer.seed(&config.tables)?;
+        if seeded > 0 {
+            tracing::info!(tables = seeded, "empty database seeded from the config");
+        }
+        std::thread::Builder::new()
+            .name("mesero-writer".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                commands: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Commits `change` and returns what it produced; the event (if any) is
+    /// published to live subscribers after the commit.
+    pub async fn apply(&self, change: Change, actor: Actor) -> Result<Applied, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Apply {
+                change,
+                actor,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits the remaining queue and stops the writer thread.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            // The writer answers after its final commit.
+            let _ = finished.await;
+        }
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut idle| idle.pop());
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&mut conn);
+            if let Ok(mut idle) = inner.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("read task failed: {e}")))?
+    }
+
+    /// A page of the event log (see [`EventQuery`]).
+    pub async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
+        self.read(move |conn| query_events(conn, &query)).await
+    }
+
+    /// The tables as stored (the hub holds the same in memory).
+    pub async fn tables(&self) -> Result<Vec<Table>, StoreError> {
+        self.read(|conn| load_tables(conn)).await
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", true)?;
+    Ok(conn)
+}
+
+fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, StoreError> {
+    use rusqlite::types::Value;
+    // One read transaction, so "oldest kept" and the rows agree even if
+    // retention runs meanwhile.
+    let tx = conn.transaction()?;
+    let oldest: Option<i64> = tx.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?;
+    let head: i64 = tx.query_row(
+        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    let after = i64::try_from(q.after).unwrap_or(i64::MAX);
+    let continuous = match oldest {
+        Some(oldest) => oldest <= after.saturating_add(1),
+        // Nothing kept: continuous only if nothing was ever recorded after.
+        None => head <= after,
+    };
+    let mut sql =
+        String::from("SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?");
+    let mut args: Vec<Value> = vec![Value::Integer(after)];
+    if let Some(upto) = q.upto {
+        sql.push_str(" AND seq <= ?");
+        args.push(Value::Integer(i64::try_from(upto).unwrap_or(i64::MAX)));
+    }
+    if !q.types.is_empty() {
+        let alts: Vec<&str> = q
+            .types
+            .iter()
+            .map(|_| "(type = ? OR type LIKE ?)")
+            .collect();
+        sql.push_str(&format!(" AND ({})", alts.join(" OR ")));
+        for t in &q.types {
+            args.push(Value::Text(t.clone()));
+            args.push(Value::Text(format!("{t}.%")));
+        }
+    }
+    if !q.tables.is_empty() {
+        let marks = vec!["?"; q.tables.len()].join(",");
+        sql.push_str(&format!(" AND table_id IN ({marks})"));
+        args.extend(q.tables.iter().map(|&t| Value::Integer(t)));
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?");
+    args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
+    let events = {
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |row| {
+            let data: String = row.get(5)?;
+            Ok(Event {
+                seq: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+                ts: row.get(1)?,
+                kind: row.get(2)?,
+                table: row.get(3)?,
+                actor: row.get(4)?,
+                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    tx.commit()?;
+    Ok(EventPage { events, continuous })
+}
+
+pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation
+         FROM tables ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        let shape: String = row.get(8)?;
+        let state: String = row.get(9)?;
+        Ok(Table {
+            id: row.get(0)?,
+            number: row.get(1)?,
+            zone: row.get(2)?,
+            seats: row.get(3)?,
+            layout: Layout {
+                x: row.get(4)?,
+                y: row.get(5)?,
+                w: row.get(6)?,
+                h: row.get(7)?,
+                shape: shape.parse().unwrap_or_default(),
+            },
+            // A state this binary does not know (a newer mesero wrote it)
+            // is shown as unknown rather than guessed.
+            state: state.parse().unwrap_or(TableState::Unknown),
+            people: row.get(10)?,
+            since: row.get(11)?,
+            hold_until: row.get(12)?,
+            reservation: row.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `mesero db backup`: copies the live database with SQLite's online backup
+/// API, so it is consistent even while the daemon writes.
+pub fn backup(source: &Path, dest: &Path) -> Result<(), StoreError> {
+    if !source.exists() {
+        return Err(StoreError::Invalid(format!(
+            "no database at {}",
+            source.display()
+        )));
+    }
+    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    src.busy_timeout(BUSY_TIMEOUT)?;
+    let mut dst = Connection::open(dest)?;
+    let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
+    backup.run_to_completion(256, Duration::from_millis(5), None)?;
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Schema migrations, numbered in code and tracked by `PRAGMA user_version`.
+//!
+//! Migrations only ever get appended: migration N brings a database from
+//! version N-1 to N, inside one transaction.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: tables and the append-only event log.
+    "CREATE TABLE tables (
+        id INTEGER PRIMARY KEY,
+        number TEXT NOT NULL UNIQUE,
+        zone TEXT NOT NULL,
+        seats INTEGER NOT NULL,
+        x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+        shape TEXT NOT NULL,
+        state TEXT NOT NULL,
+        people INTEGER,
+        since TEXT NOT NULL,
+        hold_until TEXT,
+        reservation INTEGER
+    );
+    -- AUTOINCREMENT keeps the highest seq in sqlite_sequence even after
+    -- retention deletes every row, so seq never goes backwards.
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts TEXT NOT NULL,
+        type TEXT NOT NULL,
+        table_id INTEGER,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_by_table ON events (table_id, seq);
+    CREATE INDEX events_by_ts ON events (ts);",
+];
+
+/// The schema version this binary writes.
+pub const VERSION: usize = MIGRATIONS.len();
+
+/// Brings `conn` up to [`VERSION`]; refuses a database from a newer mesero.
+pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if current > VERSION {
+        return Err(super::StoreError::Invalid(format!(
+            "database schema version {current} is newer than this mesero supports ({VERSION}); \
+             install the newer mesero or restore a backup"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+        tracing::info!(version = index + 1, "database migrated");
+    }
+    Ok(())
+}
