@@ -1,0 +1,267 @@
+//! Helpers shared by the integration tests: a daemon on a real SQLite file
+//! and a loopback port chosen by the OS, and real HTTP/SSE/WS clients.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use mesero::config::Config;
+use mesero::daemon::Daemon;
+use mesero::watch::{SseMessage, SseParser};
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const VIEWER: &str = "viewer-token";
+pub const STAFF: &str = "staff-token";
+pub const ADMIN: &str = "admin-token";
+
+/// Generous upper bound for anything to happen on a loaded CI machine; tests
+/// wait on conditions and only fail when this runs out.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub const FIXTURE: &str = include_str!("../fixtures/test.toml");
+
+/// The fixture config with `storage.path` in `dir` and extra overrides.
+pub fn config(dir: &Path, overrides: &[(&str, &str)]) -> Config {
+    let mut env: Vec<(String, String)> = vec![(
+        "MESERO_STORAGE_PATH".into(),
+        dir.join("mesero.db").display().to_string(),
+    )];
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Config::from_toml(Path::new("tests/fixtures/test.toml"), FIXTURE, env).expect("fixture config")
+}
+
+/// A daemon running in this process on port 0.
+pub struct TestDaemon {
+    pub daemon: Daemon,
+    pub base: String,
+}
+
+impl TestDaemon {
+    pub async fn start(config: Config) -> TestDaemon {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let daemon = Daemon::start(config, Some(listener))
+            .await
+            .expect("daemon starts");
+        let base = format!("http://{}", daemon.http_addr());
+        TestDaemon { daemon, base }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.daemon.http_addr()
+    }
+
+    pub async fn stop(self) {
+        self.daemon.stop().await;
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .expect("http client")
+}
+
+/// PUT a table state as `token`; returns (status, body).
+pub async fn put_state(
+    base: &str,
+    token: Option<&str>,
+    table: i64,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut req = http()
+        .put(format!("{base}/api/v1/tables/{table}/state"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await.expect("PUT");
+    let status = res.status().as_u16();
+    let json = res.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+pub async fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let res = http()
+        .get(format!("{base}{path}"))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .expect("GET");
+    assert!(res.status().is_success(), "GET {path}: {}", res.status());
+    res.json().await.expect("json")
+}
+
+/// All events after `since`, paging through `/events`.
+pub async fn all_events(base: &str, mut since: u64) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let page = get_json(base, &format!("/api/v1/events?since={since}&limit=1000")).await;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            return out;
+        }
+        since = page["next_since"].as_u64().expect("next_since");
+        out.extend(events);
+    }
+}
+
+/// A live SSE connection; messages arrive on a channel.
+pub struct Sse {
+    pub rx: mpsc::UnboundedReceiver<SseMessage>,
+    task: tokio::task::JoinHandle<()>,
+    pub status: u16,
+}
+
+impl Drop for Sse {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Sse {
+    /// Connects to `path` (with query) sending `headers`.
+    pub async fn connect(base: &str, path: &str, headers: &[(&str, &str)]) -> Sse {
+        let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut res = req.send().await.expect("SSE connect");
+        let status = res.status().as_u16();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut parser = SseParser::default();
+            while let Ok(Some(chunk)) = res.chunk().await {
+                for msg in parser.push(&chunk) {
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Sse { rx, task, status }
+    }
+
+    /// The next message, or None if the stream ended; panics after PATIENCE.
+    pub async fn next(&mut self) -> Option<SseMessage> {
+        tokio::time::timeout(PATIENCE, self.rx.recv())
+            .await
+            .expect("timed out waiting for an SSE message")
+    }
+
+    pub async fn next_json(&mut self) -> (SseMessage, serde_json::Value) {
+        let msg = self.next().await.expect("stream ended");
+        let json = serde_json::from_str(&msg.data).expect("SSE data is JSON");
+        (msg, json)
+    }
+}
+
+/// The real binary, started as a child process.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub base: String,
+}
+
+impl Process {
+    /// Starts `mesero run` with the fixture config and `env`, and waits for
+    /// its "http listening" log line to learn the port.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Process {
+        let config_path = dir.join("mesero.toml");
+        std::fs::write(&config_path, FIXTURE).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesero"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("MESERO_STORAGE_PATH", dir.join("mesero.db"))
+            .env("MESERO_HTTP_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn mesero");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split("addr=").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+            }
+        });
+        let addr: SocketAddr = rx
+            .recv_timeout(PATIENCE)
+            .expect("daemon printed its address")
+            .parse()
+            .expect("address parses");
+        Process {
+            child,
+            addr,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the daemon, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit; returns its exit status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "daemon did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn db_path(dir: &Path) -> PathBuf {
+    dir.join("mesero.db")
+}

@@ -1,0 +1,374 @@
+//! SSE and WebSocket streams over loopback against a real SQLite file:
+//! fan-out with one seq, auth, resume without gaps (also across a restart),
+//! and the reset snapshot for ids older than what is kept.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_connect(base: &str, query: &str) -> Ws {
+    let url = format!("{}/api/v1/ws{query}", base.replace("http://", "ws://"));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("ws connect");
+    ws
+}
+
+/// The next JSON text frame (pings and pongs are skipped).
+async fn ws_next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("timed out waiting for a WebSocket frame")
+            .expect("socket open")
+            .expect("frame");
+        match msg {
+            Message::Text(text) => return serde_json::from_str(&text).expect("json frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_change_reaches_sse_and_ws_with_the_same_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    let (snap_msg, snap) = sse.next_json().await;
+    assert_eq!(snap_msg.event.as_deref(), Some("snapshot"));
+    assert_eq!(snap["tables"].as_array().map(Vec::len), Some(4));
+    assert_eq!(snap["reset"], false);
+    assert_eq!(
+        snap_msg.id.as_deref(),
+        Some(snap["seq"].to_string().as_str())
+    );
+
+    let mut ws = ws_connect(&d.base, "?token=viewer-token").await;
+    let first = ws_next(&mut ws).await;
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["seq"], snap["seq"]);
+
+    let (status, body) = put_state(&d.base, Some(STAFF), 2, r#"{"state": "occupied"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let seq = body["seq"].as_u64().expect("seq in answer");
+
+    let (msg, event) = sse.next_json().await;
+    assert_eq!(msg.event.as_deref(), Some("table.state"));
+    assert_eq!(msg.id, Some(seq.to_string()));
+    assert_eq!(event["seq"], seq);
+    assert_eq!(event["table"], 2);
+    assert_eq!(event["actor"], "staff:staff");
+    assert_eq!(event["data"]["from"], "free");
+    assert_eq!(event["data"]["to"], "occupied");
+    assert_eq!(event["data"]["table"]["state"], "occupied");
+
+    let ws_event = ws_next(&mut ws).await;
+    assert_eq!(ws_event, event, "WS carries the same event object as SSE");
+
+    // WebSocket ops.
+    ws.send(Message::Text(r#"{"op":"ping"}"#.into()))
+        .await
+        .expect("send");
+    assert_eq!(ws_next(&mut ws).await, json!({"type": "pong"}));
+    ws.send(Message::Text(r#"{"op":"dance"}"#.into()))
+        .await
+        .expect("send");
+    assert_eq!(ws_next(&mut ws).await["type"], "error");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let (status, body) = put_state(&d.base, Some(VIEWER), 1, r#"{"state": "occupied"}"#).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "forbidden");
+    let (status, _) = put_state(&d.base, None, 1, r#"{"state": "occupied"}"#).await;
+    assert_eq!(
+        status, 401,
+        "anonymous viewers must authenticate to change state"
+    );
+    let (status, _) = put_state(&d.base, Some("nope"), 1, r#"{"state": "occupied"}"#).await;
+    assert_eq!(status, 401);
+    let res = http()
+        .delete(format!("{}/api/v1/tables/1", d.base))
+        .bearer_auth(STAFF)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 403, "floor-plan edits are for admins");
+    let snapshot = get_json(&d.base, "/api/v1/snapshot").await;
+    assert!(
+        snapshot["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .all(|t| t["state"] == "free")
+    );
+    d.stop().await;
+
+    let locked = TestDaemon::start(config(dir.path(), &[("MESERO_AUTH_ANONYMOUS", "none")])).await;
+    for path in [
+        "/api/v1/snapshot",
+        "/api/v1/tables",
+        "/api/v1/events",
+        "/api/v1/stream",
+    ] {
+        let res = http()
+            .get(format!("{}{path}", locked.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(res.status(), 401, "{path} without a token");
+        let body: Value = res.json().await.expect("json error");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let (status, _) = put_state(&locked.base, None, 1, r#"{"state": "occupied"}"#).await;
+    assert_eq!(status, 401);
+    let res = http()
+        .get(format!(
+            "{}/api/v1/snapshot?token=viewer-token",
+            locked.base
+        ))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 200, "?token= works too");
+    locked.stop().await;
+}
+
+/// Makes `n` real state changes, round-robin over tables 1..=4, and
+/// returns their seqs (each PUT picks a state the table is not in).
+async fn changes(base: &str, n: usize) -> Vec<u64> {
+    let snapshot = get_json(base, "/api/v1/snapshot").await;
+    let mut states: Vec<String> = (0..4)
+        .map(|i| {
+            snapshot["tables"][i]["state"]
+                .as_str()
+                .unwrap_or("free")
+                .to_string()
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        let state = if states[i % 4] == "occupied" {
+            "dirty"
+        } else {
+            "occupied"
+        };
+        let table = (i % 4) as i64 + 1;
+        let (status, body) = put_state(
+            base,
+            Some(STAFF),
+            table,
+            &format!(r#"{{"state":"{state}"}}"#),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        seqs.push(body["seq"].as_u64().expect("a change makes an event"));
+        states[i % 4] = state.to_string();
+    }
+    seqs
+}
+
+/// Reads SSE messages until `count` events arrived; returns their seqs.
+async fn seqs_of(sse: &mut Sse, count: usize) -> Vec<u64> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        let msg = sse.next().await.expect("stream open");
+        assert_ne!(
+            msg.event.as_deref(),
+            Some("snapshot"),
+            "a resume must not start with a snapshot"
+        );
+        out.push(msg.id.expect("id").parse().expect("numeric id"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_last_event_id_has_no_gap_and_no_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream", &[]).await;
+    let (_, snap) = sse.next_json().await;
+    let first = changes(&d.base, 3).await;
+    assert_eq!(seqs_of(&mut sse, 3).await, first);
+    let last_seen = *first.last().expect("seq");
+    drop(sse);
+
+    let missed = changes(&d.base, 25).await;
+    let mut sse = Sse::connect(
+        &d.base,
+        // An old `since` in the URL (as EventSource keeps it) loses to the header.
+        &format!("/api/v1/stream?since={}", snap["seq"]),
+        &[("last-event-id", &last_seen.to_string())],
+    )
+    .await;
+    assert_eq!(
+        seqs_of(&mut sse, 25).await,
+        missed,
+        "exactly the missed events, in order"
+    );
+    let live = changes(&d.base, 1).await;
+    assert_eq!(
+        seqs_of(&mut sse, 1).await,
+        live,
+        "then live, with nothing repeated"
+    );
+
+    // The same through ?since= and through the WebSocket's subscribe op.
+    let mut by_query =
+        Sse::connect(&d.base, &format!("/api/v1/stream?since={last_seen}"), &[]).await;
+    let mut expected = missed.clone();
+    expected.extend(&live);
+    assert_eq!(seqs_of(&mut by_query, 26).await, expected);
+
+    let mut ws = ws_connect(&d.base, "").await;
+    assert_eq!(ws_next(&mut ws).await["type"], "snapshot");
+    ws.send(Message::Text(
+        json!({"op": "subscribe", "since": last_seen, "tables": [2]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    let only_table_2: Vec<u64> = all_events(&d.base, last_seen)
+        .await
+        .iter()
+        .filter(|e| e["table"] == 2)
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(!only_table_2.is_empty());
+    for want in &only_table_2 {
+        assert_eq!(ws_next(&mut ws).await["seq"], *want);
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_works_across_a_daemon_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream", &[]).await;
+    sse.next_json().await;
+    let seen = changes(&d.base, 2).await;
+    assert_eq!(seqs_of(&mut sse, 2).await, seen);
+    let last_seen = seen[1];
+    let missed_before = changes(&d.base, 5).await;
+    drop(sse);
+    d.stop().await;
+
+    // Same database file, new process state, new port.
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let missed_after = changes(&d.base, 5).await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream",
+        &[("last-event-id", &last_seen.to_string())],
+    )
+    .await;
+
+    let mut expected: Vec<u64> = all_events(&d.base, last_seen)
+        .await
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    // The log holds the missed changes plus the restart's system.started.
+    let restart_seq = missed_before.last().expect("seq") + 1;
+    let mut changes_and_start = missed_before.clone();
+    changes_and_start.push(restart_seq);
+    changes_and_start.extend(&missed_after);
+    assert_eq!(expected, changes_and_start);
+    assert_eq!(seqs_of(&mut sse, expected.len()).await, expected);
+    let live = changes(&d.base, 1).await;
+    assert_eq!(seqs_of(&mut sse, 1).await, live);
+    expected.extend(live);
+
+    // Only table changes, filtered on the server, across the restart too.
+    let mut filtered = Sse::connect(
+        &d.base,
+        &format!("/api/v1/stream?since={last_seen}&types=table.state"),
+        &[],
+    )
+    .await;
+    let mut table_changes = missed_before;
+    table_changes.extend(missed_after);
+    table_changes.extend(&expected[expected.len() - 1..]);
+    assert_eq!(
+        seqs_of(&mut filtered, table_changes.len()).await,
+        table_changes
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_older_than_retention_gets_a_reset_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let old = changes(&d.base, 6).await;
+    d.stop().await;
+
+    // Age the first changes past storage.retention_days (30): the next
+    // start deletes them.
+    {
+        let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+        conn.execute(
+            "UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq <= ?1",
+            [old[3] as i64],
+        )
+        .expect("age events");
+    }
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let kept = get_json(&d.base, "/api/v1/events?since=0").await;
+    assert_eq!(
+        kept["events"][0]["seq"], old[4],
+        "retention deleted the aged events"
+    );
+    assert_eq!(kept["complete"], false);
+
+    for headers in [vec![("last-event-id", old[0].to_string())], vec![]] {
+        let path = if headers.is_empty() {
+            format!("/api/v1/stream?since={}", old[1])
+        } else {
+            "/api/v1/stream".to_string()
+        };
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut sse = Sse::connect(&d.base, &path, &headers).await;
+        let (msg, snap) = sse.next_json().await;
+        assert_eq!(msg.event.as_deref(), Some("snapshot"));
+        assert_eq!(snap["reset"], true);
+        assert_eq!(snap["tables"].as_array().map(Vec::len), Some(4));
+        let seq = changes(&d.base, 1).await;
+        assert_eq!(
+            seqs_of(&mut sse, 1).await,
+            seq,
+            "live after the reset snapshot"
+        );
+    }
+
+    // A still-kept id replays normally.
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream",
+        &[("last-event-id", &old[4].to_string())],
+    )
+    .await;
+    assert_eq!(seqs_of(&mut sse, 1).await, vec![old[5]]);
+    d.stop().await;
+}
