@@ -346,21 +346,38 @@ impl Config {
                     path: path.to_owned(),
                     message: e.to_string(),
                 })?;
-        apply_env(&mut doc, env)?;
+        let overridden = apply_env(&mut doc, env)?;
+        // A bad value that came from the environment is reported with the
+        // variable's name, or nobody would find it in the file.
+        let blame = |e: ConfigError| match e {
+            ConfigError::Key { key, message } => {
+                let var = overridden.iter().find(|(dotted, _)| *dotted == key);
+                match var {
+                    Some((_, var)) => key_error(format!("{key} (from {var})"), message),
+                    None => key_error(key, message),
+                }
+            }
+            other => other,
+        };
         let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(doc))
             .map_err(|e| {
                 let key = e.path().to_string();
-                key_error(key, e.into_inner().to_string())
+                // toml appends "in `section`" on a second line; the key
+                // already says where.
+                let message = e.into_inner().to_string();
+                blame(key_error(key, message.lines().next().unwrap_or_default()))
             })?;
-        check(raw)
+        check(raw).map_err(blame)
     }
 }
 
-/// Applies `MESERO_<SECTION>_<KEY>` overrides to the parsed document.
+/// Applies `MESERO_<SECTION>_<KEY>` overrides to the parsed document;
+/// returns the (dotted key, variable) pairs it applied.
 fn apply_env(
     doc: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut applied = Vec::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("MESERO_") else {
             continue;
@@ -412,8 +429,9 @@ fn apply_env(
             }
             _ => return Err(key_error(section, "must be a table")),
         }
+        applied.push((format!("{section}.{key}"), name));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// Parses a duration such as `"10s"`, `"3m"`, `"1h"` for `key`.

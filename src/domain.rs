@@ -13,8 +13,10 @@ pub type TableId = i64;
 /// Monotonic event sequence number (SPEC: strictly increasing u64).
 pub type Seq = u64;
 
+/// Deserialized through [`FromStr`], so a wrong type or an unknown name
+/// gets an error that says which states exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum TableState {
     Free,
     Occupied,
@@ -54,6 +56,13 @@ impl TableState {
     }
 }
 
+impl TryFrom<String> for TableState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl fmt::Display for TableState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -66,7 +75,9 @@ impl FromStr for TableState {
         TableState::ALL
             .into_iter()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown table state {s:?}"))
+            .ok_or_else(|| {
+                format!("unknown table state {s:?} (free, occupied, reserved, dirty, unknown)")
+            })
     }
 }
 

@@ -105,11 +105,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             Err(e) => {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
-                let code = if inner.is_syntax() || inner.is_eof() {
-                    "bad_json"
-                } else {
-                    "bad_request"
-                };
+                // serde_json reports some type errors (a number where an
+                // enum goes) as syntax errors: only text that is not JSON
+                // at all is `bad_json`.
+                let not_json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err();
+                let code = if not_json { "bad_json" } else { "bad_request" };
                 let message = if path == "." || path == "?" {
                     inner.to_string()
                 } else {
