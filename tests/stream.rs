@@ -372,3 +372,46 @@ async fn an_id_older_than_retention_gets_a_reset_snapshot() {
     assert_eq!(seqs_of(&mut sse, 1).await, vec![old[5]]);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_peer_that_stops_answering_pings_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_HTTP_WS_PING", "100ms")])).await;
+    let ws_clients =
+        || async { get_json(&d.base, "/api/v1/stats").await["connections"]["ws"].clone() };
+
+    // A live peer answers pings (tungstenite does while it is read).
+    let mut alive = ws_connect(&d.base, "").await;
+    assert_eq!(ws_next(&mut alive).await["type"], "snapshot");
+    // A dead one: connected, then never read again, so it never pongs.
+    let _dead = ws_connect(&d.base, "").await;
+    assert_eq!(ws_clients().await, 2);
+
+    // The live peer keeps reading (and so answering pings); it reports
+    // each ping it gets.
+    let (pings_tx, mut pings) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(frame)) = alive.next().await {
+            if frame.is_ping() && pings_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while ws_clients().await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead peer was never dropped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Several ping rounds later the answering peer is still connected.
+    for _ in 0..5 {
+        tokio::time::timeout(PATIENCE, pings.recv())
+            .await
+            .expect("pings keep coming");
+    }
+    assert_eq!(ws_clients().await, 1, "the answering peer is kept");
+    reader.abort();
+    d.stop().await;
+}
