@@ -415,3 +415,99 @@ async fn a_websocket_peer_that_stops_answering_pings_is_dropped() {
     reader.abort();
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_sends_retry_hint_and_heartbeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_HTTP_HEARTBEAT", "100ms")])).await;
+    let mut res = http()
+        .get(format!("{}/api/v1/stream", d.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut text = String::new();
+    while text.matches(": heartbeat").count() < 2 {
+        let chunk = tokio::time::timeout(PATIENCE, res.chunk())
+            .await
+            .expect("a heartbeat in time")
+            .expect("read")
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.starts_with("retry: 100\n\n"), "{text}");
+    assert!(text.contains("event: snapshot"), "{text}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_plan_edits_are_events_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream?types=table", &[]).await;
+    sse.next_json().await;
+
+    let res = http()
+        .post(format!("{}/api/v1/tables", d.base))
+        .bearer_auth(ADMIN)
+        .body(r#"{"number": "T9", "zone": "bar", "seats": 2, "shape": "round"}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.expect("json");
+    let id = created["id"].as_i64().expect("new id");
+    assert_eq!(created["state"], "free");
+    let (msg, event) = sse.next_json().await;
+    assert_eq!(msg.event.as_deref(), Some("table.created"));
+    assert_eq!(event["table"], id);
+
+    let res = http()
+        .patch(format!("{}/api/v1/tables/{id}", d.base))
+        .bearer_auth(ADMIN)
+        .body(r#"{"seats": 6}"#)
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status(), 200);
+    let (msg, _) = sse.next_json().await;
+    assert_eq!(msg.event.as_deref(), Some("table.updated"));
+    assert_eq!(
+        get_json(&d.base, &format!("/api/v1/tables/{id}")).await["seats"],
+        6
+    );
+
+    let (status, _) = put_state(
+        &d.base,
+        Some(STAFF),
+        id,
+        r#"{"state": "occupied", "hold_minutes": 20}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, event) = sse.next_json().await;
+    assert_eq!(event["type"], "table.state");
+    assert!(event["data"]["table"]["hold_until"].is_string(), "{event}");
+
+    let res = http()
+        .delete(format!("{}/api/v1/tables/{id}", d.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(res.status(), 204);
+    let (msg, _) = sse.next_json().await;
+    assert_eq!(msg.event.as_deref(), Some("table.deleted"));
+    let res = http()
+        .get(format!("{}/api/v1/tables/{id}", d.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), 404);
+    d.stop().await;
+}
