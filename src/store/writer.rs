@@ -251,14 +251,7 @@ fn apply(
             };
             write_table(conn, &table)?;
             let event = record(EventType::TableCreated, Some(id), json!({ "table": table }))?;
-            Ok(Effect {
-                upsert: Some(table.clone()),
-                remove: None,
-                applied: Applied {
-                    event: Some(event),
-                    table: Some(table),
-                },
-            })
+            Ok(written(table, event))
         }
         Change::UpdateTable { id, patch } => {
             let mut table = tables
@@ -289,14 +282,7 @@ fn apply(
             }
             write_table(conn, &table)?;
             let event = record(EventType::TableUpdated, Some(id), json!({ "table": table }))?;
-            Ok(Effect {
-                upsert: Some(table.clone()),
-                remove: None,
-                applied: Applied {
-                    event: Some(event),
-                    table: Some(table),
-                },
-            })
+            Ok(written(table, event))
         }
         Change::DeleteTable { id } => {
             let table = tables
@@ -363,14 +349,7 @@ fn apply(
                 Some(id),
                 json!({ "from": current.state, "to": state, "table": table }),
             )?;
-            Ok(Effect {
-                upsert: Some(table.clone()),
-                remove: None,
-                applied: Applied {
-                    event: Some(event),
-                    table: Some(table),
-                },
-            })
+            Ok(written(table, event))
         }
         Change::Record { kind, table, data } => {
             let event = record(kind, table, data)?;
@@ -392,6 +371,18 @@ fn apply(
             }
             Ok(Effect::default())
         }
+    }
+}
+
+/// A table row written, with the event that says so.
+fn written(table: Table, event: Event) -> Effect {
+    Effect {
+        upsert: Some(table.clone()),
+        remove: None,
+        applied: Applied {
+            event: Some(event),
+            table: Some(table),
+        },
     }
 }
 
