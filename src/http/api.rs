@@ -2,14 +2,14 @@
 
 use super::AppState;
 use super::error::{ApiError, AsAdmin, AsStaff, AsViewer, JsonBody, Need, Query};
-use crate::domain::{Layout, Shape, TableId, TableState};
+use crate::domain::{Event, Layout, Seq, Shape, TableId, TableState};
 use crate::feed::{Filter, snapshot_json};
 use crate::store::{Change, EventQuery, Guard, Hold, NewTable, TablePatch};
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 
@@ -209,7 +209,7 @@ pub async fn events(
     State(app): State<AppState>,
     _: AsViewer,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EventsPage>, ApiError> {
     let q = Query::parse(query.as_deref(), &["since", "limit", "type", "table"])?;
     let since = q.u64("since")?.unwrap_or(0);
     let limit = q.u64("limit")?.unwrap_or(EVENTS_DEFAULT_LIMIT);
@@ -236,12 +236,21 @@ pub async fn events(
             tables,
         })
         .await?;
-    let next = page.events.last().map_or(since, |e| e.seq);
-    Ok(Json(json!({
-        "events": page.events,
-        "next_since": next,
-        "complete": page.continuous,
-    })))
+    let next_since = page.events.last().map_or(since, |e| e.seq);
+    Ok(Json(EventsPage {
+        events: page.events,
+        next_since,
+        complete: page.continuous,
+    }))
+}
+
+/// A page of history; a struct (not `json!`) so each event keeps the
+/// field order it has on the streams.
+#[derive(Serialize)]
+pub struct EventsPage {
+    events: Vec<Event>,
+    next_since: Seq,
+    complete: bool,
 }
 
 pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
