@@ -53,6 +53,7 @@ pub mod raw {
         pub http: Http,
         pub storage: Storage,
         pub occupancy: Occupancy,
+        pub mqtt: Mqtt,
         pub auth: Auth,
         pub log: Log,
         pub tables: Vec<Table>,
@@ -136,6 +137,48 @@ pub mod raw {
                 bussing: false,
             }
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    pub struct Mqtt {
+        pub enabled: bool,
+        pub listen: String,
+        /// Empty: no WebSocket listener.
+        pub ws_listen: String,
+        pub allow_anonymous: bool,
+        pub homeassistant: bool,
+        pub max_payload: u64,
+        pub max_connections: u64,
+        pub segment_bytes: u64,
+        pub segments: u64,
+        pub users: Vec<MqttUser>,
+    }
+
+    impl Default for Mqtt {
+        fn default() -> Self {
+            Mqtt {
+                enabled: true,
+                listen: "0.0.0.0:1883".into(),
+                ws_listen: String::new(),
+                allow_anonymous: false,
+                homeassistant: false,
+                max_payload: 64 * 1024,
+                max_connections: 64,
+                segment_bytes: 128 * 1024,
+                segments: 4,
+                users: Vec::new(),
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MqttUser {
+        pub name: String,
+        pub role: String,
+        pub password: Option<String>,
+        pub password_sha256: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -235,6 +278,15 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("occupancy", "occupy_after", Kind::Str),
     ("occupancy", "release_after", Kind::Str),
     ("occupancy", "bussing", Kind::Bool),
+    ("mqtt", "enabled", Kind::Bool),
+    ("mqtt", "listen", Kind::Str),
+    ("mqtt", "ws_listen", Kind::Str),
+    ("mqtt", "allow_anonymous", Kind::Bool),
+    ("mqtt", "homeassistant", Kind::Bool),
+    ("mqtt", "max_payload", Kind::Int),
+    ("mqtt", "max_connections", Kind::Int),
+    ("mqtt", "segment_bytes", Kind::Int),
+    ("mqtt", "segments", Kind::Int),
     ("auth", "anonymous", Kind::Str),
     ("log", "level", Kind::Str),
 ];
@@ -246,6 +298,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub storage: StorageConfig,
     pub occupancy: OccupancyConfig,
+    pub mqtt: MqttConfig,
     pub auth: AuthConfig,
     pub log_level: String,
     /// Seeds an empty database; afterwards the API owns the floor plan.
@@ -288,6 +341,47 @@ pub struct OccupancyConfig {
     pub occupy_after: Duration,
     pub release_after: Duration,
     pub bussing: bool,
+}
+
+/// The embedded MQTT broker (SPEC §3).
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// false: no broker at all (nothing listens, nothing is published).
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// MQTT over WebSocket (browsers, some integrations), if set.
+    pub ws_listen: Option<SocketAddr>,
+    /// Clients without a username connect with the viewer role.
+    pub allow_anonymous: bool,
+    /// Publish Home Assistant discovery configs.
+    pub homeassistant: bool,
+    /// Largest MQTT packet accepted (bytes after the fixed header).
+    pub max_payload: usize,
+    /// Most clients connected at once.
+    pub max_connections: usize,
+    /// Size of one segment of the broker's in-memory log per subscription
+    /// filter, and how many segments are kept: together they bound the
+    /// memory a subscription filter can hold.
+    pub segment_bytes: usize,
+    pub segments: usize,
+    pub users: Vec<MqttUser>,
+}
+
+#[derive(Clone)]
+pub struct MqttUser {
+    pub name: String,
+    pub role: Role,
+    /// Only the digest is kept, as for tokens.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for MqttUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -466,6 +560,97 @@ fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {
     value.parse().map_err(|e: String| key_error(key, e))
 }
 
+/// The SHA-256 of a secret given either in plain (`plain.0` names the key)
+/// or as its hex digest (`hashed.0`), never both.
+fn secret_digest(
+    key: &str,
+    plain: (&str, Option<String>),
+    hashed: (&str, Option<String>),
+) -> Result<[u8; 32], ConfigError> {
+    match (plain.1, hashed.1) {
+        (Some(secret), None) if !secret.is_empty() => Ok(Sha256::digest(secret.as_bytes()).into()),
+        (None, Some(hexed)) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(hexed.trim(), &mut out).map_err(|_| {
+                key_error(
+                    format!("{key}.{}", hashed.0),
+                    format!(
+                        "must be 64 hexadecimal characters (printf %s '{}' | sha256sum)",
+                        plain.0.to_uppercase()
+                    ),
+                )
+            })?;
+            Ok(out)
+        }
+        (Some(_), Some(_)) => Err(key_error(
+            key,
+            format!("give either {} or {}, not both", plain.0, hashed.0),
+        )),
+        _ => Err(key_error(
+            key,
+            format!("needs a non-empty {} or {}", plain.0, hashed.0),
+        )),
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|e| key_error(key, format!("invalid address {value:?}: {e}")))
+}
+
+fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
+    let listen = parse_addr("mqtt.listen", &raw.listen)?;
+    let ws_listen = match raw.ws_listen.trim() {
+        "" => None,
+        addr => Some(parse_addr("mqtt.ws_listen", addr)?),
+    };
+    if ws_listen.is_some_and(|ws| ws.port() != 0 && ws == listen) {
+        return Err(key_error(
+            "mqtt.ws_listen",
+            "must differ from mqtt.listen (one port speaks one protocol)",
+        ));
+    }
+    let mut names = HashSet::new();
+    let mut users = Vec::with_capacity(raw.users.len());
+    for (i, u) in raw.users.into_iter().enumerate() {
+        let key = format!("mqtt.users[{i}]");
+        if u.name.is_empty() {
+            return Err(key_error(format!("{key}.name"), "must not be empty"));
+        }
+        if !names.insert(u.name.clone()) {
+            return Err(key_error(
+                format!("{key}.name"),
+                format!("duplicate user name {:?}", u.name),
+            ));
+        }
+        let role = parse_role(&format!("{key}.role"), &u.role)?;
+        let sha256 = secret_digest(
+            &key,
+            ("password", u.password),
+            ("password_sha256", u.password_sha256),
+        )?;
+        users.push(MqttUser {
+            name: u.name,
+            role,
+            sha256,
+        });
+    }
+    Ok(MqttConfig {
+        enabled: raw.enabled,
+        listen,
+        ws_listen,
+        allow_anonymous: raw.allow_anonymous,
+        homeassistant: raw.homeassistant,
+        max_payload: in_range("mqtt.max_payload", raw.max_payload, 256, 1 << 20)?,
+        max_connections: in_range("mqtt.max_connections", raw.max_connections, 1, 10_000)?,
+        segment_bytes: in_range("mqtt.segment_bytes", raw.segment_bytes, 4096, 64 << 20)?,
+        segments: in_range("mqtt.segments", raw.segments, 1, 1024)?,
+        users,
+    })
+}
+
 fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
     if raw.site.id.is_empty()
         || !raw
@@ -533,6 +718,8 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         bussing: raw.occupancy.bussing,
     };
 
+    let mqtt = check_mqtt(raw.mqtt)?;
+
     let anonymous = match raw.auth.anonymous.as_str() {
         "none" => None,
         other => Some(parse_role("auth.anonymous", other).map_err(|_| {
@@ -556,28 +743,7 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             ));
         }
         let role = parse_role(&format!("{key}.role"), &t.role)?;
-        let sha256 = match (t.token, t.token_sha256) {
-            (Some(plain), None) if !plain.is_empty() => Sha256::digest(plain.as_bytes()).into(),
-            (None, Some(hexed)) => {
-                let mut out = [0u8; 32];
-                hex::decode_to_slice(hexed.trim(), &mut out).map_err(|_| {
-                    key_error(
-                        format!("{key}.token_sha256"),
-                        "must be 64 hexadecimal characters (printf %s TOKEN | sha256sum)",
-                    )
-                })?;
-                out
-            }
-            (Some(_), Some(_)) => {
-                return Err(key_error(
-                    key,
-                    "give either token or token_sha256, not both",
-                ));
-            }
-            _ => {
-                return Err(key_error(key, "needs a non-empty token or token_sha256"));
-            }
-        };
+        let sha256 = secret_digest(&key, ("token", t.token), ("token_sha256", t.token_sha256))?;
         tokens.push(TokenEntry {
             name: t.name,
             role,
@@ -639,6 +805,7 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         http,
         storage,
         occupancy,
+        mqtt,
         auth,
         log_level: raw.log.level,
         tables,
@@ -646,11 +813,33 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
 }
 
 impl Config {
+    fn mqtt_summary(&self) -> String {
+        let m = &self.mqtt;
+        if !m.enabled {
+            return "mqtt: off".into();
+        }
+        let ws = m
+            .ws_listen
+            .map(|ws| format!(", websocket {ws}"))
+            .unwrap_or_default();
+        format!(
+            "mqtt: {}{ws}, anonymous {}, {} users, home assistant {}",
+            m.listen,
+            if m.allow_anonymous {
+                "allowed"
+            } else {
+                "refused"
+            },
+            m.users.len(),
+            if m.homeassistant { "on" } else { "off" },
+        )
+    }
+
     /// A short human summary, printed by `mesero check`.
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\n",
+            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\n",
             self.site.id,
             self.site.name,
             self.http.listen,
@@ -659,6 +848,7 @@ impl Config {
             self.occupancy.occupy_after,
             self.occupancy.release_after,
             self.occupancy.bussing,
+            self.mqtt_summary(),
             self.auth.anonymous.map_or("none", Role::as_str),
             by_role(Role::Viewer),
             by_role(Role::Staff),
@@ -685,6 +875,55 @@ mod tests {
         let cfg = parse(EXAMPLE, &[]).expect("example config");
         assert_eq!(cfg.tables.len(), 12);
         assert_eq!(cfg.auth.tokens.len(), 3);
+        assert!(
+            cfg.mqtt.allow_anonymous,
+            "the dev config allows anonymous MQTT"
+        );
+        assert_eq!(cfg.mqtt.users.len(), 1);
+    }
+
+    #[test]
+    fn mqtt_defaults_follow_the_spec() {
+        let m = parse("", &[]).expect("defaults").mqtt;
+        assert!(m.enabled);
+        assert_eq!(m.listen, "0.0.0.0:1883".parse().expect("addr"));
+        assert_eq!(m.ws_listen, None);
+        assert!(
+            !m.allow_anonymous,
+            "anonymous MQTT is off outside the dev config"
+        );
+        assert!(!m.homeassistant);
+        assert!(m.users.is_empty());
+    }
+
+    #[test]
+    fn mqtt_users_and_overrides() {
+        let digest = hex::encode(Sha256::digest(b"pw"));
+        let cfg = parse(
+            &format!(
+                "[mqtt]\nws_listen = \"127.0.0.1:9001\"\n[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"\npassword = \"pw\"\n[[mqtt.users]]\nname = \"b\"\nrole = \"viewer\"\npassword_sha256 = \"{digest}\""
+            ),
+            &[
+                ("MESERO_MQTT_LISTEN", "127.0.0.1:0"),
+                ("MESERO_MQTT_ALLOW_ANONYMOUS", "true"),
+                ("MESERO_MQTT_HOMEASSISTANT", "1"),
+                ("MESERO_MQTT_MAX_CONNECTIONS", "8"),
+            ],
+        )
+        .expect("mqtt config");
+        let m = cfg.mqtt;
+        assert_eq!(m.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert_eq!(m.ws_listen, Some("127.0.0.1:9001".parse().expect("addr")));
+        assert!(m.allow_anonymous && m.homeassistant);
+        assert_eq!(m.max_connections, 8);
+        assert_eq!(m.users[0].role, Role::Staff);
+        assert_eq!(m.users[0].sha256, m.users[1].sha256);
+        let off = parse(
+            "[mqtt]\nws_listen = \"127.0.0.1:9001\"",
+            &[("MESERO_MQTT_WS_LISTEN", "")],
+        )
+        .expect("ws off");
+        assert_eq!(off.mqtt.ws_listen, None);
     }
 
     #[test]
@@ -727,6 +966,33 @@ mod tests {
                 "auth.tokens[0].token_sha256",
             ),
             ("[[tables]]\nid = 1\nseats = 0", "tables[0].seats"),
+            ("[mqtt]\nlisten = \"1883\"", "mqtt.listen"),
+            ("[mqtt]\nws_listen = \"x\"", "mqtt.ws_listen"),
+            ("[mqtt]\nmax_payload = 0", "mqtt.max_payload"),
+            ("[mqtt]\nmax_connections = 0", "mqtt.max_connections"),
+            ("[mqtt]\nsegments = 0", "mqtt.segments"),
+            ("[mqtt]\nallow_anonymous = \"no\"", "mqtt.allow_anonymous"),
+            ("[mqtt]\nlisen = \"x\"", "mqtt"),
+            (
+                "[[mqtt.users]]\nname = \"a\"\nrole = \"cook\"\npassword = \"x\"",
+                "mqtt.users[0].role",
+            ),
+            (
+                "[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"\npassword_sha256 = \"zz\"",
+                "mqtt.users[0].password_sha256",
+            ),
+            (
+                "[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"\npassword = \"x\"\npassword_sha256 = \"00\"",
+                "mqtt.users[0]",
+            ),
+            (
+                "[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"",
+                "mqtt.users[0]",
+            ),
+            (
+                "[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"\npassword = \"x\"\n[[mqtt.users]]\nname = \"a\"\nrole = \"staff\"\npassword = \"y\"",
+                "mqtt.users[1].name",
+            ),
             ("[[tables]]\nid = 1\n[[tables]]\nid = 1", "tables[1].id"),
         ] {
             let err = parse(text, &[]).expect_err(text);

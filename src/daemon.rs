@@ -1,10 +1,14 @@
 //! Wiring: opens the store, starts the background tasks and the HTTP
 //! server, and takes them down in order on stop.
 //!
-//! Start order: store (database open and migrated) → `system.started` →
-//! listener bound → serving. Stop order: stop accepting and end streams →
-//! background tasks → writer flushes its queue and closes the database.
+//! Start order: store (database open and migrated) → HTTP listener bound
+//! → MQTT broker (ports bound, retained state published) →
+//! `system.started` → serving. Stop order: stop accepting and end streams, while the
+//! broker publishes `offline` and closes its sessions → background tasks
+//! → writer flushes its queue and closes the database.
 
+use crate::broker::Broker;
+use crate::broker::input::NoEngine;
 use crate::config::Config;
 use crate::domain::{Actor, EventType};
 use crate::hub::Hub;
@@ -29,6 +33,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Daemon {
     http_addr: SocketAddr,
+    mqtt: Option<Broker>,
     shutdown: CancellationToken,
     store: Store,
     http: JoinHandle<()>,
@@ -52,7 +57,31 @@ impl Daemon {
                 })?
         };
         prune(&store, &config).await?;
-        store
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.http.listen)
+                .await
+                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
+        };
+        let mqtt = if config.mqtt.enabled {
+            let deps = crate::broker::Deps {
+                config: Arc::clone(&config),
+                store: store.clone(),
+                hub: hub.clone(),
+                metrics: Arc::clone(&metrics),
+                input: Arc::new(NoEngine),
+            };
+            match Broker::start(deps).await {
+                Ok(broker) => Some(broker),
+                Err(e) => {
+                    store.shutdown().await;
+                    return Err(e.context("starting the MQTT broker"));
+                }
+            }
+        } else {
+            None
+        };
+        let started = store
             .apply(
                 Change::Record {
                     kind: EventType::SystemStarted,
@@ -62,14 +91,14 @@ impl Daemon {
                 Actor::System,
             )
             .await
-            .context("recording system.started")?;
+            .context("recording system.started");
+        if let Err(e) = started {
+            if let Some(broker) = mqtt {
+                broker.stop().await;
+            }
+            return Err(e);
+        }
 
-        let listener = match listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.http.listen)
-                .await
-                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
-        };
         let http_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -96,6 +125,7 @@ impl Daemon {
         tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
         Ok(Daemon {
             http_addr,
+            mqtt,
             shutdown,
             store,
             http,
@@ -107,10 +137,27 @@ impl Daemon {
         self.http_addr
     }
 
-    /// Stops accepting, drains streams, flushes the writer.
+    /// The MQTT listener's address, when the broker is enabled.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt.as_ref().map(Broker::addr)
+    }
+
+    /// The MQTT-over-WebSocket listener's address, if configured.
+    pub fn mqtt_ws_addr(&self) -> Option<SocketAddr> {
+        self.mqtt.as_ref().and_then(Broker::ws_addr)
+    }
+
+    /// Stops accepting, drains streams, publishes MQTT `offline`, flushes
+    /// the writer.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        if let Err(e) = self.http.await {
+        let broker = async {
+            if let Some(broker) = self.mqtt {
+                broker.stop().await;
+            }
+        };
+        let (http, ()) = tokio::join!(self.http, broker);
+        if let Err(e) = http {
             tracing::error!(error = %e, "HTTP server task failed");
         }
         self.tasks.close();

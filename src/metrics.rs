@@ -22,6 +22,109 @@ pub struct Metrics {
     commit_micros_max: AtomicU64,
     /// HTTP requests answered with 4xx (bad input, auth).
     pub http_client_errors: AtomicU64,
+    pub mqtt: MqttMetrics,
+}
+
+/// The kinds of MQTT payload the daemon reads (SPEC §3), for counting and
+/// rate-limiting what is wrong with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    Sensors,
+    Detections,
+    Set,
+}
+
+impl PayloadKind {
+    pub const ALL: [PayloadKind; 3] = [
+        PayloadKind::Sensors,
+        PayloadKind::Detections,
+        PayloadKind::Set,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Sensors => "sensors",
+            PayloadKind::Detections => "detections",
+            PayloadKind::Set => "set",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            PayloadKind::Sensors => 0,
+            PayloadKind::Detections => 1,
+            PayloadKind::Set => 2,
+        }
+    }
+}
+
+/// Counters of the embedded broker.
+#[derive(Debug, Default)]
+pub struct MqttMetrics {
+    /// Clients past CONNECT (the daemon's own link is not counted).
+    pub clients: AtomicI64,
+    /// PUBLISH packets received from clients.
+    pub messages_in: AtomicU64,
+    /// PUBLISH packets sent to clients.
+    pub messages_out: AtomicU64,
+    /// Payloads on the daemon's topics that were not understood (bad
+    /// syntax, wrong types, unknown table or sensor ids), per kind.
+    malformed: [AtomicU64; 3],
+    /// CONNECTs refused: bad credentials, anonymous when not allowed.
+    pub connections_refused: AtomicU64,
+    /// PUBLISHes refused by role (a non-staff `set`, a client writing a
+    /// topic only the daemon may write).
+    pub publishes_refused: AtomicU64,
+    /// Connections closed for bytes that are not MQTT 3.1.1.
+    pub protocol_errors: AtomicU64,
+    /// Connections closed for a packet over `mqtt.max_payload`.
+    pub too_large: AtomicU64,
+}
+
+impl MqttMetrics {
+    pub fn malformed(&self, kind: PayloadKind) {
+        self.malformed[kind.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn malformed_count(&self, kind: PayloadKind) -> u64 {
+        self.malformed[kind.index()].load(Relaxed)
+    }
+
+    pub fn snapshot(&self) -> MqttSnapshot {
+        MqttSnapshot {
+            clients: self.clients.load(Relaxed),
+            messages_in: self.messages_in.load(Relaxed),
+            messages_out: self.messages_out.load(Relaxed),
+            malformed: MalformedSnapshot {
+                sensors: self.malformed_count(PayloadKind::Sensors),
+                detections: self.malformed_count(PayloadKind::Detections),
+                set: self.malformed_count(PayloadKind::Set),
+            },
+            connections_refused: self.connections_refused.load(Relaxed),
+            publishes_refused: self.publishes_refused.load(Relaxed),
+            protocol_errors: self.protocol_errors.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MqttSnapshot {
+    pub clients: i64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub malformed: MalformedSnapshot,
+    pub connections_refused: u64,
+    pub publishes_refused: u64,
+    pub protocol_errors: u64,
+    pub too_large: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MalformedSnapshot {
+    pub sensors: u64,
+    pub detections: u64,
+    pub set: u64,
 }
 
 impl Default for Metrics {
@@ -37,6 +140,7 @@ impl Default for Metrics {
             commit_micros_total: AtomicU64::new(0),
             commit_micros_max: AtomicU64::new(0),
             http_client_errors: AtomicU64::new(0),
+            mqtt: MqttMetrics::default(),
         }
     }
 }
@@ -155,6 +259,61 @@ impl Metrics {
             "HTTP requests answered with a 4xx status.",
             s.http_client_errors.to_string(),
         );
+        let m = self.mqtt.snapshot();
+        metric(
+            "mesero_mqtt_clients",
+            "gauge",
+            "Connected MQTT clients.",
+            m.clients.to_string(),
+        );
+        metric(
+            "mesero_mqtt_messages_in_total",
+            "counter",
+            "MQTT PUBLISH packets received from clients.",
+            m.messages_in.to_string(),
+        );
+        metric(
+            "mesero_mqtt_messages_out_total",
+            "counter",
+            "MQTT PUBLISH packets sent to clients.",
+            m.messages_out.to_string(),
+        );
+        metric(
+            "mesero_mqtt_connections_refused_total",
+            "counter",
+            "MQTT connections refused (credentials, anonymous, limits).",
+            m.connections_refused.to_string(),
+        );
+        metric(
+            "mesero_mqtt_publishes_refused_total",
+            "counter",
+            "MQTT publishes refused by role.",
+            m.publishes_refused.to_string(),
+        );
+        metric(
+            "mesero_mqtt_protocol_errors_total",
+            "counter",
+            "MQTT connections closed for invalid packets.",
+            m.protocol_errors.to_string(),
+        );
+        metric(
+            "mesero_mqtt_too_large_total",
+            "counter",
+            "MQTT connections closed for a packet over mqtt.max_payload.",
+            m.too_large.to_string(),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mesero_mqtt_malformed_total MQTT payloads not understood, by topic kind.\n# TYPE mesero_mqtt_malformed_total counter"
+        );
+        for kind in PayloadKind::ALL {
+            let _ = writeln!(
+                out,
+                "mesero_mqtt_malformed_total{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                self.mqtt.malformed_count(kind)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP mesero_tables Tables by state.\n# TYPE mesero_tables gauge"

@@ -255,9 +255,10 @@ pub struct EventsPage {
 
 pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
     let m = app.metrics.snapshot();
+    let mqtt = app.metrics.mqtt.snapshot();
     Json(json!({
         "uptime_s": m.uptime_s,
-        "connections": { "sse": m.sse_clients, "ws": m.ws_clients, "mqtt": 0 },
+        "connections": { "sse": m.sse_clients, "ws": m.ws_clients, "mqtt": mqtt.clients },
         "events_total": m.events_total,
         "seq": app.hub.head(),
         "tables": app.hub.tables().len(),
@@ -269,6 +270,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
             "commit_ms_avg": m.commit_ms_avg,
             "commit_ms_max": m.commit_ms_max,
         },
+        "mqtt": mqtt,
     }))
 }
 

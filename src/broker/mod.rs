@@ -1,0 +1,511 @@
+//! The embedded MQTT broker (SPEC §3): sensor nodes in, table state out.
+//!
+//! rumqttd 0.20 provides the router (subscriptions, retained messages,
+//! QoS, sessions) on its own thread; mesero provides the network side.
+//! rumqttd's own listeners are not used, for four reasons found in its
+//! source:
+//! - No per-topic access control, and the messages the router hands to a
+//!   link do not say who published them, so "only staff may publish
+//!   `tables/<id>/set`" cannot be enforced behind the router. Each session
+//!   here knows its client's user and role and checks every PUBLISH before
+//!   it reaches the router (see [`session`]).
+//! - A listener that cannot bind is only logged; here the ports are bound
+//!   (and port 0 resolved) before start-up continues, so a taken port
+//!   stops the daemon with an error naming the key.
+//! - Its listener threads never stop; these stop with the daemon.
+//! - Its auth compares plain passwords; here users may be configured by
+//!   SHA-256 and are compared in constant time.
+//!
+//! The sessions use rumqttd's MQTT 3.1.1 codec and its local links into
+//! the router, which hold each client's subscriptions and session state.
+//!
+//! Threads: the router runs on rumqttd's thread; the listeners, sessions
+//! and the daemon's own publisher ([`bridge`]) run on one broker thread
+//! with its own async runtime, because rumqttd's link calls block (opening
+//! a link waits for the router, sending waits while its queue is full) and
+//! must never block the daemon's runtime. rumqttd 0.20 cannot stop its
+//! router thread: at stop every link is disconnected and the idle router
+//! is left to end with the process.
+
+mod bridge;
+pub mod input;
+mod session;
+pub mod topics;
+mod transport;
+
+use crate::config::{Config, MqttConfig};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use anyhow::Context as _;
+use input::SensorInput;
+use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
+use rumqttd::protocol::LastWill;
+use rumqttd::{Notification, Router, RouterConfig};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use topics::{Inbound, Topics};
+
+/// Open sockets beyond `mqtt.max_connections` that may still be sending
+/// their CONNECT (they are then refused with "server unavailable").
+const CONNECTING_SLACK: usize = 16;
+
+/// Most messages the router queues for one client before pausing it.
+const MAX_OUTGOING: u64 = 200;
+
+/// Bad input of one kind is logged at most this often (SPEC §3).
+pub const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// How long stop waits for sessions to write their last messages.
+const SESSIONS_GRACE: Duration = Duration::from_secs(1);
+
+/// Pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What the broker needs from the daemon.
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    pub input: Arc<dyn SensorInput>,
+}
+
+/// A running broker.
+pub struct Broker {
+    addr: SocketAddr,
+    ws_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Broker {
+    /// Binds `mqtt.listen` (and `mqtt.ws_listen`), starts the router, and
+    /// publishes the retained state; returns once clients can connect.
+    pub async fn start(deps: Deps) -> anyhow::Result<Broker> {
+        let mqtt = &deps.config.mqtt;
+        let tcp = bind("mqtt.listen", mqtt.listen)?;
+        let ws = mqtt
+            .ws_listen
+            .map(|addr| bind("mqtt.ws_listen", addr))
+            .transpose()?;
+        let addr = tcp.local_addr()?;
+        let ws_addr = ws
+            .as_ref()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
+        let stop = CancellationToken::new();
+        let (ready_tx, ready) = oneshot::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("mesero-mqtt".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(anyhow::Error::new(e)));
+                            return;
+                        }
+                    };
+                    runtime.block_on(run(deps, tcp, ws, stop, ready_tx));
+                })
+                .context("starting the MQTT thread")?
+        };
+        let started = ready
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the MQTT thread ended during start-up")));
+        if let Err(e) = started {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            return Err(e);
+        }
+        tracing::info!(mqtt = %addr, websocket = ?ws_addr, "MQTT broker listening");
+        Ok(Broker {
+            addr,
+            ws_addr,
+            stop,
+            thread,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
+    }
+
+    /// Stops accepting, publishes `offline`, closes every session.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let thread = self.thread;
+        if tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .map_or(true, |joined| joined.is_err())
+        {
+            tracing::error!("the MQTT thread panicked");
+        }
+    }
+}
+
+fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("{key}: cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn router_config(mqtt: &MqttConfig) -> RouterConfig {
+    RouterConfig {
+        // One more for the daemon's own link.
+        max_connections: mqtt.max_connections + 1,
+        max_outgoing_packet_count: MAX_OUTGOING,
+        max_segment_size: mqtt.segment_bytes,
+        max_segment_count: mqtt.segments,
+        ..RouterConfig::default()
+    }
+}
+
+/// The broker thread's main: everything until stop.
+async fn run(
+    deps: Deps,
+    tcp: std::net::TcpListener,
+    ws: Option<std::net::TcpListener>,
+    stop: CancellationToken,
+    ready: oneshot::Sender<anyhow::Result<()>>,
+) {
+    let shared = Arc::new(Shared::new(deps));
+    let listeners = (|| -> std::io::Result<_> {
+        Ok((
+            TcpListener::from_std(tcp)?,
+            ws.map(TcpListener::from_std).transpose()?,
+        ))
+    })();
+    let (tcp, ws) = match listeners {
+        Ok(pair) => pair,
+        Err(e) => {
+            let _ = ready.send(Err(anyhow::Error::new(e).context("MQTT listeners")));
+            return;
+        }
+    };
+    // Retained state goes in before the first client can connect.
+    let bridge = match bridge::Bridge::start(Arc::clone(&shared)).await {
+        Ok(bridge) => bridge,
+        Err(e) => {
+            let _ = ready.send(Err(e.into()));
+            return;
+        }
+    };
+    let close_sessions = CancellationToken::new();
+    let sessions = TaskTracker::new();
+    let sockets = Arc::new(Semaphore::new(
+        shared.mqtt.max_connections + CONNECTING_SLACK,
+    ));
+    let mut accept = vec![tokio::spawn(accept_loop(
+        Arc::clone(&shared),
+        tcp,
+        false,
+        Arc::clone(&sockets),
+        stop.clone(),
+        close_sessions.clone(),
+        sessions.clone(),
+    ))];
+    if let Some(ws) = ws {
+        accept.push(tokio::spawn(accept_loop(
+            Arc::clone(&shared),
+            ws,
+            true,
+            sockets,
+            stop.clone(),
+            close_sessions.clone(),
+            sessions.clone(),
+        )));
+    }
+    let _ = ready.send(Ok(()));
+
+    // Runs until stop, then publishes `offline` while sessions still run.
+    bridge.run(stop).await;
+    for task in accept {
+        let _ = task.await;
+    }
+    close_sessions.cancel();
+    sessions.close();
+    if tokio::time::timeout(SESSIONS_GRACE, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some MQTT sessions did not close in time");
+    }
+    tracing::info!("MQTT broker stopped");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    websocket: bool,
+    sockets: Arc<Semaphore>,
+    stop: CancellationToken,
+    close_sessions: CancellationToken,
+    sessions: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&sockets).try_acquire_owned() else {
+            shared
+                .metrics
+                .mqtt
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            shared.noise("full", |suppressed| {
+                tracing::warn!(%peer, suppressed, "MQTT connection dropped: too many open sockets");
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let close = close_sessions.clone();
+        sessions.spawn(async move {
+            let _permit = permit;
+            let io = if websocket {
+                let handshake = transport::accept_ws(stream, shared.mqtt.max_payload);
+                match tokio::time::timeout(session::CONNECT_TIMEOUT, handshake).await {
+                    Ok(Ok(io)) => io,
+                    _ => {
+                        shared
+                            .metrics
+                            .mqtt
+                            .protocol_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            } else {
+                transport::Transport::Tcp(stream)
+            };
+            session::run(shared, io, peer, close).await;
+        });
+    }
+}
+
+/// Opens a link into the router for one client; blocks until the router
+/// answers, so it is called on the blocking pool.
+type Connector = dyn Fn(&str, bool, Option<LastWill>) -> Result<(LinkTx, LinkRx, Notification), String>
+    + Send
+    + Sync;
+
+/// What every session and the publisher share; lives as long as the
+/// broker thread.
+pub(crate) struct Shared {
+    topics: Topics,
+    site_name: String,
+    language: String,
+    homeassistant: bool,
+    mqtt: MqttConfig,
+    store: Store,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    input: Arc<dyn SensorInput>,
+    connector: Arc<Connector>,
+    /// Client id of the daemon's own link; refused for clients, or one
+    /// could take the link over.
+    daemon_client_id: String,
+    /// Woken when Home Assistant announces itself (re-send discovery).
+    ha_online: Notify,
+    /// Clients past CONNECT, against `mqtt.max_connections`.
+    connected: Arc<AtomicUsize>,
+    /// For client ids assigned to clients that sent none.
+    next_client: AtomicU64,
+    throttle: Throttle,
+}
+
+impl Shared {
+    fn new(deps: Deps) -> Shared {
+        let config = &deps.config;
+        let router_tx = Router::new(0, router_config(&config.mqtt)).spawn();
+        let connector = move |client_id: &str, clean: bool, will: Option<LastWill>| {
+            LinkBuilder::new(client_id, router_tx.clone())
+                .clean_session(clean)
+                .last_will(will)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        Shared {
+            topics: Topics::new(&config.site.id),
+            site_name: config.site.name.clone(),
+            language: config.site.language.clone(),
+            homeassistant: config.mqtt.homeassistant,
+            mqtt: config.mqtt.clone(),
+            daemon_client_id: format!("mesero-{}-daemon", config.site.id),
+            store: deps.store,
+            hub: deps.hub,
+            metrics: deps.metrics,
+            input: deps.input,
+            connector: Arc::new(connector),
+            ha_online: Notify::new(),
+            connected: Arc::new(AtomicUsize::new(0)),
+            next_client: AtomicU64::new(1),
+            throttle: Throttle::new(LOG_EVERY),
+        }
+    }
+
+    /// Opens a router link on the blocking pool (the router's answer is
+    /// awaited with a blocking receive).
+    async fn open_link(
+        &self,
+        client_id: &str,
+        clean: bool,
+        will: Option<LastWill>,
+    ) -> anyhow::Result<(LinkTx, LinkRx, Notification)> {
+        let connector = Arc::clone(&self.connector);
+        let client_id = client_id.to_string();
+        tokio::task::spawn_blocking(move || connector(&client_id, clean, will))
+            .await?
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// The client id a session runs under, or `None` to refuse it: ids the
+    /// router cannot take (`+ $ # /`), the daemon's own, and an empty id
+    /// with a persistent session (MQTT §3.1.3.1).
+    fn client_id(&self, requested: &str, clean_session: bool) -> Option<String> {
+        if requested.is_empty() {
+            if !clean_session {
+                return None;
+            }
+            let n = self.next_client.fetch_add(1, Ordering::Relaxed);
+            return Some(format!("mesero-auto-{n}"));
+        }
+        if requested == self.daemon_client_id || requested.contains(['+', '$', '#', '/']) {
+            return None;
+        }
+        Some(requested.to_string())
+    }
+
+    /// A connected-client slot, released on drop; `None` when full.
+    fn connected_slot(&self) -> Option<Slot> {
+        let max = self.mqtt.max_connections;
+        self.connected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(&self.connected)))
+    }
+
+    /// A will is kept only if the client could publish it itself: one on a
+    /// daemon topic or a set command would bypass the checks at disconnect.
+    fn will_allowed(&self, will: &LastWill, client_id: &str) -> bool {
+        let topic = String::from_utf8_lossy(&will.topic);
+        let allowed = !matches!(
+            self.topics.inbound(&topic),
+            Inbound::DaemonOwned | Inbound::Set(_)
+        );
+        if !allowed {
+            self.metrics
+                .mqtt
+                .publishes_refused
+                .fetch_add(1, Ordering::Relaxed);
+            self.noise("refused", |suppressed| {
+                tracing::warn!(client = client_id, %topic, suppressed, "MQTT will on a protected topic ignored");
+            });
+        }
+        allowed
+    }
+
+    /// Runs `log` unless the same kind was logged less than [`LOG_EVERY`]
+    /// ago; `log` gets how many were suppressed since the last one.
+    fn noise(&self, kind: &'static str, log: impl FnOnce(u64)) {
+        if let Some(suppressed) = self.throttle.allow(kind, Instant::now()) {
+            log(suppressed);
+        }
+    }
+}
+
+/// One connected client, counted until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Rate limit for log lines about bad input: one line per kind per
+/// period, which says how many were suppressed before it.
+pub struct Throttle {
+    every: Duration,
+    /// Per kind: when it was last logged and how many were dropped since.
+    /// A std mutex: held for a map lookup, never across an await.
+    kinds: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl Throttle {
+    pub fn new(every: Duration) -> Throttle {
+        Throttle {
+            every,
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(suppressed)` if a line of `kind` may be logged at `now`.
+    pub fn allow(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        match kinds.get_mut(kind) {
+            Some((last, suppressed)) if now.saturating_duration_since(*last) < self.every => {
+                *suppressed += 1;
+                None
+            }
+            Some((last, suppressed)) => {
+                *last = now;
+                Some(std::mem::take(suppressed))
+            }
+            None => {
+                kinds.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_logs_once_per_period_per_kind() {
+        let t = Throttle::new(Duration::from_secs(60));
+        let start = Instant::now();
+        assert_eq!(t.allow("sensors", start), Some(0));
+        for i in 1..=10_000u64 {
+            assert_eq!(t.allow("sensors", start + Duration::from_millis(i)), None);
+        }
+        assert_eq!(t.allow("set", start), Some(0), "kinds are independent");
+        assert_eq!(
+            t.allow("sensors", start + Duration::from_secs(60)),
+            Some(10_000),
+            "the next line says how many were suppressed"
+        );
+        assert_eq!(t.allow("sensors", start + Duration::from_secs(61)), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The two ways MQTT bytes reach the broker: a plain TCP stream, or the
+//! binary frames of a WebSocket (MQTT over WebSocket, subprotocol `mqtt`).
+//!
+//! Both are read as a byte stream into the session's buffer and written
+//! one encoded batch at a time, so the session does not care which it has.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt as _, StreamExt as _};
+use std::io;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Callback, ErrorResponse, Request, Response,
+};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub enum Transport {
+    Tcp(TcpStream),
+    Ws(Box<WebSocketStream<TcpStream>>),
+}
+
+impl Transport {
+    /// Appends what the peer sends next to `buf`; `false` once it closed.
+    /// Cancel-safe: nothing is lost if the future is dropped.
+    pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
+        match self {
+            Transport::Tcp(stream) => Ok(stream.read_buf(buf).await? > 0),
+            Transport::Ws(ws) => loop {
+                match ws.next().await {
+                    None | Some(Ok(Message::Close(_))) => return Ok(false),
+                    Some(Ok(Message::Binary(bytes))) => {
+                        buf.extend_from_slice(&bytes);
+                        return Ok(true);
+                    }
+                    // MQTT over WebSocket is binary frames only.
+                    Some(Ok(Message::Text(_))) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "text frame on an MQTT WebSocket",
+                        ));
+                    }
+                    // Pings are answered by tungstenite itself.
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(io::Error::other(e)),
+                }
+            },
+        }
+    }
+
+    pub async fn write(&mut self, bytes: Bytes) -> io::Result<()> {
+        match self {
+            Transport::Tcp(stream) => stream.write_all(&bytes).await,
+            Transport::Ws(ws) => ws
+                .send(Message::Binary(bytes))
+                .await
+                .map_err(io::Error::other),
+        }
+    }
+
+    /// Best-effort close: a TCP FIN or a WebSocket close frame.
+    pub async fn close(&mut self) {
+        match self {
+            Transport::Tcp(stream) => {
+                let _ = stream.shutdown().await;
+            }
+            Transport::Ws(ws) => {
+                let _ = ws.close().await;
+            }
+        }
+    }
+}
+
+/// Completes the WebSocket handshake on an accepted connection. Frames are
+/// capped a little above `max_payload` (an MQTT packet plus its header).
+pub async fn accept_ws(stream: TcpStream, max_payload: usize) -> io::Result<Transport> {
+    let limit = max_payload.saturating_add(16);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, MqttSubprotocol, Some(config))
+        .await
+        .map_err(io::Error::other)?;
+    Ok(Transport::Ws(Box::new(ws)))
+}
+
+/// Answers the `mqtt` subprotocol when the client asks for it (MQTT 3.1.1
+/// §6: browsers' MQTT clients refuse a connection that does not).
+struct MqttSubprotocol;
+
+impl Callback for MqttSubprotocol {
+    fn on_request(
+        self,
+        request: &Request,
+        mut response: Response,
+    ) -> Result<Response, ErrorResponse> {
+        let wants_mqtt = request
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim().eq_ignore_ascii_case("mqtt"));
+        if wants_mqtt {
+            response
+                .headers_mut()
+                .insert("sec-websocket-protocol", HeaderValue::from_static("mqtt"));
+        }
+        Ok(response)
+    }
+}
