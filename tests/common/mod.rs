@@ -2,6 +2,8 @@
 //! and a loopback port chosen by the OS, and real HTTP/SSE/WS clients.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mqtt;
+
 use mesero::config::Config;
 use mesero::daemon::Daemon;
 use mesero::watch::{SseMessage, SseParser};
@@ -9,6 +11,7 @@ use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -40,6 +43,8 @@ pub fn config(dir: &Path, overrides: &[(&str, &str)]) -> Config {
 pub struct TestDaemon {
     pub daemon: Daemon,
     pub base: String,
+    /// The MQTT listener (the fixture binds port 0).
+    pub mqtt: SocketAddr,
 }
 
 impl TestDaemon {
@@ -51,7 +56,8 @@ impl TestDaemon {
             .await
             .expect("daemon starts");
         let base = format!("http://{}", daemon.http_addr());
-        TestDaemon { daemon, base }
+        let mqtt = daemon.mqtt_addr().expect("the fixture enables MQTT");
+        TestDaemon { daemon, base, mqtt }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -170,6 +176,10 @@ pub struct Process {
     pub child: Child,
     pub addr: SocketAddr,
     pub base: String,
+    /// The MQTT listener, from the daemon's log.
+    pub mqtt: Option<SocketAddr>,
+    /// Every line the daemon wrote to stderr so far.
+    lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -191,6 +201,8 @@ impl Process {
             .expect("spawn mesero");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&lines);
         // Keeps draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -203,6 +215,7 @@ impl Process {
                         let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
                     }
                 }
+                kept.lock().expect("log lines").push(line);
             }
         });
         let addr: SocketAddr = rx
@@ -210,11 +223,32 @@ impl Process {
             .expect("daemon printed its address")
             .parse()
             .expect("address parses");
+        // The broker starts (and logs) before the HTTP server.
+        let mqtt = lines
+            .lock()
+            .expect("log lines")
+            .iter()
+            .find_map(|l| l.split(" mqtt=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok());
         Process {
             child,
             addr,
             base: format!("http://{addr}"),
+            mqtt,
+            lines,
         }
+    }
+
+    /// The daemon's stderr lines so far that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .expect("log lines")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {

@@ -1,0 +1,815 @@
+//! The embedded MQTT broker against a real client (rumqttc) over loopback:
+//! retained table state and status, restart, authentication and roles,
+//! garbage of every kind, Home Assistant discovery, the WebSocket
+//! listener, and a port that cannot be bound.
+
+mod common;
+
+use common::mqtt::{self, ConnectReturnCode, HOST, NODE};
+use common::*;
+use futures_util::{SinkExt as _, StreamExt as _};
+use rumqttc::QoS;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+const SITE: &str = "mesero/test";
+
+fn state_topic(table: i64) -> String {
+    format!("{SITE}/tables/{table}/state")
+}
+
+async fn stats(base: &str) -> Value {
+    get_json(base, "/api/v1/stats").await
+}
+
+/// Polls `/api/v1/stats` until `done` holds (counters are updated by the
+/// broker thread, shortly after the client's ack).
+async fn stats_until(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let s = stats(base).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats never showed {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn table(base: &str, id: i64) -> Value {
+    get_json(base, &format!("/api/v1/tables/{id}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_state_and_status_greet_every_subscriber_and_follow_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let head = get_json(&d.base, "/api/v1/snapshot").await["seq"]
+        .as_u64()
+        .expect("seq");
+
+    let mut sub = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
+    sub.subscribe(&format!("{SITE}/#")).await;
+    let mut states = BTreeMap::new();
+    let mut online = false;
+    while states.len() < 4 || !online {
+        let p = sub.next().await;
+        assert!(p.retain, "{} arrives as a retained message", p.topic);
+        if p.topic == format!("{SITE}/status") {
+            assert_eq!(&p.payload[..], b"online");
+            online = true;
+        } else {
+            let v: Value = serde_json::from_slice(&p.payload).expect("state JSON");
+            states.insert(p.topic.clone(), v);
+        }
+    }
+    for id in 1..=4 {
+        let v = &states[&state_topic(id)];
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 4, "exactly state, people, since, seq: {v}");
+        assert_eq!(v["state"], "free");
+        assert_eq!(v["people"], Value::Null);
+        assert!(v["since"].is_string());
+        assert!(v["seq"].as_u64().expect("seq") <= head);
+    }
+
+    // A staff change over HTTP: the event and the new retained state.
+    let (status, body) = put_state(&d.base, Some(STAFF), 2, r#"{"state": "occupied"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    let seq = body["seq"].as_u64().expect("seq");
+    let event = sub.json_on(&format!("{SITE}/events/table.state")).await;
+    assert_eq!(event["seq"], seq);
+    assert_eq!(event["table"], 2);
+    assert_eq!(event["data"]["to"], "occupied");
+    let p = sub.next_on(&state_topic(2)).await;
+    assert!(!p.retain, "live subscribers get it as a normal message");
+    let v: Value = serde_json::from_slice(&p.payload).expect("json");
+    assert_eq!(v["state"], "occupied");
+    assert_eq!(v["seq"], seq);
+
+    // Someone who connects afterwards still gets the new state, retained.
+    let mut late = mqtt::client(d.mqtt, "late", Some(NODE)).await;
+    late.subscribe(&state_topic(2)).await;
+    let p = late.next_on(&state_topic(2)).await;
+    assert!(p.retain);
+    let v: Value = serde_json::from_slice(&p.payload).expect("json");
+    assert_eq!(
+        (v["state"].clone(), v["seq"].clone()),
+        (json!("occupied"), json!(seq))
+    );
+
+    let s = stats(&d.base).await;
+    assert_eq!(s["connections"]["mqtt"], 2);
+    assert!(s["mqtt"]["messages_out"].as_u64().expect("out") >= 8);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_brings_back_retained_state_and_online_before_any_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut host = mqtt::client(d.mqtt, "tablet-1", Some(HOST)).await;
+    host.publish(
+        &format!("{SITE}/tables/3/set"),
+        r#"{"state": "occupied"}"#,
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    assert_eq!(table(&d.base, 3).await["state"], "occupied");
+    let last = get_json(&d.base, "/api/v1/snapshot").await["seq"]
+        .as_u64()
+        .expect("seq");
+    let mut status = mqtt::client(d.mqtt, "status-watch", Some(NODE)).await;
+    status.subscribe(&format!("{SITE}/status")).await;
+    assert_eq!(&status.next().await.payload[..], b"online");
+    d.stop().await;
+    let p = status.next().await;
+    assert_eq!(
+        (&p.payload[..], p.topic.as_str()),
+        (&b"offline"[..], "mesero/test/status"),
+        "a stop publishes offline to connected subscribers"
+    );
+    drop((host, status));
+
+    // A new process on the same database: the broker's memory is empty,
+    // so everything retained comes from SQLite.
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut sub = mqtt::client(d.mqtt, "after-restart", Some(NODE)).await;
+    sub.subscribe(&format!("{SITE}/#")).await;
+    let mut seen = BTreeMap::new();
+    while seen.len() < 5 {
+        let p = sub.next().await;
+        assert!(
+            p.retain,
+            "{} was not retained: something changed before the retained state was back",
+            p.topic
+        );
+        seen.insert(p.topic.clone(), p.payload.clone());
+    }
+    assert_eq!(&seen["mesero/test/status"][..], b"online");
+    let three: Value = serde_json::from_slice(&seen[&state_topic(3)]).expect("json");
+    assert_eq!(three["state"], "occupied");
+    assert_eq!(
+        three["seq"], last,
+        "re-published as of the last event before the restart"
+    );
+    for id in [1, 2, 4] {
+        let v: Value = serde_json::from_slice(&seen[&state_topic(id)]).expect("json");
+        assert_eq!(v["state"], "free");
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_unknown_user_and_anonymous_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    assert_eq!(
+        mqtt::refused(d.mqtt, "a", Some(("host", "node-pw"))).await,
+        ConnectReturnCode::BadUserNamePassword
+    );
+    assert_eq!(
+        mqtt::refused(d.mqtt, "b", Some(("ghost", "host-pw"))).await,
+        ConnectReturnCode::BadUserNamePassword
+    );
+    assert_eq!(
+        mqtt::refused(d.mqtt, "c", None).await,
+        ConnectReturnCode::NotAuthorized,
+        "anonymous clients are refused unless mqtt.allow_anonymous"
+    );
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["connections_refused"], 3);
+    assert_eq!(s["connections"]["mqtt"], 0);
+    let metrics = http()
+        .get(format!("{}/metrics", d.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("mesero_mqtt_connections_refused_total 3"),
+        "{metrics}"
+    );
+    d.stop().await;
+
+    // Allowed anonymous clients are viewers; a wrong password is still no.
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[("MESERO_MQTT_ALLOW_ANONYMOUS", "true")],
+    ))
+    .await;
+    let mut anon = mqtt::client(d.mqtt, "anon", None).await;
+    anon.subscribe(&state_topic(1)).await;
+    assert_eq!(anon.json_on(&state_topic(1)).await["state"], "free");
+    assert_eq!(
+        mqtt::refused(d.mqtt, "d", Some(("host", "wrong"))).await,
+        ConnectReturnCode::BadUserNamePassword
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_staff_may_set_tables_and_nobody_may_write_the_daemons_topics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let before = get_json(&d.base, "/api/v1/snapshot").await;
+    let mut watcher = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
+    watcher.subscribe(&format!("{SITE}/tables/+/state")).await;
+    for _ in 0..4 {
+        watcher.next().await;
+    }
+
+    // A viewer's set command is acknowledged (MQTT 3.1.1 has no "no") but
+    // changes nothing; neither do spoofed daemon messages.
+    let mut node = mqtt::client(d.mqtt, "node-7", Some(NODE)).await;
+    node.publish(
+        &format!("{SITE}/tables/1/set"),
+        r#"{"state": "occupied"}"#,
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    node.publish(
+        &format!("{SITE}/tables/1/set"),
+        r#"{"state": "dirty"}"#,
+        QoS::ExactlyOnce,
+        false,
+    )
+    .await;
+    node.publish(
+        &state_topic(4),
+        r#"{"state": "occupied", "people": 9, "since": "x", "seq": 1}"#,
+        QoS::AtLeastOnce,
+        true,
+    )
+    .await;
+    node.publish(&format!("{SITE}/status"), "offline", QoS::AtLeastOnce, true)
+        .await;
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["publishes_refused"], 4);
+    let after = get_json(&d.base, "/api/v1/snapshot").await;
+    assert_eq!(after["seq"], before["seq"], "no event was recorded");
+    assert_eq!(after["tables"], before["tables"], "no table changed");
+
+    // Staff can, acknowledged only once committed, recorded as mqtt:<client>.
+    let mut host = mqtt::client(d.mqtt, "tablet-2", Some(HOST)).await;
+    host.publish(
+        &format!("{SITE}/tables/1/set"),
+        r#"{"state": "occupied", "hold_minutes": 20}"#,
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    let t = table(&d.base, 1).await;
+    assert_eq!(t["state"], "occupied", "the change is committed by PUBACK");
+    assert!(t["hold_until"].is_string(), "hold_minutes pins the state");
+    let events = all_events(&d.base, before["seq"].as_u64().expect("seq")).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["actor"], "mqtt:tablet-2");
+    host.publish(
+        &format!("{SITE}/tables/1/set"),
+        r#"{"state": "free"}"#,
+        QoS::ExactlyOnce,
+        false,
+    )
+    .await;
+    assert_eq!(table(&d.base, 1).await["state"], "free");
+
+    // The watcher saw the staff changes and never the spoofed table 4.
+    for want in ["occupied", "free"] {
+        let p = watcher.next().await;
+        assert_eq!(p.topic, state_topic(1), "only table 1 changed");
+        let v: Value = serde_json::from_slice(&p.payload).expect("json");
+        assert_eq!(v["state"], want);
+    }
+    let mut late = mqtt::client(d.mqtt, "late", Some(NODE)).await;
+    late.subscribe(&state_topic(4)).await;
+    assert_eq!(late.json_on(&state_topic(4)).await["state"], "free");
+    late.subscribe(&format!("{SITE}/status")).await;
+    assert_eq!(
+        &late.next_on(&format!("{SITE}/status")).await.payload[..],
+        b"online"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_is_counted_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_MAX_PAYLOAD", "1024")])).await;
+    let before = get_json(&d.base, "/api/v1/snapshot").await;
+    let mut node = mqtt::client(d.mqtt, "node-1", Some(NODE)).await;
+    let mut host = mqtt::client(d.mqtt, "host-1", Some(HOST)).await;
+    let random: Vec<u8> = (0..200u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let sensor = format!("{SITE}/sensors/pir-1");
+    let unknown_sensor = format!("{SITE}/sensors/nobody");
+    let sensors: Vec<(&str, Vec<u8>)> = vec![
+        (&sensor, random.clone()),
+        (&sensor, vec![0xff, 0xfe, 0xfd]),
+        (&sensor, b"{\"present\": \"yes\"}".to_vec()),
+        (&sensor, b"{\"people\": -2}".to_vec()),
+        (&sensor, b"[1, 2]".to_vec()),
+        (&unknown_sensor, b"1".to_vec()),
+    ];
+    for (topic, payload) in &sensors {
+        node.publish(topic, payload.clone(), QoS::AtLeastOnce, false)
+            .await;
+    }
+    let detections = format!("{SITE}/detections");
+    for payload in [
+        random.clone(),
+        vec![b'[', 0xc3, 0x28, b']'],
+        br#"[{"table": "1", "people": 2}]"#.to_vec(),
+        br#"{"detections": {"table": 1}}"#.to_vec(),
+        br#"[{"table": 99, "people": 2}]"#.to_vec(),
+    ] {
+        node.publish(&detections, payload, QoS::AtLeastOnce, false)
+            .await;
+    }
+    for (topic, payload) in [
+        (format!("{SITE}/tables/1/set"), random.clone()),
+        (format!("{SITE}/tables/1/set"), br#"{"state": 3}"#.to_vec()),
+        (
+            format!("{SITE}/tables/1/set"),
+            br#"{"state": "gone"}"#.to_vec(),
+        ),
+        (
+            format!("{SITE}/tables/1/set"),
+            br#"{"state": "free", "x": 1}"#.to_vec(),
+        ),
+        (
+            format!("{SITE}/tables/99/set"),
+            br#"{"state": "free"}"#.to_vec(),
+        ),
+        (
+            format!("{SITE}/tables/abc/set"),
+            br#"{"state": "free"}"#.to_vec(),
+        ),
+    ] {
+        host.publish(&topic, payload, QoS::AtLeastOnce, false).await;
+    }
+    let s = stats_until(&d.base, "all malformed payloads counted", |s| {
+        s["mqtt"]["malformed"] == json!({"sensors": 6, "detections": 5, "set": 6})
+    })
+    .await;
+    assert_eq!(s["mqtt"]["messages_in"], 17);
+
+    // A packet over mqtt.max_payload closes that connection only.
+    let mut big = mqtt::client(d.mqtt, "big", Some(NODE)).await;
+    big.client
+        .publish(&sensor, QoS::AtMostOnce, false, vec![b'1'; 2048])
+        .await
+        .expect("queue publish");
+    big.closed().await;
+    // Bytes that are not MQTT at all (packet type 0 does not exist).
+    let mut raw = tokio::net::TcpStream::connect(d.mqtt).await.expect("tcp");
+    let junk = [&[0x00, 0x02, 0xde, 0xad][..], &random].concat();
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &junk)
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut rest).await;
+    let s = stats_until(&d.base, "the bad connections", |s| {
+        s["mqtt"]["too_large"] == 1 && s["mqtt"]["protocol_errors"] == 1
+    })
+    .await;
+    assert_eq!(
+        s["connections"]["mqtt"], 2,
+        "the other clients stay connected"
+    );
+
+    // A flood of malformed readings.
+    for i in 0..10_000u32 {
+        node.client
+            .publish(&sensor, QoS::AtMostOnce, false, format!("garbage {i}"))
+            .await
+            .expect("queue publish");
+    }
+    stats_until(&d.base, "the flood counted", |s| {
+        s["mqtt"]["malformed"]["sensors"] == 10_006
+    })
+    .await;
+
+    let after = get_json(&d.base, "/api/v1/snapshot").await;
+    assert_eq!(after["seq"], before["seq"], "no event was recorded");
+    assert_eq!(after["tables"], before["tables"], "no table changed");
+    let metrics = http()
+        .get(format!("{}/metrics", d.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "mesero_mqtt_malformed_total{kind=\"sensors\"} 10006",
+        "mesero_mqtt_malformed_total{kind=\"detections\"} 5",
+        "mesero_mqtt_malformed_total{kind=\"set\"} 6",
+        "mesero_mqtt_too_large_total 1",
+        "mesero_mqtt_protocol_errors_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}:\n{metrics}");
+    }
+
+    // Still serving: a valid command from the same clients works.
+    host.publish(
+        &format!("{SITE}/tables/2/set"),
+        r#"{"state": "dirty"}"#,
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    assert_eq!(table(&d.base, 2).await["state"], "dirty");
+    let mut fresh = mqtt::client(d.mqtt, "fresh", Some(NODE)).await;
+    fresh.subscribe(&state_topic(2)).await;
+    assert_eq!(fresh.json_on(&state_topic(2)).await["state"], "dirty");
+    d.stop().await;
+}
+
+/// HA's MQTT discovery schema for a `binary_sensor` (voluptuous schemas in
+/// homeassistant/components/mqtt: binary_sensor.py PLATFORM_SCHEMA_MODERN,
+/// config.py MQTT_RO_SCHEMA, schemas.py MQTT_ENTITY_COMMON_SCHEMA): every
+/// key HA accepts, with the JSON type it must have. HA drops unknown keys
+/// silently (REMOVE_EXTRA), so an unknown key here is a bug.
+fn ha_binary_sensor_keys() -> BTreeMap<&'static str, &'static str> {
+    BTreeMap::from([
+        // MQTT_BASE / MQTT_RO_SCHEMA
+        ("qos", "int"),
+        ("encoding", "string"),
+        ("state_topic", "string"),
+        ("value_template", "string"),
+        // binary_sensor
+        ("device_class", "string"),
+        ("expire_after", "int"),
+        ("force_update", "bool"),
+        ("name", "string"),
+        ("off_delay", "int"),
+        ("payload_off", "string"),
+        ("payload_on", "string"),
+        // MQTT_ENTITY_COMMON_SCHEMA and availability
+        ("availability_topic", "string"),
+        ("availability_template", "string"),
+        ("payload_available", "string"),
+        ("payload_not_available", "string"),
+        ("availability_mode", "string"),
+        ("availability", "list"),
+        ("device", "object"),
+        ("origin", "object"),
+        ("enabled_by_default", "bool"),
+        ("entity_category", "string"),
+        ("icon", "string"),
+        ("json_attributes_topic", "string"),
+        ("json_attributes_template", "string"),
+        ("object_id", "string"),
+        ("unique_id", "string"),
+    ])
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "int",
+        Value::Number(_) => "float",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// A topic HA can subscribe to: non-empty, no wildcards, no NUL.
+fn valid_topic(t: &str) -> bool {
+    !t.is_empty() && !t.contains(['+', '#', '\0'])
+}
+
+fn check_ha_config(topic: &str, c: &Value, id: i64) {
+    let allowed = ha_binary_sensor_keys();
+    let fields = c.as_object().expect("config is an object");
+    for (key, value) in fields {
+        let want = allowed
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("{topic}: {key} is not in HA's binary_sensor schema"));
+        assert_eq!(json_type(value), *want, "{topic}: {key} must be a {want}");
+    }
+    // Required, and what mesero means by it.
+    assert_eq!(c["state_topic"], state_topic(id));
+    assert!(valid_topic(c["state_topic"].as_str().expect("str")));
+    assert_eq!(
+        c["device_class"], "occupancy",
+        "one of HA's binary_sensor device classes"
+    );
+    assert_eq!(
+        (c["payload_on"].as_str(), c["payload_off"].as_str()),
+        (Some("ON"), Some("OFF"))
+    );
+    assert_eq!(
+        c["value_template"],
+        "{{ 'ON' if value_json.state == 'occupied' else 'OFF' }}"
+    );
+    assert_eq!(c["unique_id"], format!("mesero_test_table_{id}_occupancy"));
+    assert!((0..=2).contains(&c["qos"].as_i64().expect("qos")));
+    assert_eq!(c["json_attributes_topic"], state_topic(id));
+    // availability and availability_topic are exclusive in HA's schema.
+    assert!(fields.get("availability_topic").is_none());
+    assert!(["all", "any", "latest"].contains(&c["availability_mode"].as_str().expect("mode")));
+    let availability = c["availability"].as_array().expect("list");
+    let allowed_entry: BTreeSet<&str> = [
+        "topic",
+        "payload_available",
+        "payload_not_available",
+        "value_template",
+    ]
+    .into();
+    for entry in availability {
+        let entry = entry.as_object().expect("availability entry");
+        for (key, value) in entry {
+            assert!(allowed_entry.contains(key.as_str()), "availability.{key}");
+            assert_eq!(json_type(value), "string", "availability.{key}");
+        }
+        assert!(valid_topic(
+            entry["topic"].as_str().expect("topic is required")
+        ));
+    }
+    assert_eq!(availability[0]["topic"], "mesero/test/status");
+    assert_eq!(availability[0]["payload_available"], "online");
+    assert_eq!(availability[0]["payload_not_available"], "offline");
+    assert_eq!(availability[1]["topic"], state_topic(id));
+    // Device: at least one identifier, only HA's keys, all strings.
+    let device = c["device"].as_object().expect("device");
+    let device_keys: BTreeSet<&str> = [
+        "identifiers",
+        "connections",
+        "manufacturer",
+        "model",
+        "model_id",
+        "name",
+        "hw_version",
+        "serial_number",
+        "sw_version",
+        "via_device",
+        "suggested_area",
+        "configuration_url",
+    ]
+    .into();
+    for (key, value) in device {
+        assert!(device_keys.contains(key.as_str()), "device.{key}");
+        if key != "identifiers" && key != "connections" {
+            assert_eq!(json_type(value), "string", "device.{key}");
+        }
+    }
+    let ids = device["identifiers"].as_array().expect("identifiers list");
+    assert_eq!(ids, &vec![json!("mesero_test")], "all tables on one device");
+    let origin = c["origin"].as_object().expect("origin");
+    assert_eq!(origin["name"], "mesero", "origin.name is required");
+    for key in origin.keys() {
+        assert!(
+            ["name", "sw_version", "support_url"].contains(&key.as_str()),
+            "origin.{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_discovery_matches_the_binary_sensor_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_HOMEASSISTANT", "true")])).await;
+    let mut ha = mqtt::client(d.mqtt, "home-assistant", Some(NODE)).await;
+    ha.subscribe("homeassistant/#").await;
+    let mut configs = BTreeMap::new();
+    while configs.len() < 4 {
+        let p = ha.next().await;
+        assert!(p.retain, "{} is retained", p.topic);
+        let c: Value = serde_json::from_slice(&p.payload).expect("config JSON");
+        configs.insert(p.topic.clone(), c);
+    }
+    let mut unique = BTreeSet::new();
+    for id in 1..=4 {
+        let topic = format!("homeassistant/binary_sensor/mesero_test_table_{id}/occupancy/config");
+        let c = configs.get(&topic).unwrap_or_else(|| panic!("no {topic}"));
+        // <prefix>/<component>/<node_id>/<object_id>/config with HA's
+        // character classes for node and object ids.
+        let parts: Vec<&str> = topic.split('/').collect();
+        assert!(parts[2..4].iter().all(|p| {
+            p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }));
+        check_ha_config(&topic, c, id);
+        assert_eq!(c["name"], format!("Mesa {id}"), "site.language is es");
+        unique.insert(c["unique_id"].to_string());
+    }
+    assert_eq!(unique.len(), 4, "unique ids are unique");
+
+    // HA restarts: its birth message brings every config again.
+    let mut ha2 = mqtt::client(d.mqtt, "home-assistant-2", Some(NODE)).await;
+    ha2.publish("homeassistant/status", "online", QoS::AtLeastOnce, false)
+        .await;
+    let mut again = BTreeSet::new();
+    while again.len() < 4 {
+        let p = ha.next().await;
+        if p.topic.ends_with("/config") {
+            again.insert(p.topic);
+        }
+    }
+
+    // A deleted table's entity is removed (empty retained config), a new
+    // table gets one.
+    let res = http()
+        .delete(format!("{}/api/v1/tables/4", d.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 204);
+    let gone = ha
+        .next_on("homeassistant/binary_sensor/mesero_test_table_4/occupancy/config")
+        .await;
+    assert!(
+        gone.payload.is_empty(),
+        "an empty config removes the entity"
+    );
+    let res = http()
+        .post(format!("{}/api/v1/tables", d.base))
+        .bearer_auth(ADMIN)
+        .json(&json!({"id": 7, "number": "7", "zone": "bar"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let topic = "homeassistant/binary_sensor/mesero_test_table_7/occupancy/config";
+    let c = ha.json_on(topic).await;
+    check_ha_config(topic, &c, 7);
+
+    // A new subscriber gets what is retained now; its own message after
+    // the subscription marks the end of that.
+    let mut late = mqtt::client(d.mqtt, "late", Some(NODE)).await;
+    late.subscribe("homeassistant/#").await;
+    late.publish("homeassistant/status", "offline", QoS::AtLeastOnce, false)
+        .await;
+    let mut seen = BTreeSet::new();
+    loop {
+        let p = late.next().await;
+        if p.topic == "homeassistant/status" {
+            break;
+        }
+        seen.insert(p.topic);
+    }
+    assert_eq!(
+        seen,
+        [1, 2, 3, 7]
+            .iter()
+            .map(|id| format!(
+                "homeassistant/binary_sensor/mesero_test_table_{id}/occupancy/config"
+            ))
+            .collect(),
+        "table 4's config is no longer retained"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_websocket() {
+    use bytes::BytesMut;
+    use rumqttd::protocol::v4::V4;
+    use rumqttd::protocol::{
+        Connect, Filter, Login, Packet, Protocol as _, QoS, RetainForwardRule, Subscribe,
+    };
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[("MESERO_MQTT_WS_LISTEN", "127.0.0.1:0")],
+    ))
+    .await;
+    let ws_addr = d.daemon.mqtt_ws_addr().expect("ws listener");
+    let mut request = format!("ws://{ws_addr}/mqtt")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
+    let (mut ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("ws connect");
+    assert_eq!(
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.as_bytes()),
+        Some(&b"mqtt"[..])
+    );
+    let mut send = async |packet: Packet| {
+        let mut buf = BytesMut::new();
+        V4.write(packet, &mut buf).expect("encode");
+        ws.send(Message::Binary(buf.freeze())).await.expect("send");
+    };
+    send(Packet::Connect(
+        Connect {
+            keep_alive: 30,
+            client_id: "browser".into(),
+            clean_session: true,
+        },
+        None,
+        None,
+        None,
+        Some(Login {
+            username: NODE.0.into(),
+            password: NODE.1.into(),
+        }),
+    ))
+    .await;
+    send(Packet::Subscribe(
+        Subscribe {
+            pkid: 1,
+            filters: vec![Filter {
+                path: format!("{SITE}/status"),
+                qos: QoS::AtMostOnce,
+                nolocal: false,
+                preserve_retain: false,
+                retain_forward_rule: RetainForwardRule::OnEverySubscribe,
+            }],
+        },
+        None,
+    ))
+    .await;
+    let mut buf = BytesMut::new();
+    let mut packets = Vec::new();
+    while packets.len() < 3 {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("timed out")
+            .expect("open")
+            .expect("frame");
+        if let Message::Binary(bytes) = frame {
+            buf.extend_from_slice(&bytes);
+            while let Ok(packet) = V4.read_mut(&mut buf, 1 << 20) {
+                packets.push(packet);
+            }
+        }
+    }
+    assert!(
+        matches!(&packets[0], Packet::ConnAck(ack, _) if ack.code == rumqttd::protocol::ConnectReturnCode::Success)
+    );
+    assert!(matches!(&packets[1], Packet::SubAck(..)));
+    match &packets[2] {
+        Packet::Publish(p, _) => assert_eq!(
+            (&p.topic[..], &p.payload[..]),
+            (&b"mesero/test/status"[..], &b"online"[..])
+        ),
+        other => panic!("expected the retained status, got {other:?}"),
+    }
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err = match mesero::daemon::Daemon::start(
+        config(dir.path(), &[("MESERO_MQTT_LISTEN", &addr)]),
+        Some(listener),
+    )
+    .await
+    {
+        Ok(_) => panic!("started on a taken port"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("mqtt.listen") && err.contains(&addr),
+        "the error names the key and address: {err}"
+    );
+    drop(taken);
+
+    // Off means off: nothing listens.
+    let d = mesero::daemon::Daemon::start(
+        config(dir.path(), &[("MESERO_MQTT_ENABLED", "false")]),
+        Some(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        ),
+    )
+    .await
+    .expect("starts without MQTT");
+    assert_eq!(d.mqtt_addr(), None);
+    d.stop().await;
+}
