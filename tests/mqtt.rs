@@ -306,6 +306,71 @@ async fn only_staff_may_set_tables_and_nobody_may_write_the_daemons_topics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_client_s_will_is_published_unless_it_targets_the_daemon_s_topics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let mut watcher = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
+    watcher.subscribe("nodes/#").await;
+    watcher.subscribe(&format!("{SITE}/status")).await;
+    assert_eq!(
+        &watcher.next_on(&format!("{SITE}/status")).await.payload[..],
+        b"online"
+    );
+
+    let will = |topic: &str| {
+        Some(rumqttc::LastWill::new(
+            topic,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ))
+    };
+    let spoofer = mqtt::connect_with_will(
+        d.mqtt,
+        "spoofer",
+        Some(NODE),
+        will(&format!("{SITE}/status")),
+    )
+    .await
+    .expect("connects; the will is dropped");
+    let esp = mqtt::connect_with_will(d.mqtt, "esp-3", Some(NODE), will("nodes/esp-3/status"))
+        .await
+        .expect("connects");
+    let clean = mqtt::connect_with_will(d.mqtt, "esp-4", Some(NODE), will("nodes/esp-4/status"))
+        .await
+        .expect("connects");
+    clean.client.disconnect().await.expect("disconnect");
+    // Dropping a client kills its connection without DISCONNECT.
+    drop(spoofer);
+    drop(esp);
+    let p = watcher.next().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("nodes/esp-3/status", &b"offline"[..]),
+        "only the lost client's will, on its own topic"
+    );
+    let s = stats_until(&d.base, "the refused will", |s| {
+        s["connections"]["mqtt"] == 1
+    })
+    .await;
+    assert_eq!(s["mqtt"]["publishes_refused"], 1);
+    let mut late = mqtt::client(d.mqtt, "late", Some(NODE)).await;
+    late.subscribe(&format!("{SITE}/status")).await;
+    assert_eq!(&late.next().await.payload[..], b"online");
+    late.subscribe("nodes/#").await;
+    let p = late.next().await;
+    assert_eq!((p.topic.as_str(), p.retain), ("nodes/esp-3/status", true));
+    late.publish("nodes/barrier", "x", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(
+        late.next().await.topic,
+        "nodes/barrier",
+        "no will from the client that disconnected cleanly"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_counted_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_MAX_PAYLOAD", "1024")])).await;

@@ -49,7 +49,7 @@ impl Bridge {
     /// Opens the link and publishes the start-up state.
     pub async fn start(shared: Arc<Shared>) -> Result<Bridge, LinkFailed> {
         let (mut tx, rx, _ack) = shared
-            .open_link(&shared.daemon_client_id, true, None)
+            .open_link(&shared.daemon_client_id, true)
             .await
             .map_err(|e| LinkFailed(e.to_string()))?;
         tx.subscribe(shared.topics.status())

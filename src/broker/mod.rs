@@ -311,9 +311,7 @@ async fn accept_loop(
 
 /// Opens a link into the router for one client; blocks until the router
 /// answers, so it is called on the blocking pool.
-type Connector = dyn Fn(&str, bool, Option<LastWill>) -> Result<(LinkTx, LinkRx, Notification), String>
-    + Send
-    + Sync;
+type Connector = dyn Fn(&str, bool) -> Result<(LinkTx, LinkRx, Notification), String> + Send + Sync;
 
 /// What every session and the publisher share; lives as long as the
 /// broker thread.
@@ -344,10 +342,11 @@ impl Shared {
     fn new(deps: Deps) -> Shared {
         let config = &deps.config;
         let router_tx = Router::new(0, router_config(&config.mqtt)).spawn();
-        let connector = move |client_id: &str, clean: bool, will: Option<LastWill>| {
+        // Wills are not given to the router: it only sends them when its
+        // own listeners ask it to, so sessions publish them themselves.
+        let connector = move |client_id: &str, clean: bool| {
             LinkBuilder::new(client_id, router_tx.clone())
                 .clean_session(clean)
-                .last_will(will)
                 .build()
                 .map_err(|e| e.to_string())
         };
@@ -376,11 +375,10 @@ impl Shared {
         &self,
         client_id: &str,
         clean: bool,
-        will: Option<LastWill>,
     ) -> anyhow::Result<(LinkTx, LinkRx, Notification)> {
         let connector = Arc::clone(&self.connector);
         let client_id = client_id.to_string();
-        tokio::task::spawn_blocking(move || connector(&client_id, clean, will))
+        tokio::task::spawn_blocking(move || connector(&client_id, clean))
             .await?
             .map_err(anyhow::Error::msg)
     }

@@ -190,10 +190,7 @@ pub(super) async fn run(
         return;
     };
     let will = will.filter(|w| shared.will_allowed(w, &client_id));
-    let (tx, rx, ack) = match shared
-        .open_link(&client_id, connect.clean_session, will.clone())
-        .await
-    {
+    let (tx, rx, ack) = match shared.open_link(&client_id, connect.clean_session).await {
         Ok(link) => link,
         Err(e) => {
             tracing::warn!(client = %client_id, error = %e, "the MQTT router refused the connection");
@@ -521,7 +518,21 @@ impl Session {
 
     async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
         self.shared.metrics.mqtt.messages_in.fetch_add(1, Relaxed);
-        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        // MQTT §4.7: a topic name is UTF-8, not empty, without wildcards.
+        let topic = match std::str::from_utf8(&publish.topic) {
+            Ok(t) if !t.is_empty() && !t.contains(['+', '#', '\0']) => t.to_string(),
+            _ => {
+                self.shared
+                    .metrics
+                    .mqtt
+                    .protocol_errors
+                    .fetch_add(1, Relaxed);
+                self.shared.noise("protocol", |suppressed| {
+                    tracing::warn!(client = %self.client_id, suppressed, "MQTT publish to an invalid topic name; connection closed");
+                });
+                return Err(End::Lost);
+            }
+        };
         // An empty retained message only clears what the broker keeps; it
         // is not a reading.
         let clearing = publish.retain && publish.payload.is_empty();

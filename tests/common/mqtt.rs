@@ -37,7 +37,20 @@ pub async fn connect(
     id: &str,
     user: Option<(&str, &str)>,
 ) -> Result<Client, ConnectionError> {
+    connect_with_will(addr, id, user, None).await
+}
+
+/// [`connect`] with a last will.
+pub async fn connect_with_will(
+    addr: SocketAddr,
+    id: &str,
+    user: Option<(&str, &str)>,
+    will: Option<rumqttc::LastWill>,
+) -> Result<Client, ConnectionError> {
     let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    if let Some(will) = will {
+        options.set_last_will(will);
+    }
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
     if let Some((name, password)) = user {
