@@ -19,6 +19,12 @@
 //! The sessions use rumqttd's MQTT 3.1.1 codec and its local links into
 //! the router, which hold each client's subscriptions and session state.
 //!
+//! Limits: clients are bounded by `mqtt.max_connections`, packets by
+//! `mqtt.max_payload`, and each subscription filter's in-memory log by
+//! `mqtt.segments` × `mqtt.segment_bytes`. rumqttd keeps retained messages
+//! (one per topic) without a limit; only clients that were let in can add
+//! them.
+//!
 //! Threads: the router runs on rumqttd's thread; the listeners, sessions
 //! and the daemon's own publisher ([`bridge`]) run on one broker thread
 //! with its own async runtime, because rumqttd's link calls block (opening

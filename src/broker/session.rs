@@ -54,6 +54,11 @@ const MAX_OWN_INFLIGHT: usize = 100;
 /// Outgoing packets are written in batches of at most this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// A client that takes no bytes for this long is disconnected (its socket
+/// buffer is full: it stopped reading). Meanwhile the router holds at most
+/// a bounded queue for it, and nobody else waits.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// At shutdown, pending outgoing messages (the `offline` status) are
 /// written until none has arrived for this long...
 const FLUSH_QUIET: Duration = Duration::from_millis(50);
@@ -458,7 +463,9 @@ impl Session {
             return Ok(());
         }
         let bytes = self.out.split().freeze();
-        self.io.write(bytes).await
+        tokio::time::timeout(WRITE_TIMEOUT, self.io.write(bytes))
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 
     /// Relays a packet to the router.
