@@ -842,6 +842,36 @@ async fn mqtt_over_websocket() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_of_other_mqtt_versions_are_told_so() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let v31: &[u8] = &[
+        0x10, 15, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 60, 0, 1, b'x',
+    ];
+    let v5: &[u8] = &[
+        0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 1, b'y',
+    ];
+    for connect in [v31, v5] {
+        let mut tcp = tokio::net::TcpStream::connect(d.mqtt).await.expect("tcp");
+        tcp.write_all(connect).await.expect("write");
+        let mut reply = Vec::new();
+        tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut reply))
+            .await
+            .expect("closed in time")
+            .expect("read");
+        assert_eq!(
+            reply,
+            [0x20, 2, 0, 1],
+            "CONNACK 'unacceptable protocol version', then close"
+        );
+    }
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["protocol_errors"], 2);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -131,8 +131,16 @@ pub(super) async fn run(
     let first =
         tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&shared, &mut io, &mut buf)).await;
     let (connect, will, login) = match first {
-        Ok(Some(Packet::Connect(connect, _, will, _, login))) => (connect, will, login),
-        Ok(Some(_)) => {
+        Ok(Ok(Some(Packet::Connect(connect, _, will, _, login)))) => (connect, will, login),
+        Ok(Err(Invalid::Version)) => {
+            let refuse = ConnAck {
+                session_present: false,
+                code: ConnectReturnCode::RefusedProtocolVersion,
+            };
+            write_now(&mut io, Packet::ConnAck(refuse, None)).await;
+            return;
+        }
+        Ok(Ok(Some(_))) => {
             shared.metrics.mqtt.protocol_errors.fetch_add(1, Relaxed);
             shared.noise("protocol", |suppressed| {
                 tracing::warn!(%peer, suppressed, "MQTT connection did not start with CONNECT");
@@ -240,18 +248,19 @@ pub(super) async fn run(
     session.finish(end).await;
 }
 
-/// Reads one whole packet (for CONNECT); `None` on close or bad bytes,
-/// which are counted.
-async fn read_packet(shared: &Shared, io: &mut Transport, buf: &mut BytesMut) -> Option<Packet> {
+/// Reads one whole packet (for CONNECT); `Ok(None)` when the peer closed.
+async fn read_packet(
+    shared: &Shared,
+    io: &mut Transport,
+    buf: &mut BytesMut,
+) -> Result<Option<Packet>, Invalid> {
     loop {
-        match shared.decode(buf) {
-            Ok(Some(packet)) => return Some(packet),
-            Ok(None) => {}
-            Err(Invalid) => return None,
+        if let Some(packet) = shared.decode(buf)? {
+            return Ok(Some(packet));
         }
         match io.read(buf).await {
             Ok(true) => {}
-            Ok(false) | Err(_) => return None,
+            Ok(false) | Err(_) => return Ok(None),
         }
     }
 }
@@ -267,7 +276,13 @@ async fn write_now(io: &mut Transport, packet: Packet) {
 
 /// Bytes that are not MQTT 3.1.1, or a packet over `mqtt.max_payload`
 /// (already counted and logged): the connection is closed.
-pub(super) struct Invalid;
+pub(super) enum Invalid {
+    /// A CONNECT for another MQTT version (3.1, 5): answered with
+    /// "unacceptable protocol version", which clients understand (many
+    /// then retry with 3.1.1).
+    Version,
+    Other,
+}
 
 impl Shared {
     /// The next whole packet in `buf`, `None` if more bytes are needed.
@@ -286,14 +301,19 @@ impl Shared {
                         "MQTT packet over mqtt.max_payload; connection closed"
                     );
                 });
-                Err(Invalid)
+                Err(Invalid::Other)
             }
             Err(e) => {
                 self.metrics.mqtt.protocol_errors.fetch_add(1, Relaxed);
                 self.noise("protocol", |suppressed| {
-                    tracing::warn!(error = ?e, suppressed, "invalid MQTT packet; connection closed");
+                    tracing::warn!(error = ?e, suppressed, "invalid MQTT packet (only MQTT 3.1.1 is spoken); connection closed");
                 });
-                Err(Invalid)
+                match e {
+                    Error::InvalidProtocol | Error::InvalidProtocolLevel(_) => {
+                        Err(Invalid::Version)
+                    }
+                    _ => Err(Invalid::Other),
+                }
             }
         }
     }
@@ -366,7 +386,7 @@ impl Session {
                         }
                     }
                     Ok(None) => break,
-                    Err(Invalid) => return End::Lost,
+                    Err(_) => return End::Lost,
                 }
             }
             if self.flush().await.is_err() {
