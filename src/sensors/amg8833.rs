@@ -45,7 +45,7 @@ const TTHL: u8 = 0x0E;
 const T01L: u8 = 0x80;
 
 const WIDTH: usize = 8;
-const PIXELS: usize = WIDTH * WIDTH;
+pub const PIXELS: usize = WIDTH * WIDTH;
 
 /// Row-major °C, pixel 1 (top left as seen by the sensor) first.
 pub type Frame = [f32; PIXELS];
@@ -124,14 +124,24 @@ pub struct PeopleCounter {
     cfg: CountingConfig,
     background: Option<Frame>,
     frames: u32,
+    /// Pixels this counter looks at (one table's part of a shared array).
+    mask: [bool; PIXELS],
 }
 
 impl PeopleCounter {
     pub fn new(cfg: CountingConfig) -> Self {
+        Self::masked(cfg, [true; PIXELS])
+    }
+
+    /// A counter that only sees the pixels where `mask` is true, for an
+    /// array watching several tables; a person straddling two windows is
+    /// counted in both.
+    pub fn masked(cfg: CountingConfig, mask: [bool; PIXELS]) -> Self {
         PeopleCounter {
             cfg,
             background: None,
             frames: 0,
+            mask,
         }
     }
 
@@ -153,8 +163,10 @@ impl PeopleCounter {
             .get_or_insert_with(|| initial_background(frame, delta));
 
         let mut class = [Class::Background; PIXELS];
-        for ((c, t), b) in class.iter_mut().zip(frame).zip(&background) {
-            *c = if *t > self.cfg.max_c {
+        for (((c, t), b), seen) in class.iter_mut().zip(frame).zip(&background).zip(&self.mask) {
+            *c = if !seen {
+                Class::Background
+            } else if *t > self.cfg.max_c {
                 Class::Hot
             } else if t - b > delta {
                 Class::Warm
@@ -562,6 +574,22 @@ mod tests {
                 "{name} (after background)"
             );
         }
+    }
+
+    #[test]
+    fn a_masked_counter_sees_only_its_window() {
+        let two = frame([
+            "##......", "##......", "#.......", "........", "........", ".....###", ".....###",
+            "........",
+        ]);
+        let mut top = [false; PIXELS];
+        top.iter_mut().take(32).for_each(|p| *p = true);
+        let bottom = top.map(|p| !p);
+        let mut top = PeopleCounter::masked(CountingConfig::default(), top);
+        let mut bottom = PeopleCounter::masked(CountingConfig::default(), bottom);
+        assert_eq!(top.update(&frame(EMPTY)), 0);
+        assert_eq!(bottom.update(&frame(EMPTY)), 0);
+        assert_eq!((top.update(&two), bottom.update(&two)), (1, 1));
     }
 
     #[test]

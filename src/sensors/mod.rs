@@ -7,11 +7,15 @@
 //! [`health::Health`] tracker to decide when a sensor counts as faulted.
 
 pub mod amg8833;
+pub mod bus;
+pub mod cli;
 #[cfg(test)]
 pub mod fake;
 pub mod gpio;
 pub mod health;
+pub mod pi;
 pub mod sim;
+pub mod tasks;
 pub mod vl53l0x;
 pub mod vl53l1x;
 

