@@ -699,6 +699,12 @@ mod tests {
         let cfg = parse(EXAMPLE, &[]).expect("example config");
         assert_eq!(cfg.tables.len(), 12);
         assert_eq!(cfg.auth.tokens.len(), 3);
+        assert_eq!(cfg.sensors.len(), 12, "a sim sensor on every demo table");
+        assert!(
+            cfg.sensors
+                .iter()
+                .all(|s| matches!(s.kind, SensorKind::Sim(_)) && s.table.is_some())
+        );
     }
 
     #[test]

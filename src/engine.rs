@@ -235,7 +235,7 @@ pub fn start(
     let now = Instant::now();
     let mut sensors = HashMap::new();
     for s in &config.sensors {
-        engine.add_sensor(&s.id, s.table);
+        engine.add_sensor(&s.id, s.kind.occupancy_table(s.table));
         sensors.insert(s.id.clone(), (s.kind.name(), s.table));
         if matches!(s.kind, SensorKind::Mqtt) {
             external.ids.insert(s.id.clone());

@@ -189,3 +189,105 @@ async fn scripted_presence_reaches_the_stream_with_the_configured_delays() {
     assert_eq!(sensors[0]["kind"], "sim");
     d.stop().await;
 }
+
+#[test]
+fn sensors_scan_off_a_pi_fails_with_one_clear_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesero"))
+        .args(["sensors", "scan"])
+        .env_remove("MESERO_CONFIG")
+        .output()
+        .expect("run mesero sensors scan");
+    assert!(!out.status.success(), "must fail off a Pi");
+    assert_eq!(out.status.code(), Some(1), "an error exit, not a panic");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    assert!(
+        lines[0].starts_with("mesero: ") && lines[0].contains("Raspberry Pi"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}
+
+/// GPIO and I2C sensors configured on a machine that is not a Pi: each
+/// faults once (`sensor.fault`, actor `sensor:<id>`), the tables they watch
+/// become unknown, and the daemon keeps serving.
+const HARDWARE: &str = r#"
+[[sensors]]
+id = "pir-1"
+kind = "gpio"
+table = 1
+pin = 17
+fault_after = 1
+
+[[sensors]]
+id = "call-1"
+kind = "button"
+table = 1
+pin = 27
+fault_after = 1
+
+[[sensors]]
+id = "thermal"
+kind = "amg8833"
+table = 2
+fault_after = 1
+
+[[sensors]]
+id = "tof-3"
+kind = "vl53l0x"
+table = 3
+fault_after = 1
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hardware_sensors_off_a_pi_fault_without_taking_the_daemon_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config_with(dir.path(), HARDWARE)).await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?since=0&types=sensor,table.state",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    let mut faulted = std::collections::BTreeMap::new();
+    let mut unknown = std::collections::BTreeSet::new();
+    while faulted.len() < 4 || unknown.len() < 3 {
+        let (msg, event) = sse.next_json().await;
+        match msg.event.as_deref() {
+            Some("sensor.fault") => {
+                let id = event["data"]["sensor"]
+                    .as_str()
+                    .expect("sensor")
+                    .to_string();
+                assert_eq!(event["actor"], format!("sensor:{id}"));
+                let reason = event["data"]["reason"].as_str().unwrap_or("").to_string();
+                assert!(faulted.insert(id, reason).is_none(), "one fault per sensor");
+            }
+            Some("table.state") => {
+                assert_eq!(event["data"]["to"], "unknown", "{event}");
+                unknown.insert(event["table"].as_i64().expect("table"));
+            }
+            other => panic!("unexpected {other:?}: {event}"),
+        }
+    }
+    assert!(
+        faulted["pir-1"].contains("not a Raspberry Pi"),
+        "{faulted:?}"
+    );
+    assert!(faulted["thermal"].contains("/dev/i2c-1"), "{faulted:?}");
+    assert_eq!(unknown, [1, 2, 3].into());
+
+    let stats = get_json(&d.base, "/api/v1/stats").await;
+    for s in stats["sensors"].as_array().expect("sensors") {
+        assert_eq!(s["health"], "faulted", "{s}");
+        assert_eq!(s["faults"], 1, "{s}");
+    }
+    let health = http()
+        .get(format!("{}/healthz", d.base))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    d.stop().await;
+}

@@ -106,6 +106,15 @@ impl SensorKind {
         }
     }
 
+    /// The table whose occupancy this sensor feeds: a call button's table
+    /// is where its alerts come from, not a presence input.
+    pub fn occupancy_table(&self, table: Option<TableId>) -> Option<TableId> {
+        match self {
+            SensorKind::Button(_) => None,
+            _ => table,
+        }
+    }
+
     /// Whether the sensor needs the Pi's GPIO or I2C.
     pub fn is_hardware(&self) -> bool {
         matches!(

@@ -93,7 +93,6 @@ pub fn probe<I: I2c>(i2c: &mut I, address: u8, tof: &BTreeSet<u8>) -> Option<Fou
 /// `mesero sensors scan`: probes every address of the configured I2C
 /// buses (bus 1 always), names the chips, and checks the configured pins.
 pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
-    require_pi("mesero sensors scan")?;
     let sensors = config.map_or(&[][..], |c| c.sensors.as_slice());
     let mut buses: BTreeSet<u8> = BTreeSet::from([1]);
     let mut tof = BTreeSet::from([super::TOF_DEFAULT_ADDRESS]);
@@ -218,7 +217,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
         bail!("the config has no [[sensors]] to watch");
     }
     if config.sensors.iter().any(|s| s.kind.is_hardware()) {
-        require_pi("mesero sensors watch")?;
+        require_pi("sensors watch")?;
     }
     let (tx, mut rx) = mpsc::channel(crate::engine::REPORT_QUEUE);
     let shutdown = CancellationToken::new();
@@ -231,7 +230,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     });
     let start = Instant::now();
     for s in &config.sensors {
-        engine.add_sensor(&s.id, s.table);
+        engine.add_sensor(&s.id, s.kind.occupancy_table(s.table));
     }
     for t in &config.tables {
         engine.sync_table(t.id, TableState::Free, None, start);

@@ -209,7 +209,7 @@ fn run_bus(bus: u8, sensors: &[SensorConfig], reporter: &Reporter, shutdown: &Ca
         Instant::now(),
     );
     tracing::info!(bus, sensors = refs.len(), "I2C bus thread started");
-    while !shutdown.is_cancelled() {
+    while !shutdown.is_cancelled() && !reporter.is_closed() {
         for report in worker.step(Instant::now()) {
             if !reporter.blocking_send(report) {
                 return;
@@ -384,7 +384,7 @@ fn run_gpio(sensors: &[SensorConfig], reporter: &Reporter, shutdown: &Cancellati
     let mut inputs: Vec<Input> = sensors.iter().filter_map(|s| Input::new(s, now)).collect();
     let mut gpio: Option<Gpio> = None;
     let mut out = Vec::new();
-    while !shutdown.is_cancelled() {
+    while !shutdown.is_cancelled() && !reporter.is_closed() {
         let now = Instant::now();
         if inputs.iter().any(|i| i.pin.is_none() && i.retry_at <= now) {
             if gpio.is_none() {

@@ -69,6 +69,12 @@ impl Reporter {
         self.tx.send(report).await.is_ok()
     }
 
+    /// True once the engine task is gone (its runtime is shutting down):
+    /// sensor threads end then even if nobody cancelled them.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// From a sensor thread; blocks that thread (never the runtime) while
     /// the queue is full. False once the engine has stopped.
     pub fn blocking_send(&self, report: Report) -> bool {
