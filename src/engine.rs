@@ -569,3 +569,178 @@ impl EngineTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const CONFIG: &str = r#"
+[[tables]]
+id = 1
+[[tables]]
+id = 2
+
+[[sensors]]
+id = "call-1"
+kind = "button"
+table = 1
+pin = 27
+fault_after = 1000
+
+[[sensors]]
+id = "node-1"
+kind = "mqtt"
+table = 1
+stale_after = "1s"
+"#;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        hub: Hub,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+        sensors: Sensors,
+    }
+
+    /// A real store on a temporary file and the engine task with its sensor
+    /// tasks (off a Pi the button's GPIO thread only retries: its
+    /// fault_after is out of reach of these tests).
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [(
+            "MESERO_STORAGE_PATH".to_string(),
+            dir.path().join("m.db").display().to_string(),
+        )];
+        let config = Config::from_toml(Path::new("t.toml"), CONFIG, env).expect("config");
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(64, Arc::clone(&metrics));
+        let store = Store::open(&config, hub.clone(), metrics).expect("store");
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let sensors = start(&config, store.clone(), &hub, &shutdown, &tasks);
+        Fixture {
+            _dir: dir,
+            store,
+            hub,
+            shutdown,
+            tasks,
+            sensors,
+        }
+    }
+
+    impl Fixture {
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.tasks.close();
+            self.tasks.wait().await;
+            self.store.shutdown().await;
+        }
+    }
+
+    /// The next committed event of type `kind` (others are skipped).
+    async fn next_event(
+        rx: &mut broadcast::Receiver<Arc<crate::hub::Published>>,
+        kind: &str,
+    ) -> Event {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let published = rx.recv().await.expect("hub open");
+                if published.event.kind == kind {
+                    return published.event.clone();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} event"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_press_is_stored_as_a_bill_alert() {
+        let f = fixture().await;
+        let mut sub = f
+            .hub
+            .subscribe(ClientKind::Internal, CancellationToken::new());
+        let reporter = Reporter::new(f.sensors.input.tx.clone());
+        assert!(
+            reporter
+                .send(Report::Button {
+                    sensor: "call-1".into(),
+                    event: ButtonEvent::Bill,
+                })
+                .await
+        );
+        let event = next_event(&mut sub.rx, "alert.raised").await;
+        assert_eq!(event.actor, "sensor:call-1");
+        assert_eq!(event.table, Some(1));
+        assert_eq!(event.data["kind"], "bill");
+        assert_eq!(event.data["priority"], "normal");
+        let stored = f
+            .store
+            .events(crate::store::EventQuery {
+                after: 0,
+                limit: 100,
+                types: vec!["alert".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("events");
+        assert_eq!(stored.events.len(), 1, "on disk");
+        f.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mqtt_input_is_checked_goes_stale_and_recovers() {
+        let f = fixture().await;
+        let input = f.sensors.input.clone();
+        let present = Reading {
+            present: true,
+            people: Some(2),
+        };
+        assert_eq!(
+            input.reading("call-1", present),
+            Err(InputError::UnknownSensor("call-1".into())),
+            "only mqtt sensors take readings from outside"
+        );
+        assert_eq!(
+            input.reading("ghost", present),
+            Err(InputError::UnknownSensor("ghost".into()))
+        );
+        assert_eq!(
+            input.table_reading(2, present),
+            Err(InputError::UnknownTable(2))
+        );
+        let mut sub = f
+            .hub
+            .subscribe(ClientKind::Internal, CancellationToken::new());
+        input.table_reading(1, present).expect("accepted");
+        // Silent for stale_after (1 s): faulted, and the table, whose only
+        // presence sensor it is, becomes unknown.
+        let fault = next_event(&mut sub.rx, "sensor.fault").await;
+        assert_eq!(fault.actor, "sensor:node-1");
+        assert!(
+            fault.data["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no reading")
+        );
+        let unknown = next_event(&mut sub.rx, "table.state").await;
+        assert_eq!(unknown.data["to"], "unknown");
+        let board = f.sensors.board.snapshot();
+        let node = board.iter().find(|v| v.id == "node-1").expect("node-1");
+        assert_eq!((node.health, node.faults), (HealthState::Faulted, 1));
+        // The next reading recovers it and restores the table's state.
+        input.reading("node-1", present).expect("accepted");
+        let recovered = next_event(&mut sub.rx, "sensor.recovered").await;
+        assert_eq!(recovered.actor, "sensor:node-1");
+        let restored = next_event(&mut sub.rx, "table.state").await;
+        assert_eq!(
+            (&restored.data["from"], &restored.data["to"]),
+            (&json!("unknown"), &json!("free"))
+        );
+        f.stop().await;
+    }
+}

@@ -377,3 +377,220 @@ fn fault(slot: &mut Slot, reason: &str, now: Instant, reports: &mut Vec<Report>)
         slot.due = retry;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{FakeDelay, FakeI2c, FakeXshut};
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn sensors(toml: &str) -> Vec<SensorConfig> {
+        let text = format!("[[tables]]\nid = 1\n[[tables]]\nid = 2\n{toml}");
+        Config::from_toml(Path::new("test.toml"), &text, std::iter::empty())
+            .expect("config")
+            .sensors
+    }
+
+    fn worker(
+        bus: &FakeI2c,
+        sensors: &[SensorConfig],
+        xshut: &[(u8, usize)],
+        now: Instant,
+    ) -> BusWorker {
+        let refs: Vec<&SensorConfig> = sensors.iter().collect();
+        let pins: Vec<(u8, usize)> = xshut.to_vec();
+        let fake = bus.clone();
+        BusWorker::new(
+            bus.clone(),
+            &refs,
+            move |pin| -> FakeXshut {
+                let dev = pins
+                    .iter()
+                    .find(|(p, _)| *p == pin)
+                    .map_or(usize::MAX, |(_, d)| *d);
+                fake.xshut(dev)
+            },
+            FakeDelay::default,
+            now,
+        )
+    }
+
+    /// An 8×8 frame at 22 °C with 31 °C pixels where `warm` says so, as
+    /// the AMG8833's registers (0.25 °C/LSB, little endian).
+    fn frame_regs(warm: impl Fn(usize) -> bool) -> Vec<u8> {
+        (0..PIXELS)
+            .flat_map(|i| {
+                let lsb: u16 = if warm(i) { 124 } else { 88 };
+                lsb.to_le_bytes()
+            })
+            .collect()
+    }
+
+    fn readings(reports: &[Report]) -> Vec<(String, bool, Option<u32>)> {
+        reports
+            .iter()
+            .filter_map(|r| match r {
+                Report::Reading { sensor, reading } => {
+                    Some((sensor.clone(), reading.present, reading.people))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kinds(reports: &[Report]) -> Vec<&'static str> {
+        reports
+            .iter()
+            .map(|r| match r {
+                Report::Reading { .. } => "reading",
+                Report::Fault { .. } => "fault",
+                Report::Recovered { .. } => "recovered",
+                Report::Button { .. } => "button",
+                Report::Ready { .. } => "ready",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bus_errors_fault_after_fault_after_and_the_chip_recovers() {
+        let bus = FakeI2c::new();
+        let dev = bus.add_amg8833(0x68);
+        bus.set_regs(dev, 0x80, &frame_regs(|_| false));
+        let config = sensors(
+            "[[sensors]]\nid = \"t\"\nkind = \"amg8833\"\ntable = 1\nfault_after = 3\ninterval = \"100ms\"\n",
+        );
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = worker(&bus, &config, &[], t0);
+        assert_eq!(readings(&w.step(t0)), vec![("t".into(), false, Some(0))]);
+        assert_eq!(w.next_wake(), Some(t0 + ms(100)));
+        // Two failed reads: not yet a fault, reads go on at the interval.
+        for n in 1..=2u64 {
+            bus.fail_next(1);
+            assert!(w.step(t0 + ms(100 * n)).is_empty(), "error {n}");
+        }
+        bus.fail_next(1);
+        let reports = w.step(t0 + ms(300));
+        assert_eq!(kinds(&reports), vec!["fault"]);
+        match &reports[0] {
+            Report::Fault { sensor, reason } => {
+                assert_eq!(sensor, "t");
+                assert!(reason.contains("3 consecutive"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Retried with backoff, re-initialised, then recovered.
+        assert_eq!(w.next_wake(), Some(t0 + ms(1300)));
+        assert!(w.step(t0 + ms(1000)).is_empty(), "not due yet");
+        bus.fail_next(1);
+        assert!(w.step(t0 + ms(1300)).is_empty(), "retry fails quietly");
+        assert_eq!(w.next_wake(), Some(t0 + ms(3300)), "backoff doubled");
+        bus.clear_writes();
+        bus.set_regs(dev, 0x80, &frame_regs(|i| [9, 10, 17, 18].contains(&i)));
+        let reports = w.step(t0 + ms(3300));
+        assert_eq!(kinds(&reports), vec!["recovered", "reading"]);
+        assert_eq!(readings(&reports), vec![("t".into(), true, Some(1))]);
+        assert!(
+            bus.reg_writes(0x68).contains(&(0x01, 0x3F)),
+            "the chip was reset and set up again"
+        );
+        assert!(
+            w.step(t0 + ms(3400)).is_empty(),
+            "unchanged readings are not repeated"
+        );
+    }
+
+    #[test]
+    fn a_silent_chip_goes_stale() {
+        let bus = FakeI2c::new();
+        bus.add_amg8833(0x68);
+        let config = sensors(
+            "[[sensors]]\nid = \"t\"\nkind = \"amg8833\"\ntable = 1\nfault_after = 1000\nstale_after = \"5s\"\n",
+        );
+        let t0 = Instant::now();
+        let mut w = worker(&bus, &config, &[], t0);
+        bus.fail_next(u32::MAX);
+        let mut at = t0;
+        let mut reports = Vec::new();
+        while at < t0 + Duration::from_secs(6) {
+            reports.extend(w.step(at));
+            at = w.next_wake().expect("wake");
+        }
+        assert_eq!(kinds(&reports), vec!["fault"]);
+        match &reports[0] {
+            Report::Fault { reason, .. } => {
+                assert!(reason.contains("no reading for 5 s"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_array_split_between_two_tables() {
+        let bus = FakeI2c::new();
+        let dev = bus.add_amg8833(0x69);
+        let config = sensors(
+            "[[sensors]]\nid = \"top\"\nkind = \"amg8833\"\ntable = 1\naddress = 0x69\nwindow = [0, 0, 4, 8]\n\
+             [[sensors]]\nid = \"bottom\"\nkind = \"amg8833\"\ntable = 2\naddress = 0x69\nwindow = [4, 0, 4, 8]\n",
+        );
+        let t0 = Instant::now();
+        let mut w = worker(&bus, &config, &[], t0);
+        bus.set_regs(dev, 0x80, &frame_regs(|_| false));
+        assert_eq!(
+            readings(&w.step(t0)),
+            vec![
+                ("top".into(), false, Some(0)),
+                ("bottom".into(), false, Some(0))
+            ]
+        );
+        let before = bus.transactions();
+        // Two guests in the top half, one in the bottom half.
+        bus.set_regs(
+            dev,
+            0x80,
+            &frame_regs(|i| [0, 1, 8, 9, 5, 6, 13, 14, 50, 51, 58, 59].contains(&i)),
+        );
+        let reports = w.step(t0 + Duration::from_millis(100));
+        assert_eq!(
+            readings(&reports),
+            vec![
+                ("top".into(), true, Some(2)),
+                ("bottom".into(), true, Some(1))
+            ]
+        );
+        assert_eq!(
+            bus.transactions() - before,
+            2,
+            "thermistor + one 128-byte frame"
+        );
+    }
+
+    #[test]
+    fn tof_chain_is_brought_up_and_read() {
+        let bus = FakeI2c::new();
+        let a = bus.add_vl53l0x();
+        let b = bus.add_vl53l1x();
+        let config = sensors(
+            "[[sensors]]\nid = \"tof-b\"\nkind = \"vl53l1x\"\ntable = 2\nxshut_pin = 6\n\
+             [[sensors]]\nid = \"tof-a\"\nkind = \"vl53l0x\"\ntable = 1\naddress = 0x30\nxshut_pin = 5\nmax_mm = 600\n",
+        );
+        // tof-a: 400 mm, valid; tof-b: 2 m, valid.
+        bus.set_regs(a, 0x14, &[0x58]);
+        bus.set_regs(a, 0x1E, &400u16.to_be_bytes());
+        bus.set_regs(b, 0x0089, &[9]);
+        bus.set_regs(b, 0x0096, &2000u16.to_be_bytes());
+        let t0 = Instant::now();
+        let mut w = worker(&bus, &config, &[(5, a), (6, b)], t0);
+        let reports = w.step(t0);
+        assert_eq!(bus.device_address(a), 0x30, "re-addressed at bring-up");
+        assert_eq!(bus.device_address(b), 0x29, "the last one keeps 0x29");
+        assert_eq!(
+            readings(&reports),
+            vec![("tof-b".into(), false, None), ("tof-a".into(), true, None)]
+        );
+        // A read error on one chip alone does not fault it (fault_after 3).
+        bus.fail_next(1);
+        assert!(w.step(t0 + Duration::from_millis(200)).is_empty());
+    }
+}
