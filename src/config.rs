@@ -708,6 +708,19 @@ mod tests {
     }
 
     #[test]
+    fn the_pi_example_config_is_valid_and_locked_down() {
+        let text = include_str!("../config/pi.example.toml");
+        let cfg = parse(text, &[]).expect("pi example config");
+        assert_eq!(cfg.auth.anonymous, None, "no anonymous access");
+        assert!(!text.contains("token ="), "tokens only as token_sha256");
+        let kinds: Vec<&str> = cfg.sensors.iter().map(|s| s.kind.name()).collect();
+        for kind in ["gpio", "amg8833", "vl53l1x", "button"] {
+            assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+        }
+        assert!(cfg.sensors.iter().all(|s| s.kind.is_hardware()));
+    }
+
+    #[test]
     fn empty_file_gives_the_spec_defaults() {
         let cfg = parse("", &[]).expect("defaults");
         assert_eq!(cfg.http.listen, "0.0.0.0:8080".parse().expect("addr"));
