@@ -39,7 +39,7 @@ use crate::sensors::tasks::{Report, Reporter};
 use crate::store::{Change, Guard, Hold, Store, StoreError};
 use serde::Serialize;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use tokio::sync::{broadcast, mpsc};
@@ -160,7 +160,7 @@ pub struct SensorView {
 pub struct SensorBoard {
     /// A std mutex: held only to copy or update one entry, never across an
     /// await.
-    views: Arc<Mutex<BTreeMap<String, SensorView>>>,
+    views: Arc<Mutex<Vec<SensorView>>>,
 }
 
 impl SensorBoard {
@@ -168,19 +168,16 @@ impl SensorBoard {
         let views = config
             .sensors
             .iter()
-            .map(|s| {
-                let view = SensorView {
-                    id: s.id.clone(),
-                    kind: s.kind.name(),
-                    table: s.table,
-                    health: HealthState::Waiting,
-                    reading: None,
-                    reading_since: None,
-                    faults: 0,
-                    last_error: None,
-                    faulted_since: None,
-                };
-                (s.id.clone(), view)
+            .map(|s| SensorView {
+                id: s.id.clone(),
+                kind: s.kind.name(),
+                table: s.table,
+                health: HealthState::Waiting,
+                reading: None,
+                reading_since: None,
+                faults: 0,
+                last_error: None,
+                faulted_since: None,
             })
             .collect();
         SensorBoard {
@@ -188,12 +185,12 @@ impl SensorBoard {
         }
     }
 
-    /// Every sensor, by id.
+    /// Every sensor, in config order.
     pub fn snapshot(&self) -> Vec<SensorView> {
-        self.lock().values().cloned().collect()
+        self.lock().clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SensorView>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SensorView>> {
         // Entries are replaced field by field with plain assignments, so a
         // poisoned lock still holds consistent data.
         self.views
@@ -202,7 +199,7 @@ impl SensorBoard {
     }
 
     fn update(&self, id: &str, f: impl FnOnce(&mut SensorView)) {
-        if let Some(view) = self.lock().get_mut(id) {
+        if let Some(view) = self.lock().iter_mut().find(|v| v.id == id) {
             f(view);
         }
     }

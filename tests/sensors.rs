@@ -190,6 +190,51 @@ async fn scripted_presence_reaches_the_stream_with_the_configured_delays() {
     d.stop().await;
 }
 
+/// A staff change wins over the sensor at once; the sensor takes the
+/// table back only after a full `occupy_after` of presence from then.
+#[tokio::test(start_paused = true)]
+async fn a_staff_change_wins_and_restarts_the_hysteresis() {
+    let _watchdog = watchdog(Duration::from_secs(120));
+    let _frozen = freeze_clock();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sensors =
+        "[[sensors]]\nid = \"sim-1\"\nkind = \"sim\"\ntable = 1\nscript = [[\"0s\", true, 2]]\n";
+    let d = TestDaemon::start(config_with(dir.path(), sensors)).await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?types=table.state",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    let _ = sse.next_json().await;
+    let mut state = "free".to_string();
+    let mut changes = Vec::new();
+    for second in 0..=40u64 {
+        if second > 0 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        if second == 20 {
+            let (status, body) = put_state(&d.base, Some(STAFF), 1, r#"{"state": "free"}"#).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        barrier(&d.base).await;
+        let now = state_of(&get_json(&d.base, "/api/v1/tables").await, 1);
+        if now != state {
+            changes.push((second, now.clone()));
+            state = now;
+        }
+    }
+    assert_eq!(
+        changes,
+        [(10, "occupied"), (20, "free"), (30, "occupied")].map(|(s, st)| (s, st.to_string()))
+    );
+    for actor in ["sensor:sim-1", "staff:staff", "sensor:sim-1"] {
+        let (_, event) = sse.next_json().await;
+        assert_eq!(event["actor"], actor, "{event}");
+    }
+    d.stop().await;
+}
+
 #[test]
 fn sensors_scan_off_a_pi_fails_with_one_clear_line() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesero"))
