@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Check the sensor wiring on the Pi (needs a Raspberry Pi for hardware).
+    Sensors {
+        #[command(subcommand)]
+        command: SensorsCommand,
+    },
     /// Print live events from a running daemon (reconnects and resumes).
     Watch {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -57,6 +62,23 @@ enum Command {
 enum ConfigCommand {
     /// Print the documented example config.
     Example,
+}
+
+#[derive(Subcommand)]
+enum SensorsCommand {
+    /// Probe the I2C buses, name the chips found, and read the configured
+    /// GPIO inputs. The config is optional (default path if it exists).
+    Scan {
+        #[arg(long, short, env = "MESERO_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the configured sensors and a local occupancy engine, printing
+    /// readings, faults and state changes (stop the daemon first: it owns
+    /// the pins).
+    Watch {
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +144,23 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 file.display()
             );
             Ok(())
+        }
+        Command::Sensors {
+            command: SensorsCommand::Scan { config },
+        } => {
+            crate::sensors::cli::require_pi("sensors scan")?;
+            let path = config.or_else(|| {
+                let default = PathBuf::from(DEFAULT_CONFIG);
+                default.exists().then_some(default)
+            });
+            let config = path.as_deref().map(Config::load).transpose()?;
+            crate::sensors::cli::scan(config.as_ref())
+        }
+        Command::Sensors {
+            command: SensorsCommand::Watch { config },
+        } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(crate::sensors::cli::watch(&config))
         }
         Command::Watch { url, token } => {
             runtime()?.block_on(crate::watch::run(&url, token.as_deref()))

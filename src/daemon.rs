@@ -2,8 +2,8 @@
 //! server, and takes them down in order on stop.
 //!
 //! Start order: store (database open and migrated) → `system.started` →
-//! listener bound → serving. Stop order: stop accepting and end streams →
-//! background tasks → writer flushes its queue and closes the database.
+//! listener bound → occupancy engine and sensors → serving. Stop order: stop accepting and end streams →
+//! background tasks (engine, sensors) → writer flushes its queue and closes the database.
 
 use crate::config::Config;
 use crate::domain::{Actor, EventType};
@@ -29,6 +29,7 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Daemon {
     http_addr: SocketAddr,
+    sensor_input: crate::engine::SensorInput,
     shutdown: CancellationToken,
     store: Store,
     http: JoinHandle<()>,
@@ -79,12 +80,14 @@ impl Daemon {
             Arc::clone(&config),
             shutdown.clone(),
         ));
+        let sensors = crate::engine::start(&config, store.clone(), &hub, &shutdown, &tasks);
 
         let state = crate::http::AppState {
             config: Arc::clone(&config),
             store: store.clone(),
             hub,
             metrics,
+            sensors: sensors.board,
             shutdown: shutdown.clone(),
         };
         let http = tokio::spawn(crate::http::serve(
@@ -96,6 +99,7 @@ impl Daemon {
         tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
         Ok(Daemon {
             http_addr,
+            sensor_input: sensors.input,
             shutdown,
             store,
             http,
@@ -105,6 +109,12 @@ impl Daemon {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Feeds readings of `mqtt` sensors to the occupancy engine (see
+    /// [`crate::engine`]).
+    pub fn sensor_input(&self) -> crate::engine::SensorInput {
+        self.sensor_input.clone()
     }
 
     /// Stops accepting, drains streams, flushes the writer.

@@ -4,6 +4,9 @@
 //! - [`config`]: the TOML file, checked, with environment overrides.
 //! - [`store`]: SQLite; the single writer and the read connections.
 //! - [`hub`]: committed events fanned out to live subscribers.
+//! - [`occupancy`]: the pure state machine from readings to table states.
+//! - [`sensors`]: drivers (GPIO, I2C, simulated) and their health.
+//! - [`engine`]: the task that runs the engine and commits its decisions.
 //! - [`feed`]: one client's gap-free view (snapshot, replay, live).
 //! - [`http`]: REST, SSE, WebSocket, the floor-plan page.
 //! - [`daemon`]: start-up and shutdown order.
@@ -15,11 +18,14 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod engine;
 pub mod feed;
 pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod metrics;
+pub mod occupancy;
+pub mod sensors;
 pub mod signals;
 pub mod store;
 pub mod tables;

@@ -46,6 +46,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
+    /// Per-sensor health for `/api/v1/stats`.
+    pub sensors: crate::engine::SensorBoard,
     /// Cancelled when the daemon stops; streams end on it.
     pub shutdown: CancellationToken,
 }
