@@ -2,8 +2,9 @@
 //! server, and takes them down in order on stop.
 //!
 //! Start order: store (database open and migrated) → `system.started` →
-//! listener bound → occupancy engine and sensors → serving. Stop order: stop accepting and end streams →
-//! background tasks (engine, sensors) → writer flushes its queue and closes the database.
+//! listener bound → occupancy engine and sensors → serving. Stop order:
+//! stop accepting and end streams → background tasks (engine, sensors) →
+//! writer flushes its queue and closes the database.
 
 use crate::config::Config;
 use crate::domain::{Actor, EventType};
