@@ -130,7 +130,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let daemon = crate::daemon::Daemon::start(config, None).await?;
+    let supervision = crate::systemd::Supervision::from_env();
+    let daemon = crate::daemon::Daemon::start(config, None, supervision).await?;
     let signal = crate::signals::stop_requested().await?;
     tracing::info!(signal, "stopping");
     daemon.stop().await;
