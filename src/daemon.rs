@@ -2,15 +2,22 @@
 //! server, and takes them down in order on stop.
 //!
 //! Start order: store (database open and migrated) → `system.started` →
-//! listener bound → occupancy engine and sensors → serving. Stop order:
-//! stop accepting and end streams → background tasks (engine, sensors) →
-//! writer flushes its queue and closes the database.
+//! listener bound → occupancy engine and sensors → serving → `READY=1` to
+//! systemd, then status reports and watchdog pings. Stop order:
+//! `STOPPING=1` → stop accepting and end streams → background tasks
+//! (engine, sensors) → writer flushes its queue and closes the database.
+//!
+//! Every long-lived loop registers with one [`Liveness`] registry (one
+//! line: `liveness.register("name")`); the watchdog is fed only while all
+//! of them check in.
 
 use crate::config::Config;
 use crate::domain::{Actor, EventType};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::status::Sources;
 use crate::store::{Change, Store};
+use crate::systemd::{Heartbeat, Liveness, Notifier, Supervision};
 use anyhow::Context as _;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -28,6 +35,9 @@ pub const HTTP_GRACE: Duration = Duration::from_secs(3);
 /// How often old events are deleted (also once at start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the `STATUS=` line is recomputed (sent only when it changed).
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
 pub struct Daemon {
     http_addr: SocketAddr,
     sensor_input: crate::engine::SensorInput,
@@ -35,12 +45,19 @@ pub struct Daemon {
     store: Store,
     http: JoinHandle<()>,
     tasks: TaskTracker,
+    notifier: Notifier,
 }
 
 impl Daemon {
     /// Starts the daemon. `listener` is used when given (tests bind port 0
     /// themselves), else `http.listen` is bound, failing loudly if taken.
-    pub async fn start(config: Config, listener: Option<TcpListener>) -> anyhow::Result<Daemon> {
+    /// `supervision` says where `READY=1`, `STATUS=` and watchdog pings go
+    /// ([`Supervision::none`] in tests that run the daemon in-process).
+    pub async fn start(
+        config: Config,
+        listener: Option<TcpListener>,
+        supervision: Supervision,
+    ) -> anyhow::Result<Daemon> {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
@@ -75,14 +92,34 @@ impl Daemon {
         let http_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let liveness = Liveness::new(supervision.beat_every());
+        tasks.spawn(probe_writer(
+            store.clone(),
+            liveness.register("writer"),
+            shutdown.clone(),
+        ));
         tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
         tasks.spawn(retention_loop(
             store.clone(),
             Arc::clone(&config),
             shutdown.clone(),
         ));
-        let sensors = crate::engine::start(&config, store.clone(), &hub, &shutdown, &tasks);
+        let sensors = crate::engine::start(
+            &config,
+            store.clone(),
+            &hub,
+            liveness.register("sensors"),
+            &shutdown,
+            &tasks,
+        );
 
+        let sources = Sources {
+            http: http_addr,
+            hub: hub.clone(),
+            metrics: Arc::clone(&metrics),
+            sensors: sensors.board.clone(),
+            liveness: liveness.clone(),
+        };
         let state = crate::http::AppState {
             config: Arc::clone(&config),
             store: store.clone(),
@@ -96,8 +133,30 @@ impl Daemon {
             crate::http::router(state),
             shutdown.clone(),
             HTTP_GRACE,
+            liveness.register("http"),
         ));
+        crate::fault::arm(&liveness, &tasks, shutdown.clone())
+            .context("installing the fault-injection signal handler")?;
         tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
+
+        // The database is open and every listener is bound: connections
+        // made from now on are served.
+        let Supervision { notifier, watchdog } = supervision;
+        if let Err(e) = notifier.ready(&sources.read().to_string()) {
+            tracing::warn!(error = %e, "could not send READY=1 to systemd");
+        }
+        if notifier.is_enabled() {
+            tasks.spawn(report_status(notifier.clone(), sources, shutdown.clone()));
+        }
+        if let Some(timeout) = watchdog {
+            tracing::info!(timeout_ms = timeout.as_millis(), "systemd watchdog on");
+            tasks.spawn(crate::systemd::run_watchdog(
+                notifier.clone(),
+                liveness,
+                timeout,
+                shutdown.clone(),
+            ));
+        }
         Ok(Daemon {
             http_addr,
             sensor_input: sensors.input,
@@ -105,6 +164,7 @@ impl Daemon {
             store,
             http,
             tasks,
+            notifier,
         })
     }
 
@@ -120,6 +180,12 @@ impl Daemon {
 
     /// Stops accepting, drains streams, flushes the writer.
     pub async fn stop(self) {
+        if let Err(e) = self
+            .notifier
+            .stopping("stopping: draining clients, flushing the database")
+        {
+            tracing::warn!(error = %e, "could not send STOPPING=1 to systemd");
+        }
         self.shutdown.cancel();
         if let Err(e) = self.http.await {
             tracing::error!(error = %e, "HTTP server task failed");
@@ -153,6 +219,46 @@ async fn retention_loop(store: Store, config: Arc<Config>, shutdown: Cancellatio
                     tracing::warn!(error = %e, "retention failed; will retry");
                 }
             }
+        }
+    }
+}
+
+/// Checks in for the writer thread, which blocks on its queue and cannot
+/// keep time itself: beats only once the writer has answered a ping sent
+/// through that queue, so a stuck writer (a hung fsync, a lock) stops the
+/// watchdog.
+async fn probe_writer(store: Store, mut heartbeat: Heartbeat, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = heartbeat.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answered = store.ping() => {
+                if answered.is_ok() {
+                    heartbeat.beat();
+                }
+            }
+        }
+    }
+}
+
+/// Sends `STATUS=` whenever the line changes.
+async fn report_status(notifier: Notifier, sources: Sources, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let line = sources.read().to_string();
+        if line != last {
+            if let Err(e) = notifier.status(&line) {
+                tracing::warn!(error = %e, "could not send STATUS= to systemd");
+            }
+            last = line;
         }
     }
 }

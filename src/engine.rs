@@ -37,6 +37,7 @@ use crate::sensors::gpio::ButtonEvent;
 use crate::sensors::health::{Health, HealthChange};
 use crate::sensors::tasks::{Report, Reporter};
 use crate::store::{Change, Guard, Hold, Store, StoreError};
+use crate::systemd::Heartbeat;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -217,6 +218,7 @@ pub fn start(
     config: &Config,
     store: Store,
     hub: &Hub,
+    heartbeat: Heartbeat,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> Sensors {
@@ -258,7 +260,7 @@ pub fn start(
         synced: HashMap::new(),
     };
     task.resync_all(subscription.head, &subscription.tables);
-    tasks.spawn(task.run(rx, subscription.rx, shutdown.clone()));
+    tasks.spawn(task.run(rx, subscription.rx, heartbeat, shutdown.clone()));
     crate::sensors::tasks::spawn_all(&config.sensors, &Reporter::new(tx.clone()), shutdown, tasks);
     Sensors {
         input: SensorInput {
@@ -288,6 +290,7 @@ impl EngineTask {
         mut self,
         mut reports: mpsc::Receiver<Report>,
         mut events: broadcast::Receiver<Arc<crate::hub::Published>>,
+        mut heartbeat: Heartbeat,
         shutdown: CancellationToken,
     ) {
         loop {
@@ -318,6 +321,7 @@ impl EngineTask {
                     None => return,
                 },
                 _ = timer => self.on_timer().await,
+                _ = heartbeat.tick() => heartbeat.beat(),
             }
         }
     }
@@ -618,7 +622,8 @@ stale_after = "1s"
         let store = Store::open(&config, hub.clone(), metrics).expect("store");
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let sensors = start(&config, store.clone(), &hub, &shutdown, &tasks);
+        let heartbeat = crate::systemd::Liveness::new(Duration::from_secs(1)).register("sensors");
+        let sensors = start(&config, store.clone(), &hub, heartbeat, &shutdown, &tasks);
         Fixture {
             _dir: dir,
             store,

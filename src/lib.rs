@@ -10,6 +10,9 @@
 //! - [`feed`]: one client's gap-free view (snapshot, replay, live).
 //! - [`http`]: REST, SSE, WebSocket, the floor-plan page.
 //! - [`daemon`]: start-up and shutdown order.
+//! - [`systemd`]: `sd_notify` (READY, STATUS, STOPPING) and the watchdog,
+//!   fed only while every loop checks in; [`status`] is the status line.
+//! - [`logging`]: journald under systemd, stderr otherwise.
 //! - [`cli`]: the `mesero` command.
 
 pub mod auth;
@@ -19,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod engine;
+pub mod fault;
 pub mod feed;
 pub mod http;
 pub mod hub;
@@ -27,6 +31,8 @@ pub mod metrics;
 pub mod occupancy;
 pub mod sensors;
 pub mod signals;
+pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod tables;
 pub mod watch;
