@@ -25,7 +25,7 @@ TARGET=$1; shift
 case "$TARGET" in
   aarch64-unknown-linux-gnu)
     DEB_ARCH=arm64; GCC=aarch64-linux-gnu-gcc; GCC_PKG=gcc-aarch64-linux-gnu
-    QEMU=qemu-aarch64; QEMU_LD_PREFIX=/usr/aarch64-linux-gnu ;;
+    QEMU=qemu-aarch64; QEMU_LD_PREFIX=/usr/aarch64-linux-gnu ;;   # cross sysroot
   armv7-unknown-linux-gnueabihf)
     DEB_ARCH=armhf; GCC=arm-linux-gnueabihf-gcc; GCC_PKG=gcc-arm-linux-gnueabihf
     QEMU=qemu-arm; QEMU_LD_PREFIX=/usr/arm-linux-gnueabihf ;;
@@ -66,10 +66,13 @@ fi
 RUSTC_DEB_VER=$(dpkg-query -W -f='${Version}' rustc-web)
 RUST_MM=$(cut -d. -f1,2 <<<"$RUSTC_DEB_VER")   # e.g. 1.85 (part of a package name)
 
-# 2. Cross C compiler/linker (also compiles SQLite for rusqlite "bundled").
-if ! command -v "$GCC" >/dev/null; then
-  echo "==> installing $GCC_PKG"
-  apt_install "$GCC_PKG"
+# 2. Cross C compiler/linker (also compiles SQLite for rusqlite "bundled")
+#    and the target's C library headers. The headers are only a Recommends
+#    of the compiler, so ask for them explicitly: without them gcc falls
+#    back to the host's /usr/include and fails on bits/libc-header-start.h.
+if ! command -v "$GCC" >/dev/null || [[ ! -f $QEMU_LD_PREFIX/include/stdio.h ]]; then
+  echo "==> installing $GCC_PKG libc6-dev-$DEB_ARCH-cross"
+  apt_install "$GCC_PKG" "libc6-dev-$DEB_ARCH-cross"
 fi
 
 # 3. qemu-user for the smoke test.

@@ -1,7 +1,8 @@
 //! The command line (SPEC §5). Each subcommand maps to one function;
-//! errors are printed once, with their chain, and give a non-zero exit.
+//! errors are printed once, with their chain, and give a non-zero exit:
+//! [`EX_CONFIG`] for a bad config, 1 for anything else.
 
-use crate::config::{Config, EXAMPLE};
+use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -9,6 +10,11 @@ use std::process::ExitCode;
 
 /// Where the packaged config lives; `--config` or MESERO_CONFIG override it.
 pub const DEFAULT_CONFIG: &str = "/etc/mesero/mesero.toml";
+
+/// Exit status for a config that cannot be read or is invalid (sysexits.h
+/// `EX_CONFIG`). The systemd unit has `RestartPreventExitStatus=78`:
+/// restarting cannot fix a config, so the unit fails at once and says why.
+pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
 #[command(
@@ -29,7 +35,13 @@ enum Command {
         config: PathBuf,
     },
     /// Validate a config file and print a summary.
+    ///
+    /// The file may be given as `mesero check FILE` or `--config FILE`.
     Check {
+        /// The config file; when given, --config and MESERO_CONFIG are
+        /// not used.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
         #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
@@ -42,6 +54,11 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// Check the sensor wiring on the Pi (needs a Raspberry Pi for hardware).
+    Sensors {
+        #[command(subcommand)]
+        command: SensorsCommand,
     },
     /// Print live events from a running daemon (reconnects and resumes).
     Watch {
@@ -60,6 +77,23 @@ enum ConfigCommand {
 }
 
 #[derive(Subcommand)]
+enum SensorsCommand {
+    /// Probe the I2C buses, name the chips found, and read the configured
+    /// GPIO inputs. The config is optional (default path if it exists).
+    Scan {
+        #[arg(long, short, env = "MESERO_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run the configured sensors and a local occupancy engine, printing
+    /// readings, faults and state changes (stop the daemon first: it owns
+    /// the pins).
+    Watch {
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum DbCommand {
     /// Copy the live database to FILE (SQLite online backup).
     Backup {
@@ -75,7 +109,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mesero: {e:#}");
-            ExitCode::FAILURE
+            if e.chain().any(|cause| cause.is::<ConfigError>()) {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -94,7 +132,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             crate::logging::init(&config.log_level);
             runtime()?.block_on(run(config))
         }
-        Command::Check { config: path } => {
+        Command::Check { file, config } => {
+            let path = file.unwrap_or(config);
             let config = Config::load(&path)?;
             print!("{}: ok\n{}", path.display(), config.summary());
             Ok(())
@@ -123,6 +162,23 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Sensors {
+            command: SensorsCommand::Scan { config },
+        } => {
+            crate::sensors::cli::require_pi("sensors scan")?;
+            let path = config.or_else(|| {
+                let default = PathBuf::from(DEFAULT_CONFIG);
+                default.exists().then_some(default)
+            });
+            let config = path.as_deref().map(Config::load).transpose()?;
+            crate::sensors::cli::scan(config.as_ref())
+        }
+        Command::Sensors {
+            command: SensorsCommand::Watch { config },
+        } => {
+            let config = Config::load(&config)?;
+            runtime()?.block_on(crate::sensors::cli::watch(&config))
+        }
         Command::Watch { url, token } => {
             runtime()?.block_on(crate::watch::run(&url, token.as_deref()))
         }
@@ -130,7 +186,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let daemon = crate::daemon::Daemon::start(config, None).await?;
+    let supervision = crate::systemd::Supervision::from_env();
+    let daemon = crate::daemon::Daemon::start(config, None, supervision).await?;
     let signal = crate::signals::stop_requested().await?;
     tracing::info!(signal, "stopping");
     daemon.stop().await;

@@ -6,6 +6,8 @@
 //!    parsed, tokens reduced to their SHA-256, tables validated. Every error
 //!    names the key it is about (`http.listen: ...`).
 //!
+//! `[[sensors]]` entries are checked in [`sensors`].
+//!
 //! Between the two, environment variables `MESERO_<SECTION>_<KEY>` override
 //! scalar keys (SPEC §5), so a systemd drop-in or a test can change one key
 //! without editing the file.
@@ -17,6 +19,13 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod sensors;
+
+pub use sensors::{
+    Amg8833Sensor, ButtonInput, GpioInput, Pull, RETRY_INITIAL, RETRY_MAX, SensorConfig,
+    SensorKind, SimSpec, TofSensor, Window,
+};
 
 /// The documented dev default, also printed by `mesero config example`.
 pub const EXAMPLE: &str = include_str!("../config/mesero.toml");
@@ -57,6 +66,7 @@ pub mod raw {
         pub auth: Auth,
         pub log: Log,
         pub tables: Vec<Table>,
+        pub sensors: Vec<super::sensors::RawSensor>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -303,6 +313,7 @@ pub struct Config {
     pub log_level: String,
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
+    pub sensors: Vec<SensorConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -796,6 +807,8 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         });
     }
 
+    let sensors = sensors::check(raw.sensors, &tables)?;
+
     if raw.log.level.trim().is_empty() {
         return Err(key_error("log.level", "must not be empty"));
     }
@@ -809,6 +822,7 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         auth,
         log_level: raw.log.level,
         tables,
+        sensors,
     })
 }
 
@@ -839,7 +853,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\n",
+            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
             self.site.id,
             self.site.name,
             self.http.listen,
@@ -854,7 +868,25 @@ impl Config {
             by_role(Role::Staff),
             by_role(Role::Admin),
             self.tables.len(),
+            self.sensors_summary(),
         )
+    }
+
+    /// `12 (gpio 8, amg8833 2, button 2)`, kinds in config order.
+    fn sensors_summary(&self) -> String {
+        let mut kinds: Vec<(&str, usize)> = Vec::new();
+        for s in &self.sensors {
+            let name = s.kind.name();
+            match kinds.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((name, 1)),
+            }
+        }
+        if kinds.is_empty() {
+            return "none".into();
+        }
+        let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        format!("{} ({})", self.sensors.len(), parts.join(", "))
     }
 }
 
@@ -875,11 +907,36 @@ mod tests {
         let cfg = parse(EXAMPLE, &[]).expect("example config");
         assert_eq!(cfg.tables.len(), 12);
         assert_eq!(cfg.auth.tokens.len(), 3);
+        assert_eq!(cfg.sensors.len(), 12, "a sim sensor on every demo table");
+        assert!(
+            cfg.sensors
+                .iter()
+                .all(|s| matches!(s.kind, SensorKind::Sim(_)) && s.table.is_some())
+        );
         assert!(
             cfg.mqtt.allow_anonymous,
             "the dev config allows anonymous MQTT"
         );
         assert_eq!(cfg.mqtt.users.len(), 1);
+    }
+
+    #[test]
+    fn the_pi_example_config_is_valid_and_locked_down() {
+        let text = include_str!("../config/pi.example.toml");
+        let cfg = parse(text, &[]).expect("pi example config");
+        assert_eq!(cfg.auth.anonymous, None, "no anonymous access");
+        assert!(!text.contains("token ="), "tokens only as token_sha256");
+        let kinds: Vec<&str> = cfg.sensors.iter().map(|s| s.kind.name()).collect();
+        for kind in ["gpio", "amg8833", "vl53l1x", "button"] {
+            assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+        }
+        assert!(cfg.sensors.iter().all(|s| s.kind.is_hardware()));
+        assert!(!cfg.mqtt.allow_anonymous, "no anonymous MQTT");
+        assert!(!cfg.mqtt.users.is_empty(), "MQTT users are configured");
+        assert!(
+            !text.contains("password ="),
+            "MQTT passwords only as password_sha256"
+        );
     }
 
     #[test]

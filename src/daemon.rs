@@ -1,19 +1,26 @@
 //! Wiring: opens the store, starts the background tasks and the HTTP
 //! server, and takes them down in order on stop.
 //!
-//! Start order: store (database open and migrated) → HTTP listener bound
-//! → MQTT broker (ports bound, retained state published) →
-//! `system.started` → serving. Stop order: stop accepting and end streams, while the
-//! broker publishes `offline` and closes its sessions → background tasks
-//! → writer flushes its queue and closes the database.
+//! Start order: store (database open and migrated) → `system.started` →
+//! HTTP listener bound → occupancy engine and sensors → MQTT broker (ports
+//! bound, retained state published from the database) → serving →
+//! `READY=1` to systemd, then status reports and watchdog pings. Stop
+//! order: `STOPPING=1` → stop accepting and end streams, while the broker
+//! publishes `offline` and closes its sessions → background tasks (engine,
+//! sensors) → writer flushes its queue and closes the database.
+//!
+//! Every long-lived loop registers with one [`Liveness`] registry (one
+//! line: `liveness.register("name")`); the watchdog is fed only while all
+//! of them check in.
 
 use crate::broker::Broker;
-use crate::broker::input::NoEngine;
 use crate::config::Config;
 use crate::domain::{Actor, EventType};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::status::Sources;
 use crate::store::{Change, Store};
+use crate::systemd::{Heartbeat, Liveness, Notifier, Supervision};
 use anyhow::Context as _;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -31,19 +38,30 @@ pub const HTTP_GRACE: Duration = Duration::from_secs(3);
 /// How often old events are deleted (also once at start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the `STATUS=` line is recomputed (sent only when it changed).
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
 pub struct Daemon {
     http_addr: SocketAddr,
     mqtt: Option<Broker>,
+    sensor_input: crate::engine::SensorInput,
     shutdown: CancellationToken,
     store: Store,
     http: JoinHandle<()>,
     tasks: TaskTracker,
+    notifier: Notifier,
 }
 
 impl Daemon {
     /// Starts the daemon. `listener` is used when given (tests bind port 0
     /// themselves), else `http.listen` is bound, failing loudly if taken.
-    pub async fn start(config: Config, listener: Option<TcpListener>) -> anyhow::Result<Daemon> {
+    /// `supervision` says where `READY=1`, `STATUS=` and watchdog pings go
+    /// ([`Supervision::none`] in tests that run the daemon in-process).
+    pub async fn start(
+        config: Config,
+        listener: Option<TcpListener>,
+        supervision: Supervision,
+    ) -> anyhow::Result<Daemon> {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
@@ -57,31 +75,7 @@ impl Daemon {
                 })?
         };
         prune(&store, &config).await?;
-        let listener = match listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.http.listen)
-                .await
-                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
-        };
-        let mqtt = if config.mqtt.enabled {
-            let deps = crate::broker::Deps {
-                config: Arc::clone(&config),
-                store: store.clone(),
-                hub: hub.clone(),
-                metrics: Arc::clone(&metrics),
-                input: Arc::new(NoEngine),
-            };
-            match Broker::start(deps).await {
-                Ok(broker) => Some(broker),
-                Err(e) => {
-                    store.shutdown().await;
-                    return Err(e.context("starting the MQTT broker"));
-                }
-            }
-        } else {
-            None
-        };
-        let started = store
+        store
             .apply(
                 Change::Record {
                     kind: EventType::SystemStarted,
@@ -91,29 +85,73 @@ impl Daemon {
                 Actor::System,
             )
             .await
-            .context("recording system.started");
-        if let Err(e) = started {
-            if let Some(broker) = mqtt {
-                broker.stop().await;
-            }
-            return Err(e);
-        }
+            .context("recording system.started")?;
 
+        let listener = match listener {
+            Some(listener) => listener,
+            None => TcpListener::bind(config.http.listen)
+                .await
+                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
+        };
         let http_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let liveness = Liveness::new(supervision.beat_every());
+        tasks.spawn(probe_writer(
+            store.clone(),
+            liveness.register("writer"),
+            shutdown.clone(),
+        ));
         tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
         tasks.spawn(retention_loop(
             store.clone(),
             Arc::clone(&config),
             shutdown.clone(),
         ));
+        let sensors = crate::engine::start(
+            &config,
+            store.clone(),
+            &hub,
+            liveness.register("sensors"),
+            &shutdown,
+            &tasks,
+        );
+        let mqtt = if config.mqtt.enabled {
+            let deps = crate::broker::Deps {
+                config: Arc::clone(&config),
+                store: store.clone(),
+                hub: hub.clone(),
+                metrics: Arc::clone(&metrics),
+                input: sensors.input.clone(),
+                heartbeat: liveness.register("mqtt"),
+            };
+            match Broker::start(deps).await {
+                Ok(broker) => Some(broker),
+                Err(e) => {
+                    shutdown.cancel();
+                    tasks.close();
+                    tasks.wait().await;
+                    store.shutdown().await;
+                    return Err(e.context("starting the MQTT broker"));
+                }
+            }
+        } else {
+            None
+        };
 
+        let sources = Sources {
+            http: http_addr,
+            hub: hub.clone(),
+            metrics: Arc::clone(&metrics),
+            sensors: sensors.board.clone(),
+            liveness: liveness.clone(),
+        };
         let state = crate::http::AppState {
             config: Arc::clone(&config),
             store: store.clone(),
             hub,
             metrics,
+            sensors: sensors.board,
             shutdown: shutdown.clone(),
         };
         let http = tokio::spawn(crate::http::serve(
@@ -121,15 +159,39 @@ impl Daemon {
             crate::http::router(state),
             shutdown.clone(),
             HTTP_GRACE,
+            liveness.register("http"),
         ));
+        crate::fault::arm(&liveness, &tasks, shutdown.clone())
+            .context("installing the fault-injection signal handler")?;
         tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
+
+        // The database is open and every listener is bound: connections
+        // made from now on are served.
+        let Supervision { notifier, watchdog } = supervision;
+        if let Err(e) = notifier.ready(&sources.read().to_string()) {
+            tracing::warn!(error = %e, "could not send READY=1 to systemd");
+        }
+        if notifier.is_enabled() {
+            tasks.spawn(report_status(notifier.clone(), sources, shutdown.clone()));
+        }
+        if let Some(timeout) = watchdog {
+            tracing::info!(timeout_ms = timeout.as_millis(), "systemd watchdog on");
+            tasks.spawn(crate::systemd::run_watchdog(
+                notifier.clone(),
+                liveness,
+                timeout,
+                shutdown.clone(),
+            ));
+        }
         Ok(Daemon {
             http_addr,
             mqtt,
+            sensor_input: sensors.input,
             shutdown,
             store,
             http,
             tasks,
+            notifier,
         })
     }
 
@@ -147,9 +209,21 @@ impl Daemon {
         self.mqtt.as_ref().and_then(Broker::ws_addr)
     }
 
+    /// Feeds readings of `mqtt` sensors to the occupancy engine (see
+    /// [`crate::engine`]).
+    pub fn sensor_input(&self) -> crate::engine::SensorInput {
+        self.sensor_input.clone()
+    }
+
     /// Stops accepting, drains streams, publishes MQTT `offline`, flushes
     /// the writer.
     pub async fn stop(self) {
+        if let Err(e) = self
+            .notifier
+            .stopping("stopping: draining clients, flushing the database")
+        {
+            tracing::warn!(error = %e, "could not send STOPPING=1 to systemd");
+        }
         self.shutdown.cancel();
         let broker = async {
             if let Some(broker) = self.mqtt {
@@ -189,6 +263,46 @@ async fn retention_loop(store: Store, config: Arc<Config>, shutdown: Cancellatio
                     tracing::warn!(error = %e, "retention failed; will retry");
                 }
             }
+        }
+    }
+}
+
+/// Checks in for the writer thread, which blocks on its queue and cannot
+/// keep time itself: beats only once the writer has answered a ping sent
+/// through that queue, so a stuck writer (a hung fsync, a lock) stops the
+/// watchdog.
+async fn probe_writer(store: Store, mut heartbeat: Heartbeat, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = heartbeat.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answered = store.ping() => {
+                if answered.is_ok() {
+                    heartbeat.beat();
+                }
+            }
+        }
+    }
+}
+
+/// Sends `STATUS=` whenever the line changes.
+async fn report_status(notifier: Notifier, sources: Sources, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(STATUS_EVERY);
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let line = sources.read().to_string();
+        if line != last {
+            if let Err(e) = notifier.status(&line) {
+                tracing::warn!(error = %e, "could not send STATUS= to systemd");
+            }
+            last = line;
         }
     }
 }

@@ -5,9 +5,15 @@
 //! - [`store`]: SQLite; the single writer and the read connections.
 //! - [`hub`]: committed events fanned out to live subscribers.
 //! - [`broker`]: the embedded MQTT broker and its topics.
+//! - [`occupancy`]: the pure state machine from readings to table states.
+//! - [`sensors`]: drivers (GPIO, I2C, simulated) and their health.
+//! - [`engine`]: the task that runs the engine and commits its decisions.
 //! - [`feed`]: one client's gap-free view (snapshot, replay, live).
 //! - [`http`]: REST, SSE, WebSocket, the floor-plan page.
 //! - [`daemon`]: start-up and shutdown order.
+//! - [`systemd`]: `sd_notify` (READY, STATUS, STOPPING) and the watchdog,
+//!   fed only while every loop checks in; [`status`] is the status line.
+//! - [`logging`]: journald under systemd, stderr otherwise.
 //! - [`cli`]: the `mesero` command.
 
 pub mod auth;
@@ -17,12 +23,18 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod engine;
+pub mod fault;
 pub mod feed;
 pub mod http;
 pub mod hub;
 pub mod logging;
 pub mod metrics;
+pub mod occupancy;
+pub mod sensors;
 pub mod signals;
+pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod tables;
 pub mod watch;

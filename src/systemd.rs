@@ -4,17 +4,14 @@
 //!
 //! Design:
 //! - [`Notifier`] holds where notifications go. [`Notifier::from_env`] reads
-//!   `$NOTIFY_SOCKET` once; [`Notifier::with_path`] /
-//!   [`Notifier::with_abstract_name`] take the address explicitly, so tests
-//!   never touch the (process-global, shared between test threads)
-//!   environment. The free functions ([`notify`], [`status`], ...) use one
-//!   process-wide notifier built from the environment on first use.
+//!   `$NOTIFY_SOCKET` once; tests build one for a socket they bound, so they
+//!   never touch the (process-global) environment. The daemon gets its
+//!   notifier passed in ([`Supervision`]); nothing here is global.
 //! - The environment is left as is (no `unset_environment` like C's
 //!   `sd_notify(1, ...)`): mutating the environment of a multi-threaded
-//!   process is unsound, and children we spawn (none today) are not in the
-//!   main PID anyway, so `NotifyAccess=main` already ignores them.
+//!   process is unsound, and `NotifyAccess=main` already ignores children.
 //! - The watchdog is fed only while every registered long-lived loop has
-//!   beaten recently. A hung loop (deadlock, blocked I/O, a task that
+//!   checked in recently. A hung loop (deadlock, blocked I/O, a task that
 //!   panicked) therefore stops the pings and systemd restarts the daemon,
 //!   instead of a half-dead process answering `/healthz` forever.
 
@@ -23,11 +20,16 @@ use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// How often loops check in when there is no watchdog (not under systemd,
+/// or `WatchdogSec=` unset). Only the watchdog reads the beats, so this is
+/// merely cheap, not important.
+pub const DEFAULT_BEAT: Duration = Duration::from_secs(5);
 
 /// Where `sd_notify` messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,14 +68,7 @@ impl Notifier {
         }
     }
 
-    /// A notifier for an abstract socket; `name` is without the leading `@`.
-    pub fn with_abstract_name(name: impl Into<Vec<u8>>) -> Self {
-        Self {
-            target: Target::Abstract(name.into()),
-        }
-    }
-
-    /// Reads `$NOTIFY_SOCKET` (once; the variable is not modified).
+    /// Reads `$NOTIFY_SOCKET` (the variable is not modified).
     pub fn from_env() -> Self {
         match std::env::var_os("NOTIFY_SOCKET") {
             Some(value) => Self::from_socket_spec(&value),
@@ -94,18 +89,9 @@ impl Notifier {
         Self { target }
     }
 
-    /// Whether notifications go anywhere (i.e. we run under a manager that
-    /// asked for them).
+    /// Whether notifications go anywhere (a manager asked for them).
     pub fn is_enabled(&self) -> bool {
         self.target != Target::Disabled
-    }
-
-    /// The notify socket's path when it is a file (diagnostics only).
-    pub fn socket_path(&self) -> Option<&Path> {
-        match &self.target {
-            Target::Path(p) => Some(p),
-            _ => None,
-        }
     }
 
     /// Sends one datagram with `state` (newline-separated `KEY=VALUE`
@@ -122,12 +108,21 @@ impl Notifier {
         // A fresh unbound socket per message: notifications are rare (a
         // watchdog ping every few seconds at most), and this keeps the
         // notifier free of file descriptors and shareable without locks.
+        // Non-blocking: a unix datagram send blocks while the receiver's
+        // queue is full, and this is called from async tasks; if the
+        // manager is not reading, losing a message (and getting an error)
+        // is better than stalling a runtime worker thread.
+        let sock = || -> io::Result<UnixDatagram> {
+            let sock = UnixDatagram::unbound()?;
+            sock.set_nonblocking(true)?;
+            Ok(sock)
+        };
         let sent = match &self.target {
             Target::Disabled => return Ok(()),
-            Target::Path(path) => UnixDatagram::unbound()?.send_to(state.as_bytes(), path)?,
+            Target::Path(path) => sock()?.send_to(state.as_bytes(), path)?,
             Target::Abstract(name) => {
                 let addr = SocketAddr::from_abstract_name(name)?;
-                UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?
+                sock()?.send_to_addr(state.as_bytes(), &addr)?
             }
             Target::Unsupported(spec) => {
                 return Err(io::Error::new(
@@ -147,21 +142,19 @@ impl Notifier {
         Ok(())
     }
 
-    /// `READY=1`: startup is complete (config loaded, database open,
-    /// listeners bound). With `Type=notify`, `systemctl start` returns and
-    /// dependent units start only after this.
-    pub fn ready(&self) -> io::Result<()> {
-        self.notify("READY=1")
+    /// `READY=1` with a first `STATUS=`: startup is complete (database
+    /// open, listeners bound). With `Type=notify`, `systemctl start`
+    /// returns and dependent units start only after this.
+    pub fn ready(&self, status: &str) -> io::Result<()> {
+        self.notify(&format!("READY=1\nSTATUS={}", one_line(status)))
     }
 
-    /// `STOPPING=1`: shutdown has begun (shown by `systemctl status`).
-    pub fn stopping(&self) -> io::Result<()> {
-        self.notify("STOPPING=1")
+    /// `STOPPING=1` with a `STATUS=`: shutdown has begun.
+    pub fn stopping(&self, status: &str) -> io::Result<()> {
+        self.notify(&format!("STOPPING=1\nSTATUS={}", one_line(status)))
     }
 
-    /// `STATUS=<text>`: the one-line status shown by `systemctl status`.
-    /// Newlines would start a new assignment in the protocol, so they are
-    /// replaced by spaces.
+    /// `STATUS=<text>`: the line shown by `systemctl status`.
     pub fn status(&self, text: &str) -> io::Result<()> {
         self.notify(&format!("STATUS={}", one_line(text)))
     }
@@ -170,64 +163,25 @@ impl Notifier {
     pub fn watchdog(&self) -> io::Result<()> {
         self.notify("WATCHDOG=1")
     }
-
-    /// `EXTEND_TIMEOUT_USEC=`: asks for more time for the current start or
-    /// stop phase (e.g. a long database migration on a slow SD card, which
-    /// would otherwise hit `TimeoutStartSec=`).
-    pub fn extend_timeout(&self, by: Duration) -> io::Result<()> {
-        self.notify(&format!("EXTEND_TIMEOUT_USEC={}", by.as_micros()))
-    }
 }
 
+/// Newlines would start a new assignment in the protocol.
 fn one_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
-/// The process-wide notifier, built from the environment on first use.
-pub fn notifier() -> &'static Notifier {
-    static NOTIFIER: OnceLock<Notifier> = OnceLock::new();
-    NOTIFIER.get_or_init(Notifier::from_env)
-}
-
-/// Sends `state` to `$NOTIFY_SOCKET`; a no-op returning `Ok` when unset.
-pub fn notify(state: &str) -> io::Result<()> {
-    notifier().notify(state)
-}
-
-/// Sends `READY=1` (see [`Notifier::ready`]).
-pub fn ready() -> io::Result<()> {
-    notifier().ready()
-}
-
-/// Sends `STOPPING=1` (see [`Notifier::stopping`]).
-pub fn stopping() -> io::Result<()> {
-    notifier().stopping()
-}
-
-/// Sends `STATUS=<text>` (see [`Notifier::status`]).
-pub fn status(text: &str) -> io::Result<()> {
-    notifier().status(text)
-}
-
-/// Whether we were started by systemd with notifications on (`Type=notify`);
-/// the daemon uses it to pick journald-friendly logging and to decide
-/// whether to start the watchdog task.
-pub fn under_systemd() -> bool {
-    notifier().is_enabled()
-}
-
 /// The watchdog timeout systemd expects us to honour (`WatchdogSec=`), from
 /// `$WATCHDOG_USEC`. `None` when unset, zero, unparsable, or when
-/// `$WATCHDOG_PID` is set to a process other than ours (the variables were
+/// `$WATCHDOG_PID` names a process other than ours (the variables were
 /// inherited from a parent and are not meant for us).
-pub fn watchdog_interval() -> Option<Duration> {
+pub fn watchdog_timeout() -> Option<Duration> {
     let usec = std::env::var("WATCHDOG_USEC").ok();
     let pid = std::env::var("WATCHDOG_PID").ok();
     parse_watchdog(usec.as_deref(), pid.as_deref(), std::process::id())
 }
 
-/// Pure part of [`watchdog_interval`], testable without the environment.
-pub fn parse_watchdog(usec: Option<&str>, pid: Option<&str>, our_pid: u32) -> Option<Duration> {
+/// Pure part of [`watchdog_timeout`], testable without the environment.
+fn parse_watchdog(usec: Option<&str>, pid: Option<&str>, our_pid: u32) -> Option<Duration> {
     if let Some(pid) = pid {
         // Set but unparsable is treated like "not for us", as libsystemd does.
         if pid.trim().parse::<u32>().ok()? != our_pid {
@@ -238,11 +192,44 @@ pub fn parse_watchdog(usec: Option<&str>, pid: Option<&str>, our_pid: u32) -> Op
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// What the daemon tells systemd, and how often it must prove it is alive.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    pub notifier: Notifier,
+    /// `WatchdogSec=`; `None` means no watchdog pings.
+    pub watchdog: Option<Duration>,
+}
+
+impl Supervision {
+    /// As systemd asked: `$NOTIFY_SOCKET`, `$WATCHDOG_USEC`, `$WATCHDOG_PID`.
+    pub fn from_env() -> Self {
+        let notifier = Notifier::from_env();
+        let watchdog = watchdog_timeout().filter(|_| notifier.is_enabled());
+        Self { notifier, watchdog }
+    }
+
+    /// Not supervised (in-process tests).
+    pub fn none() -> Self {
+        Self {
+            notifier: Notifier::disabled(),
+            watchdog: None,
+        }
+    }
+
+    /// How often loops check in: four beats per watchdog timeout. A loop
+    /// is stale after missing two beats (half the timeout), so one slow
+    /// iteration is forgiven and a hang is still caught in time (see
+    /// [`run_watchdog`]).
+    pub fn beat_every(&self) -> Duration {
+        self.watchdog.map_or(DEFAULT_BEAT, |t| t / 4)
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Liveness registry
 
-/// Registry of the daemon's long-lived loops (sensor supervisors, broker,
-/// HTTP, writer, ...). Cheap to clone; all clones share the same registry.
+/// Registry of the daemon's long-lived loops (writer, HTTP accept loop,
+/// later sensors and broker). Cheap to clone; clones share the registry.
 #[derive(Debug, Clone)]
 pub struct Liveness {
     inner: Arc<Registry>,
@@ -254,6 +241,9 @@ struct Registry {
     /// `Instant` is monotonic, so wall-clock jumps (NTP on a Pi without an
     /// RTC fixes the clock minutes after boot) cannot fake staleness.
     epoch: Instant,
+    /// How often each loop is expected to check in.
+    beat_every: Duration,
+    /// Only pushed to; a std mutex, never held across an await.
     loops: Mutex<Vec<Arc<Slot>>>,
 }
 
@@ -262,74 +252,73 @@ struct Slot {
     name: String,
     /// Milliseconds since `epoch` of the last beat.
     last_beat_ms: AtomicU64,
+    /// Set by the debug-build fault hook ([`Liveness::hang`]).
+    #[cfg(debug_assertions)]
+    hung: std::sync::atomic::AtomicBool,
 }
 
-/// One loop's handle. Call [`Heartbeat::beat`] every iteration.
+/// One loop's handle: the loop puts [`Heartbeat::tick`] in its `select!`
+/// and calls [`Heartbeat::beat`] when it fires (or whenever it has made
+/// progress).
 ///
-/// Dropping the handle does NOT unregister the loop: a task that panics or
-/// is aborted drops its handle too, and that is exactly the case the
-/// watchdog must catch. A loop that ends on purpose (e.g. a sensor removed
-/// from the config) calls [`Heartbeat::retire`].
+/// There is no way to unregister: a task that panics or is aborted drops
+/// its handle, and that is exactly the case the watchdog must catch.
 #[derive(Debug)]
 pub struct Heartbeat {
     slot: Arc<Slot>,
     registry: Arc<Registry>,
-}
-
-impl Default for Liveness {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Created on the first `tick`, inside the loop's runtime.
+    ticker: Option<tokio::time::Interval>,
 }
 
 impl Liveness {
-    pub fn new() -> Self {
+    pub fn new(beat_every: Duration) -> Self {
         Self {
             inner: Arc::new(Registry {
                 epoch: Instant::now(),
+                // tokio intervals panic on a zero period.
+                beat_every: beat_every.max(Duration::from_millis(1)),
                 loops: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Registers a loop under `name` (shown in logs when it goes stale) and
-    /// counts it as having just beaten. Names need not be unique, but
-    /// unique names make the logs useful (e.g. `sensor:pir-12`).
+    /// Registers a loop under `name` (named in the log when it goes stale)
+    /// and counts it as having just beaten. One line per loop:
+    /// `let mut heartbeat = liveness.register("sensor:pir-12");`
     pub fn register(&self, name: impl Into<String>) -> Heartbeat {
         let slot = Arc::new(Slot {
             name: name.into(),
             last_beat_ms: AtomicU64::new(self.inner.now_ms()),
+            #[cfg(debug_assertions)]
+            hung: std::sync::atomic::AtomicBool::new(false),
         });
         self.inner.lock().push(Arc::clone(&slot));
         Heartbeat {
             slot,
             registry: Arc::clone(&self.inner),
+            ticker: None,
         }
     }
 
-    /// `Ok(())` when every registered loop has beaten within `max_age`,
-    /// otherwise the names of those that have not. An empty registry is
-    /// alive (nothing has started yet).
-    pub fn all_alive(&self, max_age: Duration) -> Result<(), Vec<String>> {
-        let stale = self.inner.stale(self.inner.now_ms(), max_age);
-        if stale.is_empty() { Ok(()) } else { Err(stale) }
+    /// The loops that have missed two beats in a row, in registration
+    /// order; empty when all are alive (or none is registered yet).
+    pub fn stale(&self) -> Vec<String> {
+        self.inner
+            .stale(self.inner.now_ms(), self.inner.beat_every * 2)
     }
 
-    /// Each registered loop with the time since its last beat (for
-    /// `/api/v1/stats` and diagnostics), in registration order.
-    pub fn ages(&self) -> Vec<(String, Duration)> {
-        let now = self.inner.now_ms();
-        self.inner
-            .lock()
-            .iter()
-            .map(|s| {
-                let last = s.last_beat_ms.load(Ordering::Relaxed);
-                (
-                    s.name.clone(),
-                    Duration::from_millis(now.saturating_sub(last)),
-                )
-            })
-            .collect()
+    /// Fault injection for tests (debug builds only): from now on, the
+    /// loops registered as `name` never see their [`Heartbeat::tick`] fire
+    /// again, i.e. they hang at their next tick. Returns how many matched.
+    #[cfg(debug_assertions)]
+    pub fn hang(&self, name: &str) -> usize {
+        let loops = self.inner.lock();
+        let matching: Vec<_> = loops.iter().filter(|s| s.name == name).collect();
+        for slot in &matching {
+            slot.hung.store(true, Ordering::Relaxed);
+        }
+        matching.len()
     }
 }
 
@@ -341,8 +330,8 @@ impl Registry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
-        // The list is only pushed to / retained; a panic while holding the
-        // lock cannot leave it half-updated, so a poisoned lock is safe to use.
+        // The list is only pushed to; a panic while holding the lock cannot
+        // leave it half-updated, so a poisoned lock is safe to use.
         self.loops.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -365,48 +354,44 @@ impl Heartbeat {
             .store(self.registry.now_ms(), Ordering::Relaxed);
     }
 
-    /// The name this loop was registered under.
-    pub fn name(&self) -> &str {
-        &self.slot.name
-    }
-
-    /// Unregisters the loop: it ended on purpose and must no longer hold
-    /// back the watchdog.
-    pub fn retire(self) {
-        self.registry.lock().retain(|s| !Arc::ptr_eq(s, &self.slot));
+    /// Completes once per beat period. For loops that otherwise block for
+    /// long (an accept, a GPIO edge, an MQTT packet): a `select!` branch
+    /// `_ = heartbeat.tick() => heartbeat.beat()` keeps them checking in.
+    pub async fn tick(&mut self) {
+        #[cfg(debug_assertions)]
+        if self.slot.hung.load(Ordering::Relaxed) {
+            return std::future::pending().await;
+        }
+        let every = self.registry.beat_every;
+        self.ticker
+            .get_or_insert_with(|| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                // After a stall, beat once, not in a burst.
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            })
+            .tick()
+            .await;
     }
 }
 
 // ---------------------------------------------------------------------------
 // Watchdog task
 
-/// Feeds the systemd watchdog through the process-wide notifier. `interval`
-/// is the watchdog timeout ([`watchdog_interval`]): pings go out every
-/// `interval / 2` (the rate `sd_watchdog_enabled(3)` recommends), and a loop
-/// counts as stale when it has not beaten for `interval / 2` either. Returns
-/// when `cancel` fires.
-///
-/// Loops that can block for long (waiting for a GPIO edge, an accept, an
-/// MQTT packet) must wake up on a timer and beat at least every few seconds.
-pub async fn run_watchdog(liveness: Liveness, interval: Duration, cancel: CancellationToken) {
-    let half = interval / 2;
-    run_watchdog_with(notifier(), &liveness, half, half, cancel).await;
-}
-
-/// [`run_watchdog`] with an explicit notifier, ping period and staleness
-/// threshold (tests, tuning).
-pub async fn run_watchdog_with(
-    notifier: &Notifier,
-    liveness: &Liveness,
-    ping_every: Duration,
-    max_age: Duration,
+/// Feeds the systemd watchdog. `timeout` is `WatchdogSec=`: pings go out
+/// every `timeout / 2` (the rate `sd_watchdog_enabled(3)` recommends), and
+/// only while no loop is stale ([`Liveness::stale`]; with the beat period
+/// of [`Supervision::beat_every`] that is "silent for half the timeout").
+/// So systemd kills a daemon with a hung loop at most 1.5 timeouts after
+/// the hang. Returns when `cancel` fires.
+pub async fn run_watchdog(
+    notifier: Notifier,
+    liveness: Liveness,
+    timeout: Duration,
     cancel: CancellationToken,
 ) {
-    // tokio::time::interval panics on a zero period; a zero WatchdogSec is
-    // filtered out by parse_watchdog, but guard anyway.
-    let period = ping_every.max(Duration::from_millis(1));
-    let mut ticker = tokio::time::interval(period);
-    // After a stall (e.g. the runtime was starved) ping once, not in a burst.
+    let half = (timeout / 2).max(Duration::from_millis(1));
+    let mut ticker = tokio::time::interval(half);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_stale = false;
     loop {
@@ -414,26 +399,26 @@ pub async fn run_watchdog_with(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match liveness.all_alive(max_age) {
-            Ok(()) => {
-                if was_stale {
-                    tracing::info!("all loops alive again; resuming watchdog pings");
-                    was_stale = false;
-                }
-                if let Err(e) = notifier.watchdog() {
-                    tracing::warn!(error = %e, "could not send the watchdog ping");
-                }
+        let stale = liveness.stale();
+        if stale.is_empty() {
+            if was_stale {
+                tracing::info!("all loops alive again; resuming watchdog pings");
+                was_stale = false;
             }
-            Err(stale) => {
-                // Skipping the ping is the point: systemd restarts a
-                // daemon whose loops have stopped.
-                tracing::warn!(
-                    stale = ?stale,
-                    max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX),
-                    "loops not alive; withholding the watchdog ping (systemd will restart mesero)"
-                );
-                was_stale = true;
+            if let Err(e) = notifier.watchdog() {
+                tracing::warn!(error = %e, "could not send the watchdog ping");
             }
+        } else {
+            // Skipping the ping is the point: systemd restarts a daemon
+            // whose loops have stopped.
+            // The names are in the text too: `journalctl -u mesero` shows
+            // only the message, the fields need `-o verbose`.
+            tracing::warn!(
+                stale = ?stale,
+                "not checking in: {}; withholding the watchdog ping (systemd will restart mesero)",
+                stale.join(", ")
+            );
+            was_stale = true;
         }
     }
 }
@@ -461,16 +446,15 @@ mod tests {
     #[test]
     fn sends_to_a_path_socket() {
         let (_dir, path, sock) = bound_socket();
-        let n = Notifier::with_path(&path);
+        let n = Notifier::from_socket_spec(path.as_os_str());
+        assert_eq!(n, Notifier::with_path(&path));
         assert!(n.is_enabled());
-        n.ready().expect("ready");
-        assert_eq!(recv(&sock), "READY=1");
-        n.notify("WATCHDOG=1\nSTATUS=x").expect("notify");
-        assert_eq!(recv(&sock), "WATCHDOG=1\nSTATUS=x");
-        n.stopping().expect("stopping");
-        assert_eq!(recv(&sock), "STOPPING=1");
-        n.extend_timeout(Duration::from_secs(2)).expect("extend");
-        assert_eq!(recv(&sock), "EXTEND_TIMEOUT_USEC=2000000");
+        n.ready("up").expect("ready");
+        assert_eq!(recv(&sock), "READY=1\nSTATUS=up");
+        n.watchdog().expect("watchdog");
+        assert_eq!(recv(&sock), "WATCHDOG=1");
+        n.stopping("bye").expect("stopping");
+        assert_eq!(recv(&sock), "STOPPING=1\nSTATUS=bye");
     }
 
     #[test]
@@ -495,9 +479,7 @@ mod tests {
         let sock = UnixDatagram::bind_addr(&addr).expect("bind abstract");
         sock.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let spec = format!("@{name}");
-        let n = Notifier::from_socket_spec(OsStr::new(&spec));
-        assert_eq!(n, Notifier::with_abstract_name(name.as_bytes()));
+        let n = Notifier::from_socket_spec(OsStr::new(&format!("@{name}")));
         n.watchdog().expect("watchdog");
         assert_eq!(recv(&sock), "WATCHDOG=1");
     }
@@ -506,7 +488,7 @@ mod tests {
     fn disabled_is_a_successful_no_op() {
         let n = Notifier::disabled();
         assert!(!n.is_enabled());
-        n.ready().expect("no-op");
+        n.ready("x").expect("no-op");
         n.status("x").expect("no-op");
         assert!(!Notifier::from_socket_spec(OsStr::new("")).is_enabled());
     }
@@ -515,13 +497,26 @@ mod tests {
     fn unsupported_and_missing_sockets_are_errors() {
         let n = Notifier::from_socket_spec(OsStr::new("vsock:2:1234"));
         assert_eq!(
-            n.ready().map_err(|e| e.kind()),
+            n.watchdog().map_err(|e| e.kind()),
             Err(io::ErrorKind::Unsupported)
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let gone = Notifier::with_path(dir.path().join("nobody-listens"));
-        assert!(gone.ready().is_err());
+        assert!(gone.watchdog().is_err());
         assert!(Notifier::disabled().notify("").is_err());
+    }
+
+    #[test]
+    fn full_receiver_queue_is_an_error_not_a_hang() {
+        // Nobody reads this socket: once its queue (net.unix.max_dgram_qlen)
+        // is full, sends must fail with WouldBlock instead of blocking.
+        let (_dir, path, _sock) = bound_socket();
+        let n = Notifier::with_path(&path);
+        let errors: Vec<io::ErrorKind> = (0..2000)
+            .filter_map(|_| n.watchdog().err().map(|e| e.kind()))
+            .collect();
+        assert!(!errors.is_empty(), "queue never filled");
+        assert!(errors.iter().all(|k| *k == io::ErrorKind::WouldBlock));
     }
 
     #[test]
@@ -542,12 +537,19 @@ mod tests {
     }
 
     #[test]
+    fn beat_period_follows_the_watchdog() {
+        let mut s = Supervision::none();
+        assert_eq!(s.beat_every(), DEFAULT_BEAT);
+        s.watchdog = Some(Duration::from_secs(30));
+        assert_eq!(s.beat_every(), Duration::from_millis(7500));
+    }
+
+    #[test]
     fn liveness_names_stale_loops() {
-        let l = Liveness::new();
-        assert_eq!(l.all_alive(Duration::ZERO), Ok(()));
+        let l = Liveness::new(DEFAULT_BEAT);
+        assert!(l.stale().is_empty());
         let http = l.register("http");
         let sensor = l.register("sensor:pir-12");
-        assert_eq!(http.name(), "http");
         // Synthetic "now" instead of sleeping: deterministic under load.
         let reg = &l.inner;
         let now = reg.now_ms();
@@ -562,18 +564,41 @@ mod tests {
         );
         sensor.beat();
         assert!(sensor.slot.last_beat_ms.load(Ordering::Relaxed) >= now);
-        assert_eq!(l.ages().len(), 2);
     }
 
     #[test]
-    fn dropped_heartbeat_stays_registered_retired_does_not() {
-        let l = Liveness::new();
+    fn a_dropped_heartbeat_stays_registered() {
+        let l = Liveness::new(DEFAULT_BEAT);
         let a = l.register("a");
-        let b = l.register("b");
+        a.slot.last_beat_ms.store(0, Ordering::Relaxed);
         drop(a); // e.g. the task panicked: must keep counting as stale
-        b.retire();
-        let names: Vec<String> = l.ages().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec!["a".to_string()]);
+        let now = l.inner.now_ms() + 10_000;
+        assert_eq!(l.inner.stale(now, Duration::from_secs(1)), vec!["a"]);
+    }
+
+    #[tokio::test]
+    async fn tick_fires_every_beat_period() {
+        let l = Liveness::new(Duration::from_millis(10));
+        let mut hb = l.register("loop");
+        let started = tokio::time::Instant::now();
+        for _ in 0..3 {
+            tokio::time::timeout(Duration::from_secs(5), hb.tick())
+                .await
+                .expect("tick");
+        }
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[cfg(debug_assertions)]
+    #[tokio::test]
+    async fn a_hung_loop_never_ticks_again() {
+        let l = Liveness::new(Duration::from_millis(10));
+        let mut hb = l.register("writer");
+        let _other = l.register("http");
+        assert_eq!(l.hang("writer"), 1);
+        assert_eq!(l.hang("nobody"), 0);
+        let ticked = tokio::time::timeout(Duration::from_millis(100), hb.tick()).await;
+        assert!(ticked.is_err(), "a hung loop must not tick");
     }
 
     async fn recv_ping(
@@ -588,47 +613,50 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("notify.sock");
         let sock = tokio::net::UnixDatagram::bind(&path).expect("bind");
-        let notifier = Notifier::with_path(&path);
-        let liveness = Liveness::new();
-        let hb = liveness.register("http");
+        let timeout = Duration::from_millis(400);
+        let liveness = Liveness::new(timeout / 4);
         let cancel = CancellationToken::new();
-
-        let task = {
-            let (liveness, cancel) = (liveness.clone(), cancel.clone());
+        // A loop that checks in as the daemon's loops do, until paused.
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let looping = {
+            let (mut hb, paused) = (liveness.register("http"), Arc::clone(&paused));
             tokio::spawn(async move {
-                run_watchdog_with(
-                    &notifier,
-                    &liveness,
-                    Duration::from_millis(20),
-                    Duration::from_millis(300),
-                    cancel,
-                )
-                .await;
+                loop {
+                    hb.tick().await;
+                    if !paused.load(Ordering::Relaxed) {
+                        hb.beat();
+                    }
+                }
             })
         };
+        let task = tokio::spawn(run_watchdog(
+            Notifier::with_path(&path),
+            liveness.clone(),
+            timeout,
+            cancel.clone(),
+        ));
         let mut buf = [0u8; 64];
         // Alive: pings arrive.
         for _ in 0..3 {
-            hb.beat();
             let n = recv_ping(&sock, &mut buf)
                 .await
                 .expect("ping in time")
                 .expect("recv");
             assert_eq!(&buf[..n], b"WATCHDOG=1");
         }
-        // Stop beating: after max_age the pings stop.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // The loop stops checking in: once it is stale, no more pings.
+        paused.store(true, Ordering::Relaxed);
+        while liveness.stale().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Drop pings sent before that (decided while the loop was fresh).
         while let Ok(Ok(_)) =
-            tokio::time::timeout(Duration::from_millis(1), sock.recv(&mut buf)).await
+            tokio::time::timeout(Duration::from_millis(50), sock.recv(&mut buf)).await
         {}
-        let silent = tokio::time::timeout(Duration::from_millis(200), sock.recv(&mut buf)).await;
+        let silent = tokio::time::timeout(timeout, sock.recv(&mut buf)).await;
         assert!(silent.is_err(), "no ping while a loop is stale");
-        assert_eq!(
-            liveness.all_alive(Duration::from_millis(300)),
-            Err(vec!["http".into()])
-        );
-        // Beat again: pings resume.
-        hb.beat();
+        // It checks in again: pings resume.
+        paused.store(false, Ordering::Relaxed);
         let n = recv_ping(&sock, &mut buf)
             .await
             .expect("ping resumes")
@@ -640,5 +668,6 @@ mod tests {
             .await
             .expect("task ends on cancel")
             .expect("no panic");
+        looping.abort();
     }
 }

@@ -168,3 +168,44 @@ fn version_and_config_example() {
             .expect("the example is valid");
     assert_eq!(config.tables.len(), 12);
 }
+
+#[test]
+fn check_takes_the_file_either_way_and_a_bad_config_exits_78() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let (good, bad, missing) = (path("good.toml"), path("bad.toml"), path("missing.toml"));
+    std::fs::write(&good, FIXTURE).expect("write");
+    std::fs::write(&bad, "[http]\nlisen = \"0.0.0.0:80\"\n").expect("write");
+    let run = |args: &[&str]| mesero().args(args).output().expect("run mesero");
+
+    for args in [["check", &good].as_slice(), &["check", "--config", &good]] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("tables (seed): 4"));
+    }
+
+    // EX_CONFIG, so that systemd (RestartPreventExitStatus=78) does not
+    // restart a daemon that cannot start; for `check` and `run` alike.
+    for args in [
+        ["check", &bad].as_slice(),
+        &["check", &missing],
+        &["run", "--config", &bad],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {out:?}");
+    }
+
+    // Anything else (here: the port is taken) is an ordinary failure that
+    // a restart may fix.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let out = mesero()
+        .args(["run", "--config", &good])
+        .env("MESERO_STORAGE_PATH", path("mesero.db"))
+        .env(
+            "MESERO_HTTP_LISTEN",
+            taken.local_addr().expect("addr").to_string(),
+        )
+        .output()
+        .expect("run mesero");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

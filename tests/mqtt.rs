@@ -8,6 +8,7 @@ mod common;
 use common::mqtt::{self, ConnectReturnCode, HOST, NODE};
 use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
+use mesero::systemd::Supervision;
 use rumqttc::QoS;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,9 +160,15 @@ async fn restart_brings_back_retained_state_and_online_before_any_change() {
     assert_eq!(&seen["mesero/test/status"][..], b"online");
     let three: Value = serde_json::from_slice(&seen[&state_topic(3)]).expect("json");
     assert_eq!(three["state"], "occupied");
+    let head = get_json(&d.base, "/api/v1/snapshot").await["seq"].clone();
     assert_eq!(
-        three["seq"], last,
-        "re-published as of the last event before the restart"
+        three["seq"], head,
+        "re-published at start, as of the head then (nothing changed since)"
+    );
+    assert_eq!(
+        head.as_u64(),
+        Some(last + 1),
+        "the only event since the restart is system.started"
     );
     for id in [1, 2, 4] {
         let v: Value = serde_json::from_slice(&seen[&state_topic(id)]).expect("json");
@@ -882,6 +889,7 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     let err = match mesero::daemon::Daemon::start(
         config(dir.path(), &[("MESERO_MQTT_LISTEN", &addr)]),
         Some(listener),
+        Supervision::none(),
     )
     .await
     {
@@ -902,6 +910,7 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
                 .await
                 .expect("bind"),
         ),
+        Supervision::none(),
     )
     .await
     .expect("starts without MQTT");

@@ -9,6 +9,9 @@
 //!   retained), and for table events the table's retained state (an empty
 //!   retained message when a table is deleted, which clears it) and its
 //!   discovery config.
+//! - Every beat period it pings the router through its link and checks in
+//!   with the watchdog only when the answer comes back: a stuck broker
+//!   thread or router stops the pings to systemd.
 //! - At stop: `offline` (retained), and it waits until the router has
 //!   handed that to subscribers (the link subscribes to the status topic and
 //!   sees its own message come back) before the sessions are closed.
@@ -20,10 +23,11 @@ use super::Shared;
 use super::topics::state_payload;
 use crate::domain::{Event, EventType, Seq, Table};
 use crate::hub::{ClientKind, Published, Subscription};
+use crate::systemd::Heartbeat;
 use bytes::Bytes;
 use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::{Packet, Publish};
+use rumqttd::protocol::{Packet, PingReq, Publish};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -39,6 +43,7 @@ pub struct Bridge {
     /// The hub subscription, taken before the first publish so that no
     /// committed event falls between the snapshot and the live feed.
     events: Subscription,
+    heartbeat: Heartbeat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +52,7 @@ pub struct LinkFailed(String);
 
 impl Bridge {
     /// Opens the link and publishes the start-up state.
-    pub async fn start(shared: Arc<Shared>) -> Result<Bridge, LinkFailed> {
+    pub async fn start(shared: Arc<Shared>, heartbeat: Heartbeat) -> Result<Bridge, LinkFailed> {
         let (mut tx, rx, _ack) = shared
             .open_link(&shared.daemon_client_id, true)
             .await
@@ -62,6 +67,7 @@ impl Bridge {
             tx,
             rx,
             events,
+            heartbeat,
         };
         let (head, tables) = (bridge.events.head, Arc::clone(&bridge.events.tables));
         bridge.publish_all(head, &tables).await;
@@ -99,10 +105,20 @@ impl Bridge {
                         }
                     }
                 }
+                _ = self.heartbeat.tick() => {
+                    if let Err(e) = self.tx.send(Packet::PingReq(PingReq)).await {
+                        tracing::error!(error = %e, "cannot ping the MQTT router");
+                    }
+                }
                 notification = self.rx.next() => match notification {
                     Ok(Some(Notification::Unschedule)) => {
                         if self.rx.wake().await.is_err() {
                             break;
+                        }
+                    }
+                    Ok(Some(Notification::DeviceAck(ack))) => {
+                        if matches!(Packet::from(ack), Packet::PingResp(_)) {
+                            self.heartbeat.beat();
                         }
                     }
                     Ok(_) => {}

@@ -34,17 +34,17 @@
 //! is left to end with the process.
 
 mod bridge;
-pub mod input;
 mod session;
 pub mod topics;
 mod transport;
 
 use crate::config::{Config, MqttConfig};
+use crate::engine::SensorInput;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::systemd::Heartbeat;
 use anyhow::Context as _;
-use input::SensorInput;
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
 use rumqttd::protocol::LastWill;
 use rumqttd::{Notification, Router, RouterConfig};
@@ -81,7 +81,11 @@ pub struct Deps {
     pub store: Store,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
-    pub input: Arc<dyn SensorInput>,
+    /// Where readings of `mqtt` sensors and detections go.
+    pub input: SensorInput,
+    /// Beaten by the daemon's own link each time the router answers a
+    /// ping, so the watchdog notices a stuck broker thread or router.
+    pub heartbeat: Heartbeat,
 }
 
 /// A running broker.
@@ -191,7 +195,8 @@ async fn run(
     stop: CancellationToken,
     ready: oneshot::Sender<anyhow::Result<()>>,
 ) {
-    let shared = Arc::new(Shared::new(deps));
+    let (shared, heartbeat) = Shared::new(deps);
+    let shared = Arc::new(shared);
     let listeners = (|| -> std::io::Result<_> {
         Ok((
             TcpListener::from_std(tcp)?,
@@ -206,7 +211,7 @@ async fn run(
         }
     };
     // Retained state goes in before the first client can connect.
-    let bridge = match bridge::Bridge::start(Arc::clone(&shared)).await {
+    let bridge = match bridge::Bridge::start(Arc::clone(&shared), heartbeat).await {
         Ok(bridge) => bridge,
         Err(e) => {
             let _ = ready.send(Err(e.into()));
@@ -330,7 +335,7 @@ pub(crate) struct Shared {
     store: Store,
     hub: Hub,
     metrics: Arc<Metrics>,
-    input: Arc<dyn SensorInput>,
+    input: SensorInput,
     connector: Arc<Connector>,
     /// Client id of the daemon's own link; refused for clients, or one
     /// could take the link over.
@@ -345,7 +350,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(deps: Deps) -> Shared {
+    /// The shared state, and the heartbeat for the daemon's own link.
+    fn new(deps: Deps) -> (Shared, Heartbeat) {
         let config = &deps.config;
         let router_tx = Router::new(0, router_config(&config.mqtt)).spawn();
         // Wills are not given to the router: it only sends them when its
@@ -356,7 +362,7 @@ impl Shared {
                 .build()
                 .map_err(|e| e.to_string())
         };
-        Shared {
+        let shared = Shared {
             topics: Topics::new(&config.site.id),
             site_name: config.site.name.clone(),
             language: config.site.language.clone(),
@@ -372,7 +378,8 @@ impl Shared {
             connected: Arc::new(AtomicUsize::new(0)),
             next_client: AtomicU64::new(1),
             throttle: Throttle::new(LOG_EVERY),
-        }
+        };
+        (shared, deps.heartbeat)
     }
 
     /// Opens a router link on the blocking pool (the router's answer is

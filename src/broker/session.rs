@@ -18,12 +18,14 @@
 //! connection would just make the client resend it forever.
 
 use super::Shared;
-use super::topics::{Inbound, parse_detections, parse_sensor, parse_set};
+use super::topics::{Inbound, SensorMessage, parse_detections, parse_sensor, parse_set};
 use super::transport::Transport;
 use crate::auth::Role;
 use crate::config::MqttConfig;
 use crate::domain::Actor;
+use crate::engine::InputError;
 use crate::metrics::PayloadKind;
+use crate::sensors::Reading;
 use crate::store::{Change, Guard, Hold, StoreError};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
@@ -583,44 +585,60 @@ impl Session {
     }
 
     fn on_sensor(&self, sensor: &str, topic: &str, payload: &[u8]) {
-        let result = parse_sensor(payload)
-            .map_err(|e| e.to_string())
-            .and_then(|r| {
-                self.shared
-                    .input
-                    .sensor_reading(sensor, r.present, r.people)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(error) = result {
-            self.malformed(PayloadKind::Sensors, topic, &error);
+        let input = &self.shared.input;
+        let result = match parse_sensor(payload) {
+            Ok(SensorMessage::Reading(reading)) => input.reading(sensor, reading),
+            Ok(SensorMessage::Offline) => input.fault(sensor, "the node reported offline"),
+            Err(e) => return self.malformed(PayloadKind::Sensors, topic, &e.to_string()),
+        };
+        match result {
+            Ok(()) => {}
+            Err(InputError::UnknownSensor(_)) => self.malformed(
+                PayloadKind::Sensors,
+                topic,
+                &format!("no sensor {sensor:?} of kind mqtt in the config"),
+            ),
+            Err(e) => self.dropped(topic, &e),
         }
     }
 
+    /// Each entry is a reading for every `mqtt` sensor of its table (see
+    /// [`crate::engine::SensorInput::table_reading`]): present when
+    /// people > 0, so the occupy and release delays apply as for any
+    /// sensor. Entries for tables without such a sensor are counted as
+    /// malformed; the others still apply.
     fn on_detections(&self, topic: &str, payload: &[u8]) {
         let batch = match parse_detections(payload) {
             Ok(batch) => batch,
             Err(e) => return self.malformed(PayloadKind::Detections, topic, &e.to_string()),
         };
-        let tables = self.shared.hub.tables();
         let mut unknown = Vec::new();
         for (table, people) in batch {
-            if !tables.iter().any(|t| t.id == table) {
-                unknown.push(table);
-                continue;
-            }
-            if let Err(e) = self.shared.input.detection(table, people) {
-                self.shared.noise("input", |suppressed| {
-                    tracing::warn!(table, error = %e, suppressed, "detection not applied");
-                });
+            let reading = Reading {
+                present: people > 0,
+                people: Some(people),
+            };
+            match self.shared.input.table_reading(table, reading) {
+                Ok(()) => {}
+                Err(InputError::UnknownTable(_)) => unknown.push(table),
+                Err(e) => self.dropped(topic, &e),
             }
         }
         if !unknown.is_empty() {
             self.malformed(
                 PayloadKind::Detections,
                 topic,
-                &format!("unknown table ids {unknown:?} (the others were applied)"),
+                &format!("no sensor of kind mqtt on tables {unknown:?} (the others were applied)"),
             );
         }
+    }
+
+    /// A well-formed reading the engine could not take (its queue is full,
+    /// or it stopped): logged, not counted as the node's fault.
+    fn dropped(&self, topic: &str, error: &InputError) {
+        self.shared.noise("input", |suppressed| {
+            tracing::warn!(client = %self.client_id, topic, %error, suppressed, "MQTT reading dropped");
+        });
     }
 
     async fn on_set(&mut self, raw_id: &str, topic: &str, publish: &Publish) -> Result<(), End> {
@@ -726,6 +744,12 @@ impl Session {
     async fn finish(mut self, end: End) {
         if end == End::Lost {
             if let Some(will) = self.will.take() {
+                // A will on the node's own sensor topic (`offline`, or a
+                // last reading) counts as if the node had sent it.
+                let topic = String::from_utf8_lossy(&will.topic).into_owned();
+                if let Inbound::Sensor(sensor) = self.shared.topics.inbound(&topic) {
+                    self.on_sensor(sensor, &topic, &will.message);
+                }
                 let publish = Publish::new(will.topic, will.message, will.retain);
                 let _ = self.tx.send(Packet::Publish(publish, None)).await;
             }

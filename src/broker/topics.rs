@@ -9,7 +9,9 @@
 //!   `True`); JSON objects may carry extra fields (nodes add timestamps or
 //!   RSSI), but `present` and `people` must have the right types. `people`
 //!   alone means `present = people > 0`; `present: false` with people
-//!   counted is a contradiction and refused.
+//!   counted is a contradiction and refused. A bare `offline` is the node
+//!   saying it is gone (typically its last will): the sensor is faulted
+//!   until its next reading.
 //! - Detection batches: each entry is one table's head count. Tables a
 //!   batch does not mention are left alone (a camera may cover part of the
 //!   room), so a detector reports `0` for empty tables it watches. An entry
@@ -20,6 +22,7 @@
 //! - `set` commands are strict like the HTTP API: unknown fields refused.
 
 use crate::domain::{Seq, Table, TableId, TableState};
+use crate::sensors::Reading;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -216,23 +219,23 @@ fn utf8(payload: &[u8]) -> Result<&str, Malformed> {
     std::str::from_utf8(payload).map_err(|_| malformed("payload is not UTF-8"))
 }
 
-/// One sensor reading: presence and, if the sensor counts, people.
+/// What a node says on its sensor topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SensorPayload {
-    pub present: bool,
-    pub people: Option<u32>,
+pub enum SensorMessage {
+    Reading(Reading),
+    /// The node is gone: fault the sensor.
+    Offline,
 }
 
-/// `{"present": true, "people": 2}` or bare `1`/`0`/`ON`/`OFF`/`true`/`false`.
-pub fn parse_sensor(payload: &[u8]) -> Result<SensorPayload, Malformed> {
+/// `{"present": true, "people": 2}`, bare `1`/`0`/`ON`/`OFF`/`true`/`false`,
+/// or `offline`.
+pub fn parse_sensor(payload: &[u8]) -> Result<SensorMessage, Malformed> {
     let text = utf8(payload)?.trim();
-    let bare = |present| SensorPayload {
-        present,
-        people: None,
-    };
+    let bare = |present| SensorMessage::Reading(Reading::presence(present));
     match text.to_ascii_lowercase().as_str() {
         "1" | "on" | "true" => return Ok(bare(true)),
         "0" | "off" | "false" => return Ok(bare(false)),
+        "offline" => return Ok(SensorMessage::Offline),
         _ => {}
     }
     let value: Value = serde_json::from_str(text).map_err(|_| {
@@ -250,17 +253,18 @@ pub fn parse_sensor(payload: &[u8]) -> Result<SensorPayload, Malformed> {
         None | Some(Value::Null) => None,
         Some(v) => Some(people_count("people", v)?),
     };
-    match (present, people) {
-        (None, None) => Err(malformed("needs present (bool) or people (count)")),
+    let reading = match (present, people) {
+        (None, None) => return Err(malformed("needs present (bool) or people (count)")),
         (Some(false), Some(n)) if n > 0 => {
-            Err(malformed(format!("present is false but people is {n}")))
+            return Err(malformed(format!("present is false but people is {n}")));
         }
-        (Some(present), people) => Ok(SensorPayload { present, people }),
-        (None, Some(n)) => Ok(SensorPayload {
+        (Some(present), people) => Reading { present, people },
+        (None, Some(n)) => Reading {
             present: n > 0,
             people: Some(n),
-        }),
-    }
+        },
+    };
+    Ok(SensorMessage::Reading(reading))
 }
 
 fn people_count(key: &str, value: &Value) -> Result<u32, Malformed> {
@@ -356,12 +360,12 @@ pub fn parse_set(raw_id: &str, payload: &[u8]) -> Result<(TableId, SetCommand), 
 mod tests {
     use super::*;
 
-    fn sensor(p: &str) -> Result<SensorPayload, Malformed> {
+    fn sensor(p: &str) -> Result<SensorMessage, Malformed> {
         parse_sensor(p.as_bytes())
     }
 
-    fn reading(present: bool, people: Option<u32>) -> SensorPayload {
-        SensorPayload { present, people }
+    fn reading(present: bool, people: Option<u32>) -> SensorMessage {
+        SensorMessage::Reading(Reading { present, people })
     }
 
     #[test]
@@ -406,6 +410,9 @@ mod tests {
         }
         for p in ["0", "OFF", "off", "false", "FALSE"] {
             assert_eq!(sensor(p), Ok(reading(false, None)), "{p:?}");
+        }
+        for p in ["offline", "Offline\n"] {
+            assert_eq!(sensor(p), Ok(SensorMessage::Offline), "{p:?}");
         }
     }
 

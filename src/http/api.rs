@@ -262,7 +262,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
         "events_total": m.events_total,
         "seq": app.hub.head(),
         "tables": app.hub.tables().len(),
-        "sensors": [],
+        "sensors": app.sensors.snapshot(),
         "slow_clients_closed": m.slow_clients_closed,
         "writer": {
             "commits": m.commits,

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::systemd::Heartbeat;
 pub use api::MAX_HOLD_MINUTES;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -47,6 +48,8 @@ pub struct AppState {
     pub store: Store,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
+    /// Per-sensor health for `/api/v1/stats`.
+    pub sensors: crate::engine::SensorBoard,
     /// Cancelled when the daemon stops; streams end on it.
     pub shutdown: CancellationToken,
 }
@@ -108,12 +111,14 @@ async fn count_client_errors(State(app): State<AppState>, req: Request, next: Ne
 }
 
 /// Serves `router` on an already bound listener until `shutdown`, then
-/// lets open requests finish for up to `grace`.
+/// lets open requests finish for up to `grace`. The accept loop checks in
+/// with `heartbeat` while it runs.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: CancellationToken,
     grace: Duration,
+    mut heartbeat: Heartbeat,
 ) {
     let connections = TaskTracker::new();
     // Cancelled when the grace period is over: drops whatever is left.
@@ -121,6 +126,10 @@ pub async fn serve(
     loop {
         let (stream, _peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = heartbeat.tick() => {
+                heartbeat.beat();
+                continue;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {

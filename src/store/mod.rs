@@ -148,6 +148,9 @@ enum Command {
         actor: Actor,
         reply: Option<Reply>,
     },
+    /// Answered once everything queued before it is committed: proof that
+    /// the writer thread is making progress (the watchdog's check-in).
+    Ping(oneshot::Sender<()>),
     /// Commit what came before, then stop; answered when the thread is done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -258,6 +261,19 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Returns once the writer has worked through everything queued
+    /// before this call; `Closed` if it has stopped. Never returns while
+    /// the writer thread is stuck.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Ping(reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
     }
 
     /// Commits the remaining queue and stops the writer thread.

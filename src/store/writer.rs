@@ -100,6 +100,7 @@ impl Writer {
     pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         while let Some(first) = commands.blocking_recv() {
             let mut batch = Vec::new();
+            let mut pings = Vec::new();
             let mut stop = None;
             let mut next = Some(first);
             while let Some(command) = next.take() {
@@ -113,6 +114,7 @@ impl Writer {
                         actor,
                         reply,
                     }),
+                    Command::Ping(reply) => pings.push(reply),
                     Command::Shutdown(done) => {
                         stop = Some(done);
                         break;
@@ -126,6 +128,9 @@ impl Writer {
                 if let Err(e) = self.commit_batch(batch) {
                     tracing::error!(error = %e, "commit failed; the batch was rolled back");
                 }
+            }
+            for reply in pings {
+                let _ = reply.send(());
             }
             if let Some(done) = stop {
                 // Later commands are dropped unanswered: their callers get

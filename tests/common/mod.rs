@@ -6,6 +6,7 @@ pub mod mqtt;
 
 use mesero::config::Config;
 use mesero::daemon::Daemon;
+use mesero::systemd::Supervision;
 use mesero::watch::{SseMessage, SseParser};
 use std::io::BufRead as _;
 use std::net::SocketAddr;
@@ -52,7 +53,7 @@ impl TestDaemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
-        let daemon = Daemon::start(config, Some(listener))
+        let daemon = Daemon::start(config, Some(listener), Supervision::none())
             .await
             .expect("daemon starts");
         let base = format!("http://{}", daemon.http_addr());

@@ -1,0 +1,748 @@
+//! The occupancy engine task: the one owner of [`Engine`] in the daemon.
+//!
+//! It takes sensor reports (from the sensor tasks of [`crate::sensors`]
+//! and from outside through [`SensorInput`]), follows every table change
+//! committed by anyone through the [`Hub`], wakes at the engine's next
+//! deadline (tokio time, so tests pause it), and commits what the engine
+//! decides through the store:
+//! - a transition as `Change::SetState` with `Guard::Sensor { expected }`,
+//!   so a racing staff change or a hold wins and the engine re-syncs;
+//! - `sensor.fault` / `sensor.recovered` and, for call buttons,
+//!   `alert.raised` (kind `call` or `bill`) as recorded events.
+//!
+//! Every event's actor is `sensor:<id>`. Per-sensor health is kept on a
+//! [`SensorBoard`] that `/api/v1/stats` shows.
+//!
+//! # Feeding readings from outside (`kind = "mqtt"`)
+//! [`Daemon::sensor_input`](crate::daemon::Daemon::sensor_input) returns a
+//! [`SensorInput`]: a cheap, cloneable handle whose methods never block
+//! (a full queue is an error the caller counts, not a wait):
+//! - [`SensorInput::reading`]`(sensor_id, Reading)` for
+//!   `mesero/<site>/sensors/<sensor id>`;
+//! - [`SensorInput::table_reading`]`(table, Reading)` for a detector's batch
+//!   (`mesero/<site>/detections`): fed to every `mqtt` sensor of that table;
+//! - [`SensorInput::fault`]`(sensor_id, reason)` when the source knows the
+//!   node is gone (e.g. its last will).
+//!
+//! Only sensors declared with `kind = "mqtt"` accept these; such a sensor
+//! that sends nothing for its `stale_after` is faulted here, and its next
+//! reading recovers it.
+
+use crate::config::{Config, SensorKind};
+use crate::domain::{Actor, Event, EventType, Table, TableId};
+use crate::hub::{ClientKind, Hub};
+use crate::occupancy::{Engine, EngineConfig, Transition};
+use crate::sensors::Reading;
+use crate::sensors::gpio::ButtonEvent;
+use crate::sensors::health::{Health, HealthChange};
+use crate::sensors::tasks::{Report, Reporter};
+use crate::store::{Change, Guard, Hold, Store, StoreError};
+use crate::systemd::Heartbeat;
+use serde::Serialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Reports waiting for the engine task. Sensors report changes only, so
+/// this is only reached if the store stalls; then hardware threads wait
+/// and [`SensorInput`] callers get [`InputError::Busy`].
+pub const REPORT_QUEUE: usize = 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("no sensor {0:?} of kind mqtt in the config")]
+    UnknownSensor(String),
+    #[error("no sensor of kind mqtt is bound to table {0}")]
+    UnknownTable(TableId),
+    #[error("the occupancy engine is busy; reading dropped")]
+    Busy,
+    #[error("the occupancy engine has stopped")]
+    Closed,
+}
+
+/// Injects readings and faults of `mqtt` sensors into the engine task.
+/// Cheap to clone; every method returns at once.
+#[derive(Clone)]
+pub struct SensorInput {
+    tx: mpsc::Sender<Report>,
+    /// The `mqtt` sensors of the config: ids, and ids by table. Fixed at
+    /// start (the config is not reloaded).
+    external: Arc<External>,
+}
+
+#[derive(Default)]
+struct External {
+    ids: HashSet<String>,
+    by_table: HashMap<TableId, Vec<String>>,
+}
+
+impl SensorInput {
+    /// A reading of the `mqtt` sensor `sensor`.
+    pub fn reading(&self, sensor: &str, reading: Reading) -> Result<(), InputError> {
+        if !self.external.ids.contains(sensor) {
+            return Err(InputError::UnknownSensor(sensor.to_string()));
+        }
+        self.push(Report::Reading {
+            sensor: sensor.to_string(),
+            reading,
+        })
+    }
+
+    /// A reading about a table (a detector's batch entry), given to every
+    /// `mqtt` sensor bound to that table.
+    pub fn table_reading(&self, table: TableId, reading: Reading) -> Result<(), InputError> {
+        let ids = self
+            .external
+            .by_table
+            .get(&table)
+            .ok_or(InputError::UnknownTable(table))?;
+        for sensor in ids {
+            self.push(Report::Reading {
+                sensor: sensor.clone(),
+                reading,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The source knows the sensor is gone; its next reading recovers it.
+    pub fn fault(&self, sensor: &str, reason: &str) -> Result<(), InputError> {
+        if !self.external.ids.contains(sensor) {
+            return Err(InputError::UnknownSensor(sensor.to_string()));
+        }
+        self.push(Report::Fault {
+            sensor: sensor.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+
+    fn push(&self, report: Report) -> Result<(), InputError> {
+        self.tx.try_send(report).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => InputError::Busy,
+            mpsc::error::TrySendError::Closed(_) => InputError::Closed,
+        })
+    }
+}
+
+/// A sensor's health as `/api/v1/stats` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// No reading yet since start.
+    Waiting,
+    Ok,
+    Faulted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SensorView {
+    pub id: String,
+    pub kind: &'static str,
+    pub table: Option<TableId>,
+    pub health: HealthState,
+    /// The latest reading (`null` before the first and while faulted).
+    pub reading: Option<Reading>,
+    /// When the reading last changed.
+    pub reading_since: Option<String>,
+    /// Fault episodes since start.
+    pub faults: u64,
+    pub last_error: Option<String>,
+    /// When the current fault began.
+    pub faulted_since: Option<String>,
+}
+
+/// Per-sensor health, written by the engine task, read by the HTTP API.
+#[derive(Clone, Default)]
+pub struct SensorBoard {
+    /// A std mutex: held only to copy or update one entry, never across an
+    /// await.
+    views: Arc<Mutex<Vec<SensorView>>>,
+}
+
+impl SensorBoard {
+    pub fn new(config: &Config) -> SensorBoard {
+        let views = config
+            .sensors
+            .iter()
+            .map(|s| SensorView {
+                id: s.id.clone(),
+                kind: s.kind.name(),
+                table: s.table,
+                health: HealthState::Waiting,
+                reading: None,
+                reading_since: None,
+                faults: 0,
+                last_error: None,
+                faulted_since: None,
+            })
+            .collect();
+        SensorBoard {
+            views: Arc::new(Mutex::new(views)),
+        }
+    }
+
+    /// Every sensor, in config order.
+    pub fn snapshot(&self) -> Vec<SensorView> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SensorView>> {
+        // Entries are replaced field by field with plain assignments, so a
+        // poisoned lock still holds consistent data.
+        self.views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut SensorView)) {
+        if let Some(view) = self.lock().iter_mut().find(|v| v.id == id) {
+            f(view);
+        }
+    }
+}
+
+/// What the daemon keeps of the sensor side.
+pub struct Sensors {
+    pub input: SensorInput,
+    pub board: SensorBoard,
+}
+
+/// Starts the engine task and every sensor task, all tracked by `tasks`
+/// and ended by `shutdown`.
+pub fn start(
+    config: &Config,
+    store: Store,
+    hub: &Hub,
+    heartbeat: Heartbeat,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Sensors {
+    let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+    let board = SensorBoard::new(config);
+    let mut external = External::default();
+    let mut stale = HashMap::new();
+    let mut engine = Engine::new(EngineConfig {
+        occupy_after: config.occupancy.occupy_after,
+        release_after: config.occupancy.release_after,
+        bussing: config.occupancy.bussing,
+    });
+    let now = Instant::now();
+    let mut sensors = HashMap::new();
+    for s in &config.sensors {
+        engine.add_sensor(&s.id, s.kind.occupancy_table(s.table));
+        sensors.insert(s.id.clone(), (s.kind.name(), s.table));
+        if matches!(s.kind, SensorKind::Mqtt) {
+            external.ids.insert(s.id.clone());
+            if let Some(table) = s.table {
+                external
+                    .by_table
+                    .entry(table)
+                    .or_default()
+                    .push(s.id.clone());
+            }
+            stale.insert(s.id.clone(), Health::new(s.health.clone(), now));
+        }
+    }
+    // Subscribed before any sensor runs, so no table change is missed.
+    let subscription = hub.subscribe(ClientKind::Internal, CancellationToken::new());
+    let mut task = EngineTask {
+        engine,
+        store,
+        hub: hub.clone(),
+        board: board.clone(),
+        sensors,
+        stale,
+        synced: HashMap::new(),
+    };
+    task.resync_all(subscription.head, &subscription.tables);
+    tasks.spawn(task.run(rx, subscription.rx, heartbeat, shutdown.clone()));
+    crate::sensors::tasks::spawn_all(&config.sensors, &Reporter::new(tx.clone()), shutdown, tasks);
+    Sensors {
+        input: SensorInput {
+            tx,
+            external: Arc::new(external),
+        },
+        board,
+    }
+}
+
+struct EngineTask {
+    engine: Engine,
+    store: Store,
+    hub: Hub,
+    board: SensorBoard,
+    /// Kind name and table of every configured sensor.
+    sensors: HashMap<String, (&'static str, Option<TableId>)>,
+    /// Staleness of the `mqtt` sensors (the others judge their own).
+    stale: HashMap<String, Health>,
+    /// Per table, the seq of the newest event the engine has synced from;
+    /// older events still queued on the hub are not re-applied.
+    synced: HashMap<TableId, u64>,
+}
+
+impl EngineTask {
+    async fn run(
+        mut self,
+        mut reports: mpsc::Receiver<Report>,
+        mut events: broadcast::Receiver<Arc<crate::hub::Published>>,
+        mut heartbeat: Heartbeat,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let wake = [self.engine.next_deadline(), self.stale_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timer = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                event = events.recv() => match event {
+                    Ok(published) => self.on_event(&published.event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "occupancy engine fell behind the hub; re-syncing");
+                        let (head, tables) = self.hub.snapshot();
+                        self.resync_all(head, &tables);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                report = reports.recv() => match report {
+                    Some(report) => self.on_report(report).await,
+                    None => return,
+                },
+                _ = timer => self.on_timer().await,
+                _ = heartbeat.tick() => heartbeat.beat(),
+            }
+        }
+    }
+
+    fn stale_deadline(&self) -> Option<Instant> {
+        self.stale.values().filter_map(Health::stale_deadline).min()
+    }
+
+    fn resync_all(&mut self, head: u64, tables: &[Table]) {
+        let now = Instant::now();
+        let known: HashSet<TableId> = tables.iter().map(|t| t.id).collect();
+        for id in self.synced.keys().copied().collect::<Vec<_>>() {
+            if !known.contains(&id) {
+                self.engine.remove_table(id);
+                self.synced.remove(&id);
+            }
+        }
+        for table in tables {
+            self.sync(table, head, now);
+        }
+    }
+
+    fn sync(&mut self, table: &Table, seq: u64, now: Instant) {
+        let hold = table
+            .hold_until
+            .as_deref()
+            .and_then(crate::clock::parse)
+            .and_then(|until| until.duration_since(SystemTime::now()).ok())
+            .map(|left| now + left);
+        self.engine.sync_table(table.id, table.state, hold, now);
+        self.synced.insert(table.id, seq);
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let Some(id) = event.table else { return };
+        if self.synced.get(&id).is_some_and(|seen| event.seq <= *seen) {
+            return;
+        }
+        match event.kind.as_str() {
+            "table.state" | "table.created" => {
+                match serde_json::from_value::<Table>(event.data["table"].clone()) {
+                    Ok(table) => self.sync(&table, event.seq, Instant::now()),
+                    Err(e) => {
+                        tracing::warn!(seq = event.seq, error = %e, "unreadable table in event")
+                    }
+                }
+            }
+            "table.deleted" => {
+                self.engine.remove_table(id);
+                self.synced.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_report(&mut self, report: Report) {
+        let now = Instant::now();
+        match report {
+            Report::Reading { sensor, reading } => {
+                if let Some(health) = self.stale.get_mut(&sensor) {
+                    if health.record_ok(now) == Some(HealthChange::Recovered) {
+                        self.recovered(&sensor, now).await;
+                    }
+                }
+                self.board.update(&sensor, |v| {
+                    if v.health == HealthState::Faulted {
+                        return;
+                    }
+                    v.health = HealthState::Ok;
+                    if v.reading != Some(reading) {
+                        v.reading = Some(reading);
+                        v.reading_since = Some(crate::clock::now());
+                    }
+                });
+                let transitions = self.engine.reading(&sensor, reading, now);
+                self.apply(transitions).await;
+            }
+            Report::Fault { sensor, reason } => self.faulted(&sensor, reason, now).await,
+            Report::Recovered { sensor } => self.recovered(&sensor, now).await,
+            Report::Button { sensor, event } => self.button(&sensor, event).await,
+            Report::Ready { sensor } => self.board.update(&sensor, |v| {
+                if v.health == HealthState::Waiting {
+                    v.health = HealthState::Ok;
+                }
+            }),
+        }
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        let mut faults = Vec::new();
+        for (id, health) in &mut self.stale {
+            if let Some(HealthChange::Faulted { reason }) = health.check(now) {
+                faults.push((id.clone(), reason));
+            }
+        }
+        for (id, reason) in faults {
+            self.faulted(&id, reason, now).await;
+        }
+        let transitions = self.engine.tick(now);
+        self.apply(transitions).await;
+    }
+
+    async fn faulted(&mut self, sensor: &str, reason: String, now: Instant) {
+        let Some(&(kind, table)) = self.sensors.get(sensor) else {
+            return;
+        };
+        let mut already = false;
+        self.board.update(sensor, |v| {
+            already = v.health == HealthState::Faulted;
+            if !already {
+                v.health = HealthState::Faulted;
+                v.faults += 1;
+                v.reading = None;
+                v.faulted_since = Some(crate::clock::now());
+            }
+            v.last_error = Some(reason.clone());
+        });
+        if already {
+            return;
+        }
+        tracing::warn!(sensor, kind, reason = %reason, "sensor faulted");
+        self.record(
+            EventType::SensorFault,
+            sensor,
+            table,
+            json!({ "sensor": sensor, "kind": kind, "reason": reason }),
+        )
+        .await;
+        let transitions = self.engine.sensor_faulted(sensor, now);
+        self.apply(transitions).await;
+    }
+
+    async fn recovered(&mut self, sensor: &str, now: Instant) {
+        let Some(&(kind, table)) = self.sensors.get(sensor) else {
+            return;
+        };
+        let mut was_faulted = false;
+        self.board.update(sensor, |v| {
+            was_faulted = v.health == HealthState::Faulted;
+            if was_faulted {
+                v.health = HealthState::Waiting;
+                v.faulted_since = None;
+            }
+        });
+        if !was_faulted {
+            return;
+        }
+        tracing::info!(sensor, kind, "sensor recovered");
+        self.record(
+            EventType::SensorRecovered,
+            sensor,
+            table,
+            json!({ "sensor": sensor, "kind": kind }),
+        )
+        .await;
+        let transitions = self.engine.sensor_recovered(sensor, now);
+        self.apply(transitions).await;
+    }
+
+    async fn button(&mut self, sensor: &str, event: ButtonEvent) {
+        let Some(&(_, table)) = self.sensors.get(sensor) else {
+            return;
+        };
+        let kind = match event {
+            ButtonEvent::Call => "call",
+            ButtonEvent::Bill => "bill",
+        };
+        self.board.update(sensor, |v| {
+            v.health = HealthState::Ok;
+            v.reading_since = Some(crate::clock::now());
+        });
+        tracing::info!(sensor, table, kind, "call button");
+        self.record(
+            EventType::AlertRaised,
+            sensor,
+            table,
+            json!({
+                "table": table,
+                "kind": kind,
+                "priority": "normal",
+                "message": match event {
+                    ButtonEvent::Call => "call button pressed",
+                    ButtonEvent::Bill => "bill requested (long press)",
+                },
+                "sensor": sensor,
+            }),
+        )
+        .await;
+    }
+
+    async fn record(
+        &self,
+        kind: EventType,
+        sensor: &str,
+        table: Option<TableId>,
+        data: serde_json::Value,
+    ) {
+        let change = Change::Record { kind, table, data };
+        if let Err(e) = self
+            .store
+            .apply(change, Actor::Sensor(sensor.to_string()))
+            .await
+        {
+            tracing::error!(sensor, event = %kind, error = %e, "could not record a sensor event");
+        }
+    }
+
+    /// Commits the engine's transitions. A refused one (staff or a hold
+    /// won the race) or a failed one re-syncs the table from the hub, which
+    /// already holds every committed change.
+    async fn apply(&mut self, transitions: Vec<Transition>) {
+        for t in transitions {
+            let change = Change::SetState {
+                id: t.table,
+                state: t.to,
+                hold: Hold::Clear,
+                people: t.people,
+                guard: Guard::Sensor { expected: t.from },
+            };
+            match self.store.apply(change, t.actor()).await {
+                Ok(applied) => {
+                    if let Some(event) = applied.event {
+                        self.synced.insert(t.table, event.seq);
+                    }
+                    tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = %t.sensor, "table state");
+                }
+                Err(StoreError::TableNotFound(id)) => {
+                    self.engine.remove_table(id);
+                    self.synced.remove(&id);
+                }
+                Err(e) => {
+                    if !matches!(e, StoreError::Refused(_)) {
+                        tracing::warn!(table = t.table, to = %t.to, error = %e, "sensor state change failed");
+                    }
+                    let (head, tables) = self.hub.snapshot();
+                    match tables.iter().find(|x| x.id == t.table) {
+                        Some(table) => self.sync(table, head, Instant::now()),
+                        None => {
+                            self.engine.remove_table(t.table);
+                            self.synced.remove(&t.table);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const CONFIG: &str = r#"
+[[tables]]
+id = 1
+[[tables]]
+id = 2
+
+[[sensors]]
+id = "call-1"
+kind = "button"
+table = 1
+pin = 27
+fault_after = 1000
+
+[[sensors]]
+id = "node-1"
+kind = "mqtt"
+table = 1
+stale_after = "1s"
+"#;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        hub: Hub,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+        sensors: Sensors,
+    }
+
+    /// A real store on a temporary file and the engine task with its sensor
+    /// tasks (off a Pi the button's GPIO thread only retries: its
+    /// fault_after is out of reach of these tests).
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [(
+            "MESERO_STORAGE_PATH".to_string(),
+            dir.path().join("m.db").display().to_string(),
+        )];
+        let config = Config::from_toml(Path::new("t.toml"), CONFIG, env).expect("config");
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(64, Arc::clone(&metrics));
+        let store = Store::open(&config, hub.clone(), metrics).expect("store");
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let heartbeat = crate::systemd::Liveness::new(Duration::from_secs(1)).register("sensors");
+        let sensors = start(&config, store.clone(), &hub, heartbeat, &shutdown, &tasks);
+        Fixture {
+            _dir: dir,
+            store,
+            hub,
+            shutdown,
+            tasks,
+            sensors,
+        }
+    }
+
+    impl Fixture {
+        async fn stop(self) {
+            self.shutdown.cancel();
+            self.tasks.close();
+            self.tasks.wait().await;
+            self.store.shutdown().await;
+        }
+    }
+
+    /// The next committed event of type `kind` (others are skipped).
+    async fn next_event(
+        rx: &mut broadcast::Receiver<Arc<crate::hub::Published>>,
+        kind: &str,
+    ) -> Event {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                let published = rx.recv().await.expect("hub open");
+                if published.event.kind == kind {
+                    return published.event.clone();
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} event"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_press_is_stored_as_a_bill_alert() {
+        let f = fixture().await;
+        let mut sub = f
+            .hub
+            .subscribe(ClientKind::Internal, CancellationToken::new());
+        let reporter = Reporter::new(f.sensors.input.tx.clone());
+        assert!(
+            reporter
+                .send(Report::Button {
+                    sensor: "call-1".into(),
+                    event: ButtonEvent::Bill,
+                })
+                .await
+        );
+        let event = next_event(&mut sub.rx, "alert.raised").await;
+        assert_eq!(event.actor, "sensor:call-1");
+        assert_eq!(event.table, Some(1));
+        assert_eq!(event.data["kind"], "bill");
+        assert_eq!(event.data["priority"], "normal");
+        let stored = f
+            .store
+            .events(crate::store::EventQuery {
+                after: 0,
+                limit: 100,
+                types: vec!["alert".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("events");
+        assert_eq!(stored.events.len(), 1, "on disk");
+        f.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mqtt_input_is_checked_goes_stale_and_recovers() {
+        let f = fixture().await;
+        let input = f.sensors.input.clone();
+        let present = Reading {
+            present: true,
+            people: Some(2),
+        };
+        assert_eq!(
+            input.reading("call-1", present),
+            Err(InputError::UnknownSensor("call-1".into())),
+            "only mqtt sensors take readings from outside"
+        );
+        assert_eq!(
+            input.reading("ghost", present),
+            Err(InputError::UnknownSensor("ghost".into()))
+        );
+        assert_eq!(
+            input.table_reading(2, present),
+            Err(InputError::UnknownTable(2))
+        );
+        let mut sub = f
+            .hub
+            .subscribe(ClientKind::Internal, CancellationToken::new());
+        input.table_reading(1, present).expect("accepted");
+        // Silent for stale_after (1 s): faulted, and the table, whose only
+        // presence sensor it is, becomes unknown.
+        let fault = next_event(&mut sub.rx, "sensor.fault").await;
+        assert_eq!(fault.actor, "sensor:node-1");
+        assert!(
+            fault.data["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no reading")
+        );
+        let unknown = next_event(&mut sub.rx, "table.state").await;
+        assert_eq!(unknown.data["to"], "unknown");
+        let board = f.sensors.board.snapshot();
+        let node = board.iter().find(|v| v.id == "node-1").expect("node-1");
+        assert_eq!((node.health, node.faults), (HealthState::Faulted, 1));
+        // The next reading recovers it and restores the table's state.
+        input.reading("node-1", present).expect("accepted");
+        let recovered = next_event(&mut sub.rx, "sensor.recovered").await;
+        assert_eq!(recovered.actor, "sensor:node-1");
+        let restored = next_event(&mut sub.rx, "table.state").await;
+        assert_eq!(
+            (&restored.data["from"], &restored.data["to"]),
+            (&json!("unknown"), &json!("free"))
+        );
+        f.stop().await;
+    }
+}
