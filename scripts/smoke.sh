@@ -43,7 +43,8 @@ running() { kill -0 "$pid" 2>/dev/null; }
 
 # Not a child of systemd, whatever runs this script.
 env -u NOTIFY_SOCKET -u WATCHDOG_USEC -u JOURNAL_STREAM -u MESERO_CONFIG \
-  MESERO_HTTP_LISTEN=127.0.0.1:0 MESERO_STORAGE_PATH="$work/mesero.db" RUST_LOG=info \
+  MESERO_HTTP_LISTEN=127.0.0.1:0 MESERO_MQTT_LISTEN=127.0.0.1:0 \
+  MESERO_STORAGE_PATH="$work/mesero.db" RUST_LOG=info \
   "$@" "$BIN" run --config "$ROOT/config/mesero.toml" 2>"$work/log" &
 pid=$!
 
