@@ -382,10 +382,13 @@ impl EngineTask {
         match report {
             Report::Reading { sensor, reading } => {
                 if let Some(health) = self.stale.get_mut(&sensor) {
-                    if health.record_ok(now) == Some(HealthChange::Recovered) {
-                        self.recovered(&sensor, now).await;
-                    }
+                    health.record_ok(now);
                 }
+                // A reading from a faulted sensor is its recovery, whoever
+                // faulted it: its staleness, or its source through
+                // `SensorInput::fault` (which the health tracker never
+                // saw). A no-op for a healthy sensor.
+                self.recovered(&sensor, now).await;
                 self.board.update(&sensor, |v| {
                     if v.health == HealthState::Faulted {
                         return;
@@ -743,6 +746,29 @@ stale_after = "1s"
             (&restored.data["from"], &restored.data["to"]),
             (&json!("unknown"), &json!("free"))
         );
+        f.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fault_reported_by_the_source_is_recovered_by_the_next_reading() {
+        let f = fixture().await;
+        let input = f.sensors.input.clone();
+        let mut sub = f
+            .hub
+            .subscribe(ClientKind::Internal, CancellationToken::new());
+        input
+            .reading("node-1", Reading::presence(false))
+            .expect("accepted");
+        input
+            .fault("node-1", "the node reported offline")
+            .expect("accepted");
+        let fault = next_event(&mut sub.rx, "sensor.fault").await;
+        assert_eq!(fault.data["reason"], "the node reported offline");
+        input
+            .reading("node-1", Reading::presence(false))
+            .expect("accepted");
+        let recovered = next_event(&mut sub.rx, "sensor.recovered").await;
+        assert_eq!(recovered.actor, "sensor:node-1");
         f.stop().await;
     }
 }
