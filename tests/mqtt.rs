@@ -1,4 +1,5 @@
 //! The embedded MQTT broker against a real client (rumqttc) over loopback:
+//! sensor nodes and detectors driving tables through the occupancy engine,
 //! retained table state and status, restart, authentication and roles,
 //! garbage of every kind, Home Assistant discovery, the WebSocket
 //! listener, and a port that cannot be bound.
@@ -43,6 +44,294 @@ async fn stats_until(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> V
 
 async fn table(base: &str, id: i64) -> Value {
     get_json(base, &format!("/api/v1/tables/{id}")).await
+}
+
+/// The fixture plus `extra` TOML (sensors), with env overrides.
+fn config_with(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> mesero::config::Config {
+    let mut vars = vec![(
+        "MESERO_STORAGE_PATH".to_string(),
+        db_path(dir).display().to_string(),
+    )];
+    vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    mesero::config::Config::from_toml(
+        std::path::Path::new("tests/fixtures/test.toml"),
+        &format!("{FIXTURE}\n{extra}"),
+        vars,
+    )
+    .expect("config with sensors")
+}
+
+/// The next `table.state` event on an SSE stream (other events skipped).
+async fn next_table_state(sse: &mut Sse) -> Value {
+    loop {
+        let (msg, event) = sse.next_json().await;
+        if msg.event.as_deref() == Some("table.state") {
+            return event;
+        }
+    }
+}
+
+/// The next event of type `kind` on an SSE stream.
+async fn next_event(sse: &mut Sse, kind: &str) -> Value {
+    loop {
+        let (msg, event) = sse.next_json().await;
+        if msg.event.as_deref() == Some(kind) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_s_presence_occupies_its_table_after_occupy_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sensors = r#"
+[[sensors]]
+id = "pir-1"
+kind = "mqtt"
+table = 1
+"#;
+    let d = TestDaemon::start(config_with(
+        dir.path(),
+        sensors,
+        &[("MESERO_OCCUPANCY_OCCUPY_AFTER", "300ms")],
+    ))
+    .await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?tables=1",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    let (snap, _) = sse.next_json().await;
+    assert_eq!(snap.event.as_deref(), Some("snapshot"));
+    let mut dashboard = mqtt::client(d.mqtt, "dashboard", Some(NODE)).await;
+    dashboard.subscribe(&state_topic(1)).await;
+    assert_eq!(dashboard.json_on(&state_topic(1)).await["state"], "free");
+
+    let mut node = mqtt::client(d.mqtt, "esp32-pir-1", Some(NODE)).await;
+    let sent = tokio::time::Instant::now();
+    node.publish(
+        &format!("{SITE}/sensors/pir-1"),
+        "ON",
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    let event = next_table_state(&mut sse).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "occupied only after occupancy.occupy_after ({:?})",
+        sent.elapsed()
+    );
+    assert_eq!(event["table"], 1);
+    assert_eq!(event["actor"], "sensor:pir-1");
+    assert_eq!(
+        (event["data"]["from"].as_str(), event["data"]["to"].as_str()),
+        (Some("free"), Some("occupied"))
+    );
+
+    let state = dashboard.json_on(&state_topic(1)).await;
+    assert_eq!(state["state"], "occupied");
+    assert_eq!(
+        state["seq"], event["seq"],
+        "the same change as on the SSE stream"
+    );
+    let mut late = mqtt::client(d.mqtt, "late", Some(NODE)).await;
+    late.subscribe(&state_topic(1)).await;
+    let p = late.next_on(&state_topic(1)).await;
+    assert!(p.retain, "a later subscriber gets it retained");
+    let v: Value = serde_json::from_slice(&p.payload).expect("json");
+    assert_eq!(
+        (v["state"].clone(), v["seq"].clone()),
+        (json!("occupied"), event["seq"].clone())
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_batches_in_every_accepted_form_change_the_right_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A camera per table for tables 1 to 3; table 4 has no mqtt sensor.
+    let sensors: String = (1..=3)
+        .map(|t| format!("[[sensors]]\nid = \"cam-{t}\"\nkind = \"mqtt\"\ntable = {t}\n"))
+        .collect();
+    let d = TestDaemon::start(config_with(
+        dir.path(),
+        &sensors,
+        &[
+            ("MESERO_OCCUPANCY_OCCUPY_AFTER", "200ms"),
+            ("MESERO_OCCUPANCY_RELEASE_AFTER", "300ms"),
+        ],
+    ))
+    .await;
+    let before = get_json(&d.base, "/api/v1/snapshot").await["seq"]
+        .as_u64()
+        .expect("seq");
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?types=table.state",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    sse.next_json().await;
+    let mut detector = mqtt::client(d.mqtt, "camera-hall", Some(NODE)).await;
+    let topic = format!("{SITE}/detections");
+    for (payload, table, people) in [
+        (r#"[{"table": 1, "people": 2}]"#, 1, 2),
+        (r#"[{"mesa": 2, "personas": 3}]"#, 2, 3),
+        (
+            r#"{"detections": [{"table": 3, "people": 1}, {"mesa": 4, "personas": 2}]}"#,
+            3,
+            1,
+        ),
+    ] {
+        detector
+            .publish(&topic, payload, QoS::AtLeastOnce, false)
+            .await;
+        let event = next_table_state(&mut sse).await;
+        assert_eq!(event["table"], table, "{payload}");
+        assert_eq!(event["data"]["to"], "occupied", "{payload}");
+        assert_eq!(event["data"]["table"]["people"], people, "{payload}");
+        assert_eq!(event["actor"], format!("sensor:cam-{table}"));
+    }
+    // people 0 is absence: released after release_after.
+    detector
+        .publish(
+            &topic,
+            r#"[{"table": 1, "people": 0}]"#,
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    let event = next_table_state(&mut sse).await;
+    assert_eq!(
+        (event["table"].clone(), event["data"]["to"].clone()),
+        (json!(1), json!("free"))
+    );
+
+    // Table 4 has no sensor to feed: counted, unchanged.
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["malformed"]["detections"], 1);
+    let events = all_events(&d.base, before).await;
+    assert!(
+        events.iter().all(|e| e["table"] != 4),
+        "nothing happened to table 4: {events:?}"
+    );
+    assert_eq!(table(&d.base, 4).await["state"], "free");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_says_offline_dies_or_goes_silent_faults_its_sensor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sensors = r#"
+[[sensors]]
+id = "pir-1"
+kind = "mqtt"
+table = 1
+
+[[sensors]]
+id = "pir-2"
+kind = "mqtt"
+table = 2
+stale_after = "1s"
+
+[[sensors]]
+id = "pir-3"
+kind = "mqtt"
+table = 3
+"#;
+    let d = TestDaemon::start(config_with(
+        dir.path(),
+        sensors,
+        &[("MESERO_OCCUPANCY_OCCUPY_AFTER", "200ms")],
+    ))
+    .await;
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream?types=sensor,table",
+        &[("authorization", "Bearer viewer-token")],
+    )
+    .await;
+    sse.next_json().await;
+    let mut node = mqtt::client(d.mqtt, "esp-1", Some(NODE)).await;
+    let will = rumqttc::LastWill::new(
+        format!("{SITE}/sensors/pir-3"),
+        "offline",
+        QoS::AtLeastOnce,
+        false,
+    );
+    let esp3 = mqtt::connect_with_will(d.mqtt, "esp-3", Some(NODE), Some(will))
+        .await
+        .expect("connects");
+    let mut watcher = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
+    watcher.subscribe(&format!("{SITE}/tables/+/state")).await;
+    for _ in 0..4 {
+        watcher.next().await;
+    }
+    for sensor in ["pir-1", "pir-2", "pir-3"] {
+        node.publish(
+            &format!("{SITE}/sensors/{sensor}"),
+            "1",
+            QoS::AtLeastOnce,
+            false,
+        )
+        .await;
+    }
+    let mut occupied = BTreeSet::new();
+    while occupied.len() < 3 {
+        occupied.insert(
+            next_table_state(&mut sse).await["table"]
+                .as_i64()
+                .expect("table"),
+        );
+    }
+
+    // pir-1's node says it is going away; pir-3's node dies and its will
+    // says so; pir-2 just goes silent past its stale_after.
+    node.publish(
+        &format!("{SITE}/sensors/pir-1"),
+        "offline",
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    drop(esp3);
+    let mut faulted = BTreeSet::new();
+    while faulted.len() < 3 {
+        let fault = next_event(&mut sse, "sensor.fault").await;
+        faulted.insert(fault["actor"].as_str().expect("actor").to_string());
+    }
+    assert_eq!(
+        faulted,
+        ["sensor:pir-1", "sensor:pir-2", "sensor:pir-3"]
+            .map(String::from)
+            .into()
+    );
+    let mut unknown = BTreeSet::new();
+    while unknown.len() < 3 {
+        let p = watcher.next().await;
+        let v: Value = serde_json::from_slice(&p.payload).expect("json");
+        if v["state"] == "unknown" {
+            unknown.insert(p.topic);
+        }
+    }
+    assert_eq!(unknown, (1..=3).map(state_topic).collect());
+
+    // A fresh reading recovers the sensor and restores the table.
+    node.publish(
+        &format!("{SITE}/sensors/pir-1"),
+        "1",
+        QoS::AtLeastOnce,
+        false,
+    )
+    .await;
+    let recovered = next_event(&mut sse, "sensor.recovered").await;
+    assert_eq!(recovered["actor"], "sensor:pir-1");
+    let p = watcher.next_on(&state_topic(1)).await;
+    let v: Value = serde_json::from_slice(&p.payload).expect("json");
+    assert_eq!(v["state"], "occupied", "the state from before the fault");
+    d.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
