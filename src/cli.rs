@@ -103,6 +103,29 @@ enum DbCommand {
     },
 }
 
+/// Writes command output to stdout. A reader that went away
+/// (`mesero check | head -1`) ends the command quietly with status 0:
+/// `print!` would panic there, and with `panic = "abort"` that is a crash.
+pub fn out(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("mesero: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`out`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
@@ -135,13 +158,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check { file, config } => {
             let path = file.unwrap_or(config);
             let config = Config::load(&path)?;
-            print!("{}: ok\n{}", path.display(), config.summary());
+            out(format_args!("{}: ok\n{}", path.display(), config.summary()));
             Ok(())
         }
         Command::Config {
             command: ConfigCommand::Example,
         } => {
-            print!("{EXAMPLE}");
+            out(format_args!("{EXAMPLE}"));
             Ok(())
         }
         Command::Db {
@@ -155,7 +178,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                     file.display()
                 )
             })?;
-            println!(
+            say!(
                 "backed up {} to {}",
                 config.storage.path.display(),
                 file.display()

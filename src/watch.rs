@@ -5,7 +5,6 @@
 //! across daemon restarts and network blips.
 
 use futures_util::StreamExt as _;
-use std::io::Write as _;
 use std::time::Duration;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -98,7 +97,6 @@ pub async fn run(url: &str, token: Option<&str>) -> anyhow::Result<()> {
         .build()?;
     let mut last_id: Option<String> = None;
     let mut backoff = Duration::from_millis(500);
-    let stdout = std::io::stdout();
     loop {
         let mut request = client.get(&stream_url);
         if let Some(token) = token {
@@ -119,9 +117,7 @@ pub async fn run(url: &str, token: Option<&str>) -> anyhow::Result<()> {
                         if msg.id.is_some() {
                             last_id.clone_from(&msg.id);
                         }
-                        let mut out = stdout.lock();
-                        writeln!(out, "{}", describe(&msg))?;
-                        out.flush()?;
+                        crate::cli::say!("{}", describe(&msg));
                     }
                 }
                 eprintln!("stream closed; reconnecting");

@@ -209,3 +209,37 @@ fn check_takes_the_file_either_way_and_a_bad_config_exits_78() {
         .expect("run mesero");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[test]
+fn output_to_a_closed_pipe_or_full_disk_is_not_a_crash() {
+    // The reader goes away first (`mesero check | head -1` on a slow
+    // pipe): a quiet exit 0, not a panic.
+    let mut child = mesero()
+        .args(["check", "config/mesero.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Other write errors are one line and a non-zero exit.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = mesero()
+        .args(["config", "example"])
+        .stdout(full)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("No space left"), "{stderr}");
+}

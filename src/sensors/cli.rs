@@ -7,6 +7,7 @@
 
 use super::tasks::{Report, Reporter};
 use super::{vl53l0x, vl53l1x};
+use crate::cli::say;
 use crate::config::{Config, Pull, SensorKind};
 use crate::domain::TableState;
 use crate::occupancy::{Engine, EngineConfig};
@@ -116,12 +117,12 @@ pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
         let mut i2c = match rppal::i2c::I2c::with_bus(bus) {
             Ok(i2c) => i2c,
             Err(e) => {
-                println!("I2C bus {bus}: cannot open /dev/i2c-{bus}: {e}");
+                say!("I2C bus {bus}: cannot open /dev/i2c-{bus}: {e}");
                 missing += expected.iter().filter(|(b, ..)| *b == bus).count();
                 continue;
             }
         };
-        println!("I2C bus {bus}:");
+        say!("I2C bus {bus}:");
         let mut seen = BTreeSet::new();
         for address in 0x08..=0x77u8 {
             if let Some(found) = probe(&mut i2c, address, &tof) {
@@ -136,16 +137,16 @@ pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
                 } else {
                     format!(" — configured: {}", users.join(", "))
                 };
-                println!("  0x{address:02x}: {found}{configured}");
+                say!("  0x{address:02x}: {found}{configured}");
             }
         }
         if seen.is_empty() {
-            println!("  no device answered");
+            say!("  no device answered");
         }
         for (_, address, id, kind) in expected.iter().filter(|(b, ..)| *b == bus) {
             if !seen.contains(address) {
                 missing += 1;
-                println!("  MISSING: {id} ({kind}) expected at 0x{address:02x}");
+                say!("  MISSING: {id} ({kind}) expected at 0x{address:02x}");
             }
         }
     }
@@ -171,11 +172,11 @@ fn check_pins(sensors: &[crate::config::SensorConfig]) {
     let gpio = match rppal::gpio::Gpio::new() {
         Ok(gpio) => gpio,
         Err(e) => {
-            println!("GPIO: cannot open: {e}");
+            say!("GPIO: cannot open: {e}");
             return;
         }
     };
-    println!("GPIO inputs:");
+    say!("GPIO inputs:");
     for (s, g) in inputs {
         let level = match gpio.get(g.pin) {
             Ok(pin) => {
@@ -199,7 +200,7 @@ fn check_pins(sensors: &[crate::config::SensorConfig]) {
             }
             Err(e) => format!("cannot read: {e} (is the daemon running?)"),
         };
-        println!(
+        say!(
             "  GPIO {:>2} ({} {}, pull {}): {level}",
             g.pin,
             s.kind.name(),
@@ -235,7 +236,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     for t in &config.tables {
         engine.sync_table(t.id, TableState::Free, None, start);
     }
-    println!(
+    say!(
         "watching {} sensor(s); tables start free; Ctrl-C to stop",
         config.sensors.len()
     );
@@ -261,23 +262,23 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
                 match report {
                     Report::Reading { sensor, reading } => {
                         let people = reading.people.map_or(String::new(), |n| format!(", {n} people"));
-                        println!("{} {sensor}: {}{people}", now_label(), if reading.present { "present" } else { "nobody" });
+                        say!("{} {sensor}: {}{people}", now_label(), if reading.present { "present" } else { "nobody" });
                         engine.reading(&sensor, reading, now)
                     }
                     Report::Fault { sensor, reason } => {
-                        println!("{} {sensor}: FAULT: {reason}", now_label());
+                        say!("{} {sensor}: FAULT: {reason}", now_label());
                         engine.sensor_faulted(&sensor, now)
                     }
                     Report::Recovered { sensor } => {
-                        println!("{} {sensor}: recovered", now_label());
+                        say!("{} {sensor}: recovered", now_label());
                         engine.sensor_recovered(&sensor, now)
                     }
                     Report::Button { sensor, event } => {
-                        println!("{} {sensor}: button {event:?}", now_label());
+                        say!("{} {sensor}: button {event:?}", now_label());
                         Vec::new()
                     }
                     Report::Ready { sensor } => {
-                        println!("{} {sensor}: ready", now_label());
+                        say!("{} {sensor}: ready", now_label());
                         Vec::new()
                     }
                 }
@@ -287,7 +288,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
         for t in transitions {
             engine.sync_table(t.table, t.to, None, Instant::now());
             let people = t.people.map_or(String::new(), |n| format!(", {n} people"));
-            println!(
+            say!(
                 "{} table {}: {} → {} ({}{people})",
                 now_label(),
                 t.table,
