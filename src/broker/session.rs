@@ -530,19 +530,23 @@ impl Session {
             | Packet::ConnAck(..)
             | Packet::SubAck(..)
             | Packet::UnsubAck(..)
-            | Packet::PingResp(..) => {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .protocol_errors
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("protocol", |suppressed| {
-                    tracing::warn!(client = %self.client_id, suppressed, "MQTT client sent a server packet; connection closed");
-                });
-                Err(End::Lost)
-            }
+            | Packet::PingResp(..) => Err(self.protocol_error("MQTT client sent a server packet")),
             other => self.forward(other).await,
         }
+    }
+
+    /// Counts a protocol violation, logs it (rate-limited), and ends the
+    /// connection.
+    fn protocol_error(&self, what: &'static str) -> End {
+        self.shared
+            .metrics
+            .mqtt
+            .protocol_errors
+            .fetch_add(1, Relaxed);
+        self.shared.noise("protocol", |suppressed| {
+            tracing::warn!(client = %self.client_id, suppressed, "{what}; connection closed");
+        });
+        End::Lost
     }
 
     async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
@@ -550,17 +554,7 @@ impl Session {
         // MQTT §4.7: a topic name is UTF-8, not empty, without wildcards.
         let topic = match std::str::from_utf8(&publish.topic) {
             Ok(t) if !t.is_empty() && !t.contains(['+', '#', '\0']) => t.to_string(),
-            _ => {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .protocol_errors
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("protocol", |suppressed| {
-                    tracing::warn!(client = %self.client_id, suppressed, "MQTT publish to an invalid topic name; connection closed");
-                });
-                return Err(End::Lost);
-            }
+            _ => return Err(self.protocol_error("MQTT publish to an invalid topic name")),
         };
         // An empty retained message only clears what the broker keeps; it
         // is not a reading.
