@@ -21,27 +21,6 @@ fn state_topic(table: i64) -> String {
     format!("{SITE}/tables/{table}/state")
 }
 
-async fn stats(base: &str) -> Value {
-    get_json(base, "/api/v1/stats").await
-}
-
-/// Polls `/api/v1/stats` until `done` holds (counters are updated by the
-/// broker thread, shortly after the client's ack).
-async fn stats_until(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let s = stats(base).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never showed {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn table(base: &str, id: i64) -> Value {
     get_json(base, &format!("/api/v1/tables/{id}")).await
 }

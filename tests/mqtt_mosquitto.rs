@@ -12,7 +12,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 const SITE: &str = "mesero/test";
 
@@ -83,21 +82,6 @@ async fn subscribe(addr: SocketAddr, filter: &str, count: usize) -> Vec<(String,
             (topic.to_string(), payload.to_string())
         })
         .collect()
-}
-
-async fn stats_until(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let s = get_json(base, "/api/v1/stats").await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never showed {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

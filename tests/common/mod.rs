@@ -108,6 +108,32 @@ pub async fn get_json(base: &str, path: &str) -> serde_json::Value {
     res.json().await.expect("json")
 }
 
+/// `/api/v1/stats` as a viewer.
+pub async fn stats(base: &str) -> serde_json::Value {
+    get_json(base, "/api/v1/stats").await
+}
+
+/// Polls `/api/v1/stats` until `done` holds (counters such as connections
+/// and MQTT messages change shortly after the client's side sees them).
+pub async fn stats_until(
+    base: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let s = stats(base).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stats never showed {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// All events after `since`, paging through `/events`.
 pub async fn all_events(base: &str, mut since: u64) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
