@@ -378,23 +378,6 @@ pub struct MqttConfig {
     pub users: Vec<MqttUser>,
 }
 
-#[derive(Clone)]
-pub struct MqttUser {
-    pub name: String,
-    pub role: Role,
-    /// Only the digest is kept, as for tokens.
-    pub sha256: [u8; 32],
-}
-
-impl std::fmt::Debug for MqttUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttUser")
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// Role of a request without a token; `None` locks reads too.
@@ -402,18 +385,24 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenEntry>,
 }
 
+/// A named secret with a role: an API token or an MQTT user.
 #[derive(Clone)]
-pub struct TokenEntry {
+pub struct Credential {
     pub name: String,
     pub role: Role,
-    /// Only the digest is kept in memory, so the plain token is compared
+    /// Only the digest is kept in memory, so the plain secret is compared
     /// through its hash in constant time.
     pub sha256: [u8; 32],
 }
 
-impl std::fmt::Debug for TokenEntry {
+/// An `[[auth.tokens]]` entry.
+pub type TokenEntry = Credential;
+/// An `[[mqtt.users]]` entry.
+pub type MqttUser = Credential;
+
+impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenEntry")
+        f.debug_struct("Credential")
             .field("name", &self.name)
             .field("role", &self.role)
             .finish_non_exhaustive()
@@ -573,6 +562,31 @@ fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {
 
 /// The SHA-256 of a secret given either in plain (`plain.0` names the key)
 /// or as its hex digest (`hashed.0`), never both.
+/// Checks one token or MQTT user at `key`: a non-empty name unique among
+/// `names` (`what` says which kind, for the error), a role, and a secret
+/// given either in plain or as its SHA-256.
+fn credential(
+    key: &str,
+    names: &mut HashSet<String>,
+    what: &str,
+    (name, role): (String, &str),
+    plain: (&str, Option<String>),
+    hashed: (&str, Option<String>),
+) -> Result<Credential, ConfigError> {
+    if name.is_empty() {
+        return Err(key_error(format!("{key}.name"), "must not be empty"));
+    }
+    if !names.insert(name.clone()) {
+        return Err(key_error(
+            format!("{key}.name"),
+            format!("duplicate {what} name {name:?}"),
+        ));
+    }
+    let role = parse_role(&format!("{key}.role"), role)?;
+    let sha256 = secret_digest(key, plain, hashed)?;
+    Ok(Credential { name, role, sha256 })
+}
+
 fn secret_digest(
     key: &str,
     plain: (&str, Option<String>),
@@ -624,30 +638,21 @@ fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
         ));
     }
     let mut names = HashSet::new();
-    let mut users = Vec::with_capacity(raw.users.len());
-    for (i, u) in raw.users.into_iter().enumerate() {
-        let key = format!("mqtt.users[{i}]");
-        if u.name.is_empty() {
-            return Err(key_error(format!("{key}.name"), "must not be empty"));
-        }
-        if !names.insert(u.name.clone()) {
-            return Err(key_error(
-                format!("{key}.name"),
-                format!("duplicate user name {:?}", u.name),
-            ));
-        }
-        let role = parse_role(&format!("{key}.role"), &u.role)?;
-        let sha256 = secret_digest(
-            &key,
-            ("password", u.password),
-            ("password_sha256", u.password_sha256),
-        )?;
-        users.push(MqttUser {
-            name: u.name,
-            role,
-            sha256,
-        });
-    }
+    let users = raw
+        .users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            credential(
+                &format!("mqtt.users[{i}]"),
+                &mut names,
+                "user",
+                (u.name, &u.role),
+                ("password", u.password),
+                ("password_sha256", u.password_sha256),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(MqttConfig {
         enabled: raw.enabled,
         listen,
@@ -741,26 +746,22 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
         })?),
     };
     let mut names = HashSet::new();
-    let mut tokens = Vec::with_capacity(raw.auth.tokens.len());
-    for (i, t) in raw.auth.tokens.into_iter().enumerate() {
-        let key = format!("auth.tokens[{i}]");
-        if t.name.is_empty() {
-            return Err(key_error(format!("{key}.name"), "must not be empty"));
-        }
-        if !names.insert(t.name.clone()) {
-            return Err(key_error(
-                format!("{key}.name"),
-                format!("duplicate token name {:?}", t.name),
-            ));
-        }
-        let role = parse_role(&format!("{key}.role"), &t.role)?;
-        let sha256 = secret_digest(&key, ("token", t.token), ("token_sha256", t.token_sha256))?;
-        tokens.push(TokenEntry {
-            name: t.name,
-            role,
-            sha256,
-        });
-    }
+    let tokens = raw
+        .auth
+        .tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            credential(
+                &format!("auth.tokens[{i}]"),
+                &mut names,
+                "token",
+                (t.name, &t.role),
+                ("token", t.token),
+                ("token_sha256", t.token_sha256),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let auth = AuthConfig { anonymous, tokens };
 
     let mut ids = HashSet::new();
