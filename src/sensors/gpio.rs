@@ -206,17 +206,6 @@ impl Button {
         self.advance(edge, now)
     }
 
-    pub fn sample<P: InputPin>(
-        &mut self,
-        pin: &mut P,
-        now: Instant,
-    ) -> Result<Option<ButtonEvent>, SensorError> {
-        let high = pin
-            .is_high()
-            .map_err(|e| SensorError::Bus(format!("GPIO read: {e:?}")))?;
-        Ok(self.on_level(high, now))
-    }
-
     /// The next instant `poll` has something to decide: a pending debounce
     /// or the long-press threshold of a held button.
     pub fn deadline(&self) -> Option<Instant> {
