@@ -254,3 +254,12 @@ pub struct Event {
     pub actor: String,
     pub data: serde_json::Value,
 }
+
+impl Event {
+    /// The whole table an event carries in `data.table` (`table.state`,
+    /// `table.created`, `table.updated`: the table after the change), read
+    /// in place without copying the JSON.
+    pub fn table_data(&self) -> Result<Table, serde_json::Error> {
+        Table::deserialize(&self.data["table"])
+    }
+}

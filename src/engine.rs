@@ -361,14 +361,12 @@ impl EngineTask {
             return;
         }
         match event.kind.as_str() {
-            "table.state" | "table.created" => {
-                match serde_json::from_value::<Table>(event.data["table"].clone()) {
-                    Ok(table) => self.sync(&table, event.seq, Instant::now()),
-                    Err(e) => {
-                        tracing::warn!(seq = event.seq, error = %e, "unreadable table in event")
-                    }
+            "table.state" | "table.created" => match event.table_data() {
+                Ok(table) => self.sync(&table, event.seq, Instant::now()),
+                Err(e) => {
+                    tracing::warn!(seq = event.seq, error = %e, "unreadable table in event")
                 }
-            }
+            },
             "table.deleted" => {
                 self.engine.remove_table(id);
                 self.synced.remove(&id);

@@ -191,15 +191,12 @@ impl Bridge {
 
     /// The table an event carries in `data.table`.
     fn table_of(&self, event: &Event) -> Option<Table> {
-        let table = event
-            .data
-            .get("table")
-            .cloned()
-            .and_then(|t| serde_json::from_value(t).ok());
-        if table.is_none() {
-            tracing::warn!(seq = event.seq, kind = %event.kind, "event without a readable table; MQTT state not updated");
-        }
-        table
+        event
+            .table_data()
+            .map_err(|e| {
+                tracing::warn!(seq = event.seq, kind = %event.kind, error = %e, "event without a readable table; MQTT state not updated");
+            })
+            .ok()
     }
 
     async fn publish_all(&mut self, head: Seq, tables: &[Table]) {
