@@ -5,10 +5,10 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UnixDatagram;
@@ -31,36 +31,14 @@ impl Supervised {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Supervised {
         let socket = dir.join("notify.sock");
         let notify = UnixDatagram::bind(&socket).expect("bind the notify socket");
-        let config = dir.join("mesero.toml");
-        std::fs::write(&config, FIXTURE).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesero"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("NOTIFY_SOCKET", &socket)
-            .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string())
-            .env_remove("WATCHDOG_PID")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("MESERO_CONFIG")
-            .env("MESERO_HTTP_LISTEN", "127.0.0.1:0")
-            .env("MESERO_STORAGE_PATH", db_path(dir))
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mesero");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        // Keeps draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                sink.lock().expect("log lock").push(line);
-            }
-        });
+        let socket = socket.display().to_string();
+        let watchdog = WATCHDOG.as_micros().to_string();
+        let mut env = env.to_vec();
+        env.extend([
+            ("NOTIFY_SOCKET", socket.as_str()),
+            ("WATCHDOG_USEC", watchdog.as_str()),
+        ]);
+        let (child, log) = spawn_daemon(dir, &env);
         Supervised { child, log, notify }
     }
 
@@ -124,12 +102,7 @@ impl Supervised {
     }
 
     fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits (bounded) for the process to exit.

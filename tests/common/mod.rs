@@ -213,43 +213,24 @@ impl Process {
     /// Starts `mesero run` with the fixture config and `env`, and waits for
     /// its "http listening" log line to learn the port.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Process {
-        let config_path = dir.join("mesero.toml");
-        std::fs::write(&config_path, FIXTURE).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesero"))
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("MESERO_STORAGE_PATH", dir.join("mesero.db"))
-            .env("MESERO_HTTP_LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn mesero");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let kept = Arc::clone(&lines);
-        // Keeps draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
-                    }
-                }
-                kept.lock().expect("log lines").push(line);
+        let (child, lines) = spawn_daemon(dir, env);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        let addr: SocketAddr = loop {
+            let found = lines
+                .lock()
+                .expect("log lines")
+                .iter()
+                .find_map(|l| l.split("addr=").nth(1))
+                .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
+            if let Some(addr) = found {
+                break addr.parse().expect("address parses");
             }
-        });
-        let addr: SocketAddr = rx
-            .recv_timeout(PATIENCE)
-            .expect("daemon printed its address")
-            .parse()
-            .expect("address parses");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "daemon printed its address"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
         // The broker starts (and logs) before the HTTP server.
         let mqtt = lines
             .lock()
@@ -295,12 +276,7 @@ impl Process {
     }
 
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.pid().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
+        send_signal(self.pid(), signal);
     }
 
     /// Waits for the process to exit; returns its exit status.
@@ -321,6 +297,54 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `mesero run` on the fixture config written into `dir`, with its
+/// database there, HTTP on a loopback port of the OS's choosing, none of
+/// the runner's systemd or config variables, and `env` on top. A thread
+/// drains stderr into the returned lines, so the child never blocks on a
+/// full pipe.
+pub fn spawn_daemon(dir: &Path, env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let config_path = dir.join("mesero.toml");
+    std::fs::write(&config_path, FIXTURE).expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesero"))
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("MESERO_CONFIG")
+        .env("MESERO_STORAGE_PATH", db_path(dir))
+        .env("MESERO_HTTP_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn mesero");
+    let stderr = child.stderr.take().expect("stderr");
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            kept.lock().expect("log lines").push(line);
+        }
+    });
+    (child, lines)
+}
+
+/// `kill -<signal> <pid>`.
+pub fn send_signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{signal} failed");
 }
 
 pub fn db_path(dir: &Path) -> PathBuf {
