@@ -493,3 +493,39 @@ async fn table_ids_stay_in_range_and_the_next_free_id_never_wraps() {
     assert_eq!(status, 201, "{body}");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_cannot_begin_gets_the_busy_error_and_the_next_one_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    let head = store.apply(record(0), Actor::System).await.expect("apply");
+    let head = head.event.expect("event").seq;
+
+    // Another process holds the write lock past the writer's busy timeout.
+    let other = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+    other.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let (a, b) = tokio::join!(
+        store.apply(occupy(1), Actor::System),
+        store.apply(record(1), Actor::System),
+    );
+    for result in [&a, &b] {
+        assert!(
+            matches!(result, Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)),
+            "a storage error naming the lock: {result:?}"
+        );
+    }
+    other.execute_batch("COMMIT").expect("unlock");
+    drop(other);
+
+    let next = store
+        .apply(occupy(2), Actor::System)
+        .await
+        .expect("commits");
+    assert_eq!(
+        next.event.expect("event").seq,
+        head + 1,
+        "nothing of the failed batch stands"
+    );
+    store.shutdown().await;
+}
