@@ -24,7 +24,9 @@
 //! "since" reader compare, so it must not go backwards when the clock does
 //! (NTP stepping back a fast clock, an operator fixing it by hand). The
 //! cost: after the clock is set back, events keep the last stamp until the
-//! wall clock catches up; a warning says so once per episode. Clamping is
+//! wall clock catches up; a warning says so once per episode. The previous
+//! time is the newest event's, read back on open (once retention has
+//! deleted every event, stamping starts again from the clock). Clamping is
 //! preferred to stamping the raw clock because a wrong-but-ordered time is
 //! harmless to retention (a prefix of seqs, see [`Change::Prune`]) while a
 //! time that goes backwards would make every range over `ts` lie.
