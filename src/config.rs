@@ -769,8 +769,8 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
     let mut tables = Vec::with_capacity(raw.tables.len());
     for (i, t) in raw.tables.into_iter().enumerate() {
         let key = format!("tables[{i}]");
-        if t.id <= 0 {
-            return Err(key_error(format!("{key}.id"), "must be a positive integer"));
+        if let Err(message) = crate::tables::check_id(t.id) {
+            return Err(key_error(format!("{key}.id"), message));
         }
         if !ids.insert(t.id) {
             return Err(key_error(
@@ -1052,6 +1052,7 @@ mod tests {
                 "mqtt.users[1].name",
             ),
             ("[[tables]]\nid = 1\n[[tables]]\nid = 1", "tables[1].id"),
+            ("[[tables]]\nid = 9007199254740992", "tables[0].id"),
         ] {
             let err = parse(text, &[]).expect_err(text);
             assert!(err.to_string().starts_with(key), "{text}: {err}");

@@ -270,7 +270,8 @@ async fn retention_loop(store: Store, config: Arc<Config>, shutdown: Cancellatio
 /// Checks in for the writer thread, which blocks on its queue and cannot
 /// keep time itself: beats only once the writer has answered a ping sent
 /// through that queue, so a stuck writer (a hung fsync, a lock) stops the
-/// watchdog.
+/// watchdog. The writer answers with an error while its commits keep
+/// failing ([`Store::ping`]), so a writer that cannot store stops it too.
 async fn probe_writer(store: Store, mut heartbeat: Heartbeat, shutdown: CancellationToken) {
     loop {
         tokio::select! {

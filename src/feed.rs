@@ -4,8 +4,11 @@
 //! - no `since`: a snapshot, then live events;
 //! - `since` within the kept log: the events after it, replayed from SQLite
 //!   (so it works across restarts), then live events;
-//! - `since` older than what is kept (or newer than anything recorded): a
-//!   snapshot with `reset: true`, then live events.
+//! - `since` below retention's `pruned_through` watermark, i.e. some event
+//!   after it was deleted (or newer than anything recorded): a snapshot
+//!   with `reset: true`, then live events. The store decides this per page
+//!   ([`crate::store::EventPage::continuous`]), so retention running during
+//!   a replay also ends in a reset, never in a silent gap.
 //!
 //! No gap, no duplicate: the feed subscribes to the hub before anything
 //! else, so the snapshot/replay ends exactly at the subscription's `head`,

@@ -20,6 +20,9 @@ pub struct Metrics {
     committed_events: AtomicU64,
     commit_micros_total: AtomicU64,
     commit_micros_max: AtomicU64,
+    /// Writer batches that committed nothing because of a storage error
+    /// (their callers got the error).
+    failed_batches: AtomicU64,
     /// HTTP requests answered with 4xx (bad input, auth).
     pub http_client_errors: AtomicU64,
     pub mqtt: MqttMetrics,
@@ -139,6 +142,7 @@ impl Default for Metrics {
             committed_events: AtomicU64::new(0),
             commit_micros_total: AtomicU64::new(0),
             commit_micros_max: AtomicU64::new(0),
+            failed_batches: AtomicU64::new(0),
             http_client_errors: AtomicU64::new(0),
             mqtt: MqttMetrics::default(),
         }
@@ -157,6 +161,7 @@ pub struct Snapshot {
     pub committed_events: u64,
     pub commit_ms_avg: f64,
     pub commit_ms_max: f64,
+    pub failed_batches: u64,
     pub http_client_errors: u64,
 }
 
@@ -172,6 +177,10 @@ impl Metrics {
             .fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Relaxed);
         self.commit_micros_total.fetch_add(micros, Relaxed);
         self.commit_micros_max.fetch_max(micros, Relaxed);
+    }
+
+    pub fn record_failed_batch(&self) {
+        self.failed_batches.fetch_add(1, Relaxed);
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -191,6 +200,7 @@ impl Metrics {
                 total as f64 / commits as f64 / 1000.0
             },
             commit_ms_max: self.commit_micros_max.load(Relaxed) as f64 / 1000.0,
+            failed_batches: self.failed_batches.load(Relaxed),
             http_client_errors: self.http_client_errors.load(Relaxed),
         }
     }
@@ -252,6 +262,12 @@ impl Metrics {
             "gauge",
             "Longest commit since start, in seconds.",
             format!("{}", s.commit_ms_max / 1000.0),
+        );
+        metric(
+            "mesero_failed_batches_total",
+            "counter",
+            "Writer batches that failed with a storage error (nothing committed).",
+            s.failed_batches.to_string(),
         );
         metric(
             "mesero_http_client_errors_total",

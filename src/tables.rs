@@ -1,7 +1,12 @@
 //! Floor-plan rules shared by the config seed and the HTTP API, so a table
 //! that can be seeded can be created and vice versa.
 
-use crate::domain::Layout;
+use crate::domain::{Layout, TableId};
+
+/// Highest table id (2^53 - 1): ids travel as JSON numbers to the browser
+/// UI, which cannot tell larger integers apart, and an auto-assigned id
+/// (highest + 1) must always fit.
+pub const MAX_TABLE_ID: TableId = 9_007_199_254_740_991;
 
 /// Largest coordinate or size accepted in plan units; beyond it a typo
 /// (e.g. pixels instead of units) is more likely than a real floor plan.
@@ -12,6 +17,14 @@ pub const MAX_SEATS: u32 = 100;
 
 /// Longest table number label.
 pub const MAX_NUMBER_LEN: usize = 16;
+
+/// Checks a table id: 1 to [`MAX_TABLE_ID`].
+pub fn check_id(id: TableId) -> Result<(), String> {
+    if !(1..=MAX_TABLE_ID).contains(&id) {
+        return Err(format!("{id} is out of range (1..={MAX_TABLE_ID})"));
+    }
+    Ok(())
+}
 
 /// Checks a layout; on error returns the offending field and why.
 pub fn check_layout(layout: &Layout) -> Result<(), (&'static str, String)> {

@@ -507,3 +507,69 @@ async fn floor_plan_edits_are_events_too() {
     assert_eq!(res.status(), 404);
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stamped_by_a_wrong_clock_leave_no_hole_in_a_resume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let old = changes(&d.base, 6).await;
+    d.stop().await;
+
+    // The middle of the log was written while the clock said 2000 (a Pi
+    // without an RTC before NTP); the next start's retention runs.
+    {
+        let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+        conn.execute(
+            "UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq BETWEEN ?1 AND ?2",
+            [old[1] as i64, old[3] as i64],
+        )
+        .expect("age events");
+    }
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let kept = get_json(&d.base, "/api/v1/events?since=0").await;
+    assert_eq!(kept["complete"], true, "{kept}");
+    let after_first: Vec<u64> = all_events(&d.base, old[0])
+        .await
+        .iter()
+        .map(|e| e["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        after_first.iter().take(5).copied().collect::<Vec<_>>(),
+        old[1..],
+        "nothing deleted from the middle"
+    );
+
+    // A resume across the old stretch replays it, over SSE and WS alike.
+    let mut sse = Sse::connect(
+        &d.base,
+        "/api/v1/stream",
+        &[("last-event-id", &old[0].to_string())],
+    )
+    .await;
+    assert_eq!(seqs_of(&mut sse, after_first.len()).await, after_first);
+    let mut ws = ws_connect(&d.base, &format!("?since={}", old[0])).await;
+    for want in &after_first {
+        assert_eq!(ws_next(&mut ws).await["seq"], *want);
+    }
+
+    // Once the stretch really is old (the clock is right and a prefix has
+    // aged), a resume into it gets a reset and /events says incomplete.
+    d.stop().await;
+    {
+        let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+        conn.execute(
+            "UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq <= ?1",
+            [old[0] as i64],
+        )
+        .expect("age the prefix");
+    }
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let kept = get_json(&d.base, &format!("/api/v1/events?since={}", old[0])).await;
+    assert_eq!(kept["complete"], false, "{kept}");
+    assert_eq!(kept["events"][0]["seq"], old[4]);
+    let mut ws = ws_connect(&d.base, &format!("?since={}", old[2])).await;
+    let first = ws_next(&mut ws).await;
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["data"]["reset"], true, "{first}");
+    d.stop().await;
+}

@@ -269,6 +269,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
             "events": m.committed_events,
             "commit_ms_avg": m.commit_ms_avg,
             "commit_ms_max": m.commit_ms_max,
+            "failed_batches": m.failed_batches,
         },
         "mqtt": mqtt,
     }))

@@ -8,8 +8,14 @@
 //!   commit): one fsync per change when idle, many changes per fsync under
 //!   load. With `synchronous = FULL` in WAL mode, a committed change
 //!   survives `kill -9` and power loss.
-//! - Events get strictly increasing, gap-free `seq` numbers; retention only
-//!   removes the oldest ones.
+//! - Events get strictly increasing, gap-free `seq` numbers and
+//!   non-decreasing `ts` (stamped `max(now, previous ts)`, see [`writer`]).
+//! - Retention removes only a prefix of seqs, and the highest removed seq
+//!   is kept (`retention.pruned_through`, schema version 2): every seq
+//!   above it up to the head is in the log. A reader that resumes below it
+//!   is told the log is not continuous ([`EventPage::continuous`]), which
+//!   the streams turn into a `reset` snapshot and `/events` into
+//!   `complete: false`.
 //! - Readers use their own connections (WAL lets them run beside the
 //!   writer) on the blocking thread pool, never on the async runtime.
 
@@ -125,7 +131,8 @@ pub enum Change {
         table: Option<TableId>,
         data: serde_json::Value,
     },
-    /// Deletes events recorded before the cutoff.
+    /// Deletes the longest prefix of the log (by seq) whose events were
+    /// all recorded before the cutoff, and raises the watermark.
     Prune {
         before: SystemTime,
     },
@@ -149,8 +156,9 @@ enum Command {
         reply: Option<Reply>,
     },
     /// Answered once everything queued before it is committed: proof that
-    /// the writer thread is making progress (the watchdog's check-in).
-    Ping(oneshot::Sender<()>),
+    /// the writer thread is making progress (the watchdog's check-in); an
+    /// error while its commits keep failing.
+    Ping(oneshot::Sender<Result<(), StoreError>>),
     /// Commit what came before, then stop; answered when the thread is done.
     Shutdown(oneshot::Sender<()>),
 }
@@ -185,7 +193,8 @@ pub struct EventQuery {
 }
 
 /// A page of events and whether the log still reaches back to the query's
-/// start (false once retention deleted events after `after`).
+/// start (false once retention deleted events after `after`, i.e. `after`
+/// is below the `pruned_through` watermark).
 #[derive(Debug)]
 pub struct EventPage {
     pub events: Vec<Event>,
@@ -264,8 +273,10 @@ impl Store {
     }
 
     /// Returns once the writer has worked through everything queued
-    /// before this call; `Closed` if it has stopped. Never returns while
-    /// the writer thread is stuck.
+    /// before this call; `Closed` if it has stopped, an error if its last
+    /// [`writer::UNHEALTHY_AFTER_FAILED_BATCHES`] batches stored nothing
+    /// because of storage errors. Never returns while the writer thread is
+    /// stuck.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.inner
@@ -273,7 +284,7 @@ impl Store {
             .send(Command::Ping(reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Commits the remaining queue and stops the writer thread.
@@ -342,18 +353,10 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
     // One read transaction, so "oldest kept" and the rows agree even if
     // retention runs meanwhile.
     let tx = conn.transaction()?;
-    let oldest: Option<i64> = tx.query_row("SELECT MIN(seq) FROM events", [], |r| r.get(0))?;
-    let head: i64 = tx.query_row(
-        "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
-        [],
-        |r| r.get(0),
-    )?;
+    // Every seq above the watermark (up to the head) is in the log; any
+    // hole is at or below it.
+    let continuous = q.after >= pruned_through(&tx)?;
     let after = i64::try_from(q.after).unwrap_or(i64::MAX);
-    let continuous = match oldest {
-        Some(oldest) => oldest <= after.saturating_add(1),
-        // Nothing kept: continuous only if nothing was ever recorded after.
-        None => head <= after,
-    };
     let mut sql =
         String::from("SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?");
     let mut args: Vec<Value> = vec![Value::Integer(after)];
@@ -397,6 +400,12 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
     };
     tx.commit()?;
     Ok(EventPage { events, continuous })
+}
+
+/// The highest seq retention has deleted (0: none).
+pub(crate) fn pruned_through(conn: &Connection) -> Result<Seq, StoreError> {
+    let through: i64 = conn.query_row("SELECT pruned_through FROM retention", [], |r| r.get(0))?;
+    Ok(Seq::try_from(through).unwrap_or_default())
 }
 
 pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {

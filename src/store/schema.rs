@@ -32,6 +32,24 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_by_table ON events (table_id, seq);
     CREATE INDEX events_by_ts ON events (ts);",
+    // 2: the retention watermark. Retention now removes only a prefix of
+    // seqs and records how far; a file from version 1 may have holes in the
+    // middle (it deleted by time), so the watermark starts at the highest
+    // missing seq, and everything above it is known to be there. Nothing
+    // reads events by time any more, so its index goes.
+    "CREATE TABLE retention (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        pruned_through INTEGER NOT NULL
+    );
+    INSERT INTO retention (id, pruned_through)
+    SELECT 1, COALESCE(MAX(missing), 0) FROM (
+        SELECT seq AS missing FROM sqlite_sequence
+         WHERE name = 'events' AND seq > 0 AND seq NOT IN (SELECT seq FROM events)
+        UNION ALL
+        SELECT e.seq - 1 FROM events e
+         WHERE e.seq > 1 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
+    );
+    DROP INDEX events_by_ts;",
 ];
 
 /// The schema version this binary writes.

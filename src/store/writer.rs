@@ -4,6 +4,32 @@
 //! that is already queued (up to `batch_max`), applies each inside a
 //! savepoint so one bad command does not sink the others, commits once,
 //! and only then publishes the events and answers the callers.
+//!
+//! Failure rules:
+//! - The transaction and each savepoint are rusqlite guards that roll back
+//!   when dropped, so every exit path (an early `?` included) leaves the
+//!   connection outside any transaction: one failed batch never makes the
+//!   next `BEGIN` fail.
+//! - When the batch as a whole fails (`BEGIN`, a savepoint, `COMMIT`, or a
+//!   change whose error made SQLite roll the whole transaction back, as a
+//!   full disk or an I/O error does), nothing of it stands and every caller
+//!   in it gets that storage error ([`StoreError::Sqlite`]), never `Closed`.
+//! - After [`UNHEALTHY_AFTER_FAILED_BATCHES`] batches in a row wrote
+//!   nothing because of storage errors, pings are answered with an error
+//!   until a batch writes again: the watchdog probe stops beating and
+//!   systemd restarts a writer that cannot store anything.
+//!
+//! Event time: each event is stamped `max(now, time of the previous
+//! event)`. Seqs order the log, but `ts` is what retention and every
+//! "since" reader compare, so it must not go backwards when the clock does
+//! (NTP stepping back a fast clock, an operator fixing it by hand). The
+//! cost: after the clock is set back, events keep the last stamp until the
+//! wall clock catches up; a warning says so once per episode. The previous
+//! time is the newest event's, read back on open (once retention has
+//! deleted every event, stamping starts again from the clock). Clamping is
+//! preferred to stamping the raw clock because a wrong-but-ordered time is
+//! harmless to retention (a prefix of seqs, see [`Change::Prune`]) while a
+//! time that goes backwards would make every range over `ts` lie.
 
 use super::{Applied, Change, Command, Guard, Hold, Reply, StoreError, load_tables};
 use crate::clock;
@@ -11,12 +37,22 @@ use crate::config::TableSeed;
 use crate::domain::{Actor, Event, EventType, Seq, Table, TableId, TableState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, ffi, params};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
+
+/// Batches in a row that wrote nothing because of a storage error, after
+/// which the writer fails its liveness probe. Three: one failure can be a
+/// passing lock (each already waited `busy_timeout`), three in a row with
+/// nothing written in between is a writer that cannot store.
+pub const UNHEALTHY_AFTER_FAILED_BATCHES: u32 = 3;
+
+/// At most one "commit failed" log line per this period (the rest are
+/// counted in `mesero_failed_batches_total` and summed up in the next line).
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
@@ -28,10 +64,30 @@ pub(super) struct Writer {
     config: WriterConfig,
     hub: Hub,
     metrics: Arc<Metrics>,
-    /// The committed tables; the source of truth for validation.
+    /// What is committed (tables, head, watermark, last event time).
+    state: Committed,
+    /// Batches in a row that wrote nothing because of a storage error.
+    failed_batches: u32,
+    /// The storage error of the latest failed batch.
+    last_failure: String,
+    /// When a failure was last logged, and how many went unlogged since.
+    failure_log: Option<Instant>,
+    unlogged_failures: u64,
+    /// Whether the clock is behind the last event's time (warned once).
+    clock_behind: bool,
+}
+
+/// The committed state the writer validates against; a batch works on a
+/// copy and it replaces this only once the batch committed.
+#[derive(Clone)]
+struct Committed {
     tables: BTreeMap<TableId, Table>,
     /// Highest committed seq.
     head: Seq,
+    /// Highest seq retention has deleted (every seq up to it is gone).
+    pruned_through: Seq,
+    /// Time stamped on the latest event.
+    last_ts: SystemTime,
 }
 
 /// The effect of one change, applied to memory only once the SQL ran.
@@ -39,6 +95,8 @@ pub(super) struct Writer {
 struct Effect {
     upsert: Option<Table>,
     remove: Option<TableId>,
+    /// The new retention watermark, when the change pruned events.
+    pruned_through: Option<Seq>,
     applied: Applied,
 }
 
@@ -46,6 +104,15 @@ struct Pending {
     change: Change,
     actor: Actor,
     reply: Option<Reply>,
+}
+
+/// What a committed batch did.
+struct Done {
+    state: Committed,
+    events: Vec<Event>,
+    results: Vec<Result<Applied, StoreError>>,
+    /// Whether any change wrote something (an event or a prune).
+    wrote: bool,
 }
 
 impl Writer {
@@ -62,6 +129,15 @@ impl Writer {
             |r| r.get(0),
         )?;
         let head = Seq::try_from(head).unwrap_or_default();
+        let pruned_through = super::pruned_through(&conn)?;
+        let last_ts = conn
+            .query_row("SELECT ts FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .as_deref()
+            .and_then(clock::parse)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
         metrics.set_head(head);
         Ok(Writer {
@@ -69,14 +145,23 @@ impl Writer {
             config,
             hub,
             metrics,
-            tables,
-            head,
+            state: Committed {
+                tables,
+                head,
+                pruned_through,
+                last_ts,
+            },
+            failed_batches: 0,
+            last_failure: String::new(),
+            failure_log: None,
+            unlogged_failures: 0,
+            clock_behind: false,
         })
     }
 
     /// Creates the configured tables when the database has none.
     pub(super) fn seed(&mut self, seeds: &[TableSeed]) -> Result<usize, StoreError> {
-        if !self.tables.is_empty() || seeds.is_empty() {
+        if !self.state.tables.is_empty() || seeds.is_empty() {
             return Ok(0);
         }
         let batch = seeds
@@ -94,7 +179,7 @@ impl Writer {
             })
             .collect();
         self.commit_batch(batch)?;
-        Ok(self.tables.len())
+        Ok(self.state.tables.len())
     }
 
     pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
@@ -125,12 +210,11 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                if let Err(e) = self.commit_batch(batch) {
-                    tracing::error!(error = %e, "commit failed; the batch was rolled back");
-                }
+                // Failures are answered to each caller and logged inside.
+                let _ = self.commit_batch(batch);
             }
             for reply in pings {
-                let _ = reply.send(());
+                let _ = reply.send(self.health());
             }
             if let Some(done) = stop {
                 // Later commands are dropped unanswered: their callers get
@@ -144,63 +228,188 @@ impl Writer {
         }
     }
 
-    fn commit_batch(&mut self, batch: Vec<Pending>) -> Result<(), StoreError> {
-        let started = Instant::now();
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
-            let message = e.to_string();
-            for p in batch {
-                answer(p.reply, Err(StoreError::Invalid(message.clone())));
-            }
-            return Err(e.into());
-        }
-        let mut work = self.tables.clone();
-        let mut head = self.head;
-        let mut events = Vec::new();
-        let mut answers = Vec::with_capacity(batch.len());
-        for p in batch {
-            self.conn.execute_batch("SAVEPOINT change")?;
-            match apply(&self.conn, &work, head, p.change, &p.actor) {
-                Ok(effect) => {
-                    self.conn.execute_batch("RELEASE change")?;
-                    if let Some(t) = effect.upsert {
-                        work.insert(t.id, t);
-                    }
-                    if let Some(id) = effect.remove {
-                        work.remove(&id);
-                    }
-                    if let Some(ev) = &effect.applied.event {
-                        head = ev.seq;
-                        events.push(ev.clone());
-                    }
-                    answers.push((p.reply, Ok(effect.applied)));
-                }
-                Err(e) => {
-                    self.conn
-                        .execute_batch("ROLLBACK TO change; RELEASE change")?;
-                    answer(p.reply, Err(e));
-                }
-            }
-        }
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            let message = e.to_string();
-            for (reply, _) in answers {
-                answer(reply, Err(StoreError::Invalid(message.clone())));
-            }
-            return Err(e.into());
-        }
-        self.metrics.record_commit(events.len(), started.elapsed());
-        self.tables = work;
-        self.head = head;
-        self.metrics.set_head(head);
-        if !events.is_empty() {
-            self.hub
-                .publish(events, Arc::new(self.tables.values().cloned().collect()));
-        }
-        for (reply, result) in answers {
-            answer(reply, result);
+    /// The watchdog probe's answer: an error while commits keep failing.
+    fn health(&self) -> Result<(), StoreError> {
+        if self.failed_batches >= UNHEALTHY_AFTER_FAILED_BATCHES {
+            return Err(StoreError::Invalid(format!(
+                "the writer is failing: the last {} batches stored nothing ({})",
+                self.failed_batches, self.last_failure
+            )));
         }
         Ok(())
+    }
+
+    /// Runs one batch and answers every caller in it, whatever happens.
+    fn commit_batch(&mut self, batch: Vec<Pending>) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let (changes, replies): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .map(|p| ((p.change, p.actor), p.reply))
+            .unzip();
+        match self.transact(changes) {
+            Ok(done) => {
+                self.metrics
+                    .record_commit(done.events.len(), started.elapsed());
+                self.state = done.state;
+                self.metrics.set_head(self.state.head);
+                if !done.events.is_empty() {
+                    self.hub.publish(
+                        done.events,
+                        Arc::new(self.state.tables.values().cloned().collect()),
+                    );
+                }
+                let fault = done.results.iter().find_map(|r| match r {
+                    Err(e @ (StoreError::Sqlite(_) | StoreError::Io(_))) => Some(e.to_string()),
+                    _ => None,
+                });
+                match fault {
+                    Some(fault) if !done.wrote => self.failed(&fault),
+                    _ if done.wrote => self.succeeded(),
+                    _ => {}
+                }
+                for (reply, result) in replies.into_iter().zip(done.results) {
+                    answer(reply, result);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failed(&e.to_string());
+                for reply in replies {
+                    answer(reply, Err(StoreError::Sqlite(copy_error(&e))));
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Applies the changes in one transaction. On `Err` nothing was
+    /// committed: the guards roll the transaction back on every early return.
+    fn transact(&mut self, changes: Vec<(Change, Actor)>) -> Result<Done, rusqlite::Error> {
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut work = self.state.clone();
+        let mut events = Vec::new();
+        let mut results = Vec::with_capacity(changes.len());
+        let mut wrote = false;
+        for (change, actor) in changes {
+            let now = SystemTime::now();
+            if now < work.last_ts && !self.clock_behind {
+                self.clock_behind = true;
+                tracing::warn!(
+                    behind_ms = work
+                        .last_ts
+                        .duration_since(now)
+                        .unwrap_or_default()
+                        .as_millis(),
+                    "the system clock is behind the last event's time; events keep that time until the clock catches up"
+                );
+            } else if now >= work.last_ts {
+                self.clock_behind = false;
+            }
+            let stamp = now.max(work.last_ts);
+            let mut savepoint = tx.savepoint()?;
+            match apply(&savepoint, &work, stamp, change, &actor) {
+                Ok(effect) => {
+                    savepoint.commit()?;
+                    if let Some(t) = effect.upsert {
+                        work.tables.insert(t.id, t);
+                    }
+                    if let Some(id) = effect.remove {
+                        work.tables.remove(&id);
+                    }
+                    if let Some(through) = effect.pruned_through {
+                        work.pruned_through = through;
+                        wrote = true;
+                    }
+                    if let Some(ev) = &effect.applied.event {
+                        work.head = ev.seq;
+                        work.last_ts = stamp;
+                        events.push(ev.clone());
+                        wrote = true;
+                    }
+                    results.push(Ok(effect.applied));
+                }
+                Err(e) => {
+                    if savepoint.is_autocommit() {
+                        // SQLite rolled the whole transaction back (a full
+                        // disk, an I/O error): nothing in this batch stands.
+                        return Err(into_sqlite(e));
+                    }
+                    savepoint.rollback()?;
+                    savepoint.commit()?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(Done {
+            state: work,
+            events,
+            results,
+            wrote,
+        })
+    }
+
+    fn failed(&mut self, error: &str) {
+        self.metrics.record_failed_batch();
+        self.failed_batches = self.failed_batches.saturating_add(1);
+        self.last_failure = error.to_string();
+        let due = self
+            .failure_log
+            .is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY);
+        if due {
+            tracing::error!(
+                error = %error,
+                in_a_row = self.failed_batches,
+                unlogged = self.unlogged_failures,
+                "commit failed; the batch was rolled back and its callers got the error"
+            );
+            self.failure_log = Some(Instant::now());
+            self.unlogged_failures = 0;
+        } else {
+            self.unlogged_failures += 1;
+        }
+        if self.failed_batches == UNHEALTHY_AFTER_FAILED_BATCHES {
+            tracing::error!(
+                failed_batches = self.failed_batches,
+                "the writer cannot store anything; failing the watchdog probe until a commit succeeds"
+            );
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.failed_batches >= UNHEALTHY_AFTER_FAILED_BATCHES {
+            tracing::info!(
+                failed_batches = self.failed_batches,
+                "commits succeed again"
+            );
+        }
+        self.failed_batches = 0;
+    }
+}
+
+/// A storage error for each caller of a failed batch (rusqlite's error is
+/// not `Clone`; the SQLite code and message are what callers act on).
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+fn into_sqlite(e: StoreError) -> rusqlite::Error {
+    match e {
+        StoreError::Sqlite(e) => e,
+        other => rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_ABORT),
+            Some(other.to_string()),
+        ),
     }
 }
 
@@ -218,15 +427,18 @@ fn invalid(field: &str, message: impl Into<String>) -> StoreError {
     }
 }
 
+/// Applies one change as of `stamp` (the event time, see the module doc).
 fn apply(
     conn: &Connection,
-    tables: &BTreeMap<TableId, Table>,
-    head: Seq,
+    state: &Committed,
+    stamp: SystemTime,
     change: Change,
     actor: &Actor,
 ) -> Result<Effect, StoreError> {
+    let tables = &state.tables;
+    let now = clock::format(stamp);
     let record = |kind: EventType, table: Option<TableId>, data: serde_json::Value| {
-        record_event(conn, head + 1, kind, table, actor, data)
+        record_event(conn, state.head + 1, &now, kind, table, actor, data)
     };
     match change {
         Change::CreateTable(new) => {
@@ -234,12 +446,14 @@ fn apply(
             crate::tables::check_seats(new.seats).map_err(|m| invalid("seats", m))?;
             crate::tables::check_layout(&new.layout).map_err(|(f, m)| invalid(f, m))?;
             let id = match new.id {
-                Some(id) if id <= 0 => return Err(invalid("id", "must be a positive integer")),
-                Some(id) if tables.contains_key(&id) => {
-                    return Err(StoreError::Conflict(format!("table {id} already exists")));
+                Some(id) => {
+                    crate::tables::check_id(id).map_err(|m| invalid("id", m))?;
+                    if tables.contains_key(&id) {
+                        return Err(StoreError::Conflict(format!("table {id} already exists")));
+                    }
+                    id
                 }
-                Some(id) => id,
-                None => tables.keys().next_back().map_or(1, |last| last + 1),
+                None => next_id(tables)?,
             };
             ensure_number_free(tables, &new.number, None)?;
             let table = Table {
@@ -250,7 +464,7 @@ fn apply(
                 layout: new.layout,
                 state: TableState::Free,
                 people: None,
-                since: clock::now(),
+                since: now.clone(),
                 hold_until: None,
                 reservation: None,
             };
@@ -297,12 +511,12 @@ fn apply(
             conn.execute("DELETE FROM tables WHERE id = ?1", params![id])?;
             let event = record(EventType::TableDeleted, Some(id), json!({ "table": table }))?;
             Ok(Effect {
-                upsert: None,
                 remove: Some(id),
                 applied: Applied {
                     event: Some(event),
                     table: Some(table),
                 },
+                ..Effect::default()
             })
         }
         Change::SetState {
@@ -343,7 +557,7 @@ fn apply(
                 (Guard::Sensor { .. }, Hold::Clear) => None,
             };
             if table.state != current.state {
-                table.since = clock::now();
+                table.since = now.clone();
             }
             if &table == current {
                 return Ok(unchanged(table));
@@ -367,14 +581,40 @@ fn apply(
             })
         }
         Change::Prune { before } => {
-            let removed = conn.execute(
-                "DELETE FROM events WHERE ts < ?1",
-                params![clock::format(before)],
-            )?;
-            if removed > 0 {
-                tracing::info!(removed, "old events deleted (retention)");
+            // Only a prefix of seqs goes: up to (not including) the first
+            // event still inside the window, even if older-stamped events
+            // follow it (written while the clock was wrong). The `+` keeps
+            // SQLite on the seq order, so this reads only the prefix.
+            let first_kept: Option<i64> = conn
+                .query_row(
+                    "SELECT seq FROM events WHERE +ts >= ?1 ORDER BY seq LIMIT 1",
+                    params![clock::format(before)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let through = match first_kept {
+                Some(seq) => Seq::try_from(seq.saturating_sub(1)).unwrap_or_default(),
+                None => state.head,
+            };
+            if through <= state.pruned_through {
+                return Ok(Effect::default());
             }
-            Ok(Effect::default())
+            let through_sql = seq_sql(through)?;
+            let removed =
+                conn.execute("DELETE FROM events WHERE seq <= ?1", params![through_sql])?;
+            conn.execute(
+                "UPDATE retention SET pruned_through = ?1",
+                params![through_sql],
+            )?;
+            tracing::info!(
+                removed,
+                pruned_through = through,
+                "old events deleted (retention)"
+            );
+            Ok(Effect {
+                pruned_through: Some(through),
+                ..Effect::default()
+            })
         }
     }
 }
@@ -383,11 +623,11 @@ fn apply(
 fn written(table: Table, event: Event) -> Effect {
     Effect {
         upsert: Some(table.clone()),
-        remove: None,
         applied: Applied {
             event: Some(event),
             table: Some(table),
         },
+        ..Effect::default()
     }
 }
 
@@ -399,6 +639,26 @@ fn unchanged(table: Table) -> Effect {
         },
         ..Effect::default()
     }
+}
+
+fn seq_sql(seq: Seq) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid("seq overflow".into()))
+}
+
+/// The id after the highest one; refused (naming `id`) once the highest
+/// is [`crate::tables::MAX_TABLE_ID`], instead of wrapping to a negative.
+fn next_id(tables: &BTreeMap<TableId, Table>) -> Result<TableId, StoreError> {
+    let Some(&last) = tables.keys().next_back() else {
+        return Ok(1);
+    };
+    last.checked_add(1)
+        .filter(|id| crate::tables::check_id(*id).is_ok())
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "id: no id left after table {last} (ids go up to {}); give an unused id explicitly",
+                crate::tables::MAX_TABLE_ID
+            ))
+        })
 }
 
 fn ensure_number_free(
@@ -449,6 +709,7 @@ fn write_table(conn: &Connection, t: &Table) -> Result<(), StoreError> {
 fn record_event(
     conn: &Connection,
     seq: Seq,
+    ts: &str,
     kind: EventType,
     table: Option<TableId>,
     actor: &Actor,
@@ -456,13 +717,13 @@ fn record_event(
 ) -> Result<Event, StoreError> {
     let event = Event {
         seq,
-        ts: clock::now(),
+        ts: ts.to_string(),
         kind: kind.as_str().to_string(),
         table,
         actor: actor.to_string(),
         data,
     };
-    let seq_sql = i64::try_from(seq).map_err(|_| StoreError::Invalid("seq overflow".into()))?;
+    let seq_sql = seq_sql(seq)?;
     conn.prepare_cached(
         "INSERT INTO events (seq, ts, type, table_id, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
