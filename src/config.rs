@@ -411,7 +411,9 @@ pub struct MqttConfig {
     /// sockets can never lock out a client that logs in.
     pub max_pending: usize,
     pub max_pending_per_ip: usize,
-    /// Subscription filters one connection may hold (SUBACK 0x80 beyond).
+    /// Subscription filters one connection may hold, and new filters one
+    /// user (anonymous clients are one) may bring to the router (SUBACK
+    /// 0x80 beyond).
     pub max_subscriptions: usize,
     /// Distinct filters the router may ever hold: it keeps a log for each
     /// until the daemon stops, so this times `segments` × `segment_bytes`

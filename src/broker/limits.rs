@@ -120,32 +120,47 @@ impl Pending {
 
 /// The filters the router holds. It keeps a log for every filter ever
 /// subscribed, even after the last subscriber left, so the bound is on
-/// distinct filters since start.
+/// distinct filters since start: in total, and per user (anonymous
+/// clients are one), so one user cannot use up what others need.
 pub struct Filters {
     max: usize,
-    known: Mutex<HashSet<String>>,
+    max_per_user: usize,
+    book: Mutex<FilterBook>,
+}
+
+#[derive(Default)]
+struct FilterBook {
+    known: HashSet<String>,
+    /// New filters each user brought to the router.
+    added: HashMap<String, usize>,
 }
 
 impl Filters {
-    pub fn new(max: usize) -> Filters {
+    pub fn new(max: usize, max_per_user: usize) -> Filters {
         Filters {
             max,
-            known: Mutex::default(),
+            max_per_user,
+            book: Mutex::default(),
         }
     }
 
-    /// Whether the router may take `filter`: it has it already, or there
-    /// is room (then it is counted).
-    pub fn admit(&self, filter: &str) -> bool {
-        let mut known = lock(&self.known);
-        if known.contains(filter) {
-            return true;
+    /// Whether the router may take `filter` from `owner`: it has it
+    /// already, or there is room (then it is counted); else the limit hit.
+    pub fn admit(&self, owner: &str, filter: &str) -> Result<(), &'static str> {
+        let mut book = lock(&self.book);
+        if book.known.contains(filter) {
+            return Ok(());
         }
-        if known.len() >= self.max {
-            return false;
+        if book.known.len() >= self.max {
+            return Err("mqtt.max_filters");
         }
-        known.insert(filter.to_string());
-        true
+        let added = book.added.get(owner).copied().unwrap_or(0);
+        if added >= self.max_per_user {
+            return Err("mqtt.max_subscriptions (new filters per user)");
+        }
+        book.known.insert(filter.to_string());
+        book.added.insert(owner.to_string(), added + 1);
+        Ok(())
     }
 }
 
@@ -319,13 +334,15 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_counted_once_and_bounded() {
-        let f = Filters::new(2);
-        assert!(f.admit("a/#"));
-        assert!(f.admit("a/#"));
-        assert!(f.admit("b"));
-        assert!(!f.admit("c"));
-        assert!(f.admit("b"), "a known filter still fits");
+    fn filters_are_counted_once_and_bounded_per_user_and_in_total() {
+        let f = Filters::new(3, 2);
+        assert!(f.admit("u", "a/#").is_ok());
+        assert!(f.admit("u", "a/#").is_ok());
+        assert!(f.admit("u", "b").is_ok());
+        assert!(f.admit("u", "c").is_err(), "u added two");
+        assert!(f.admit("v", "b").is_ok(), "a known filter is free");
+        assert!(f.admit("v", "c").is_ok());
+        assert!(f.admit("w", "d").is_err(), "three in total");
     }
 
     fn retained() -> Retained {

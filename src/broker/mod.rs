@@ -363,7 +363,7 @@ pub(crate) struct Shared {
     /// Sockets that have not sent CONNECT yet.
     pending: limits::Pending,
     /// Filters given to the router (it never forgets one), against
-    /// `mqtt.max_filters`.
+    /// `mqtt.max_filters` in total and `mqtt.max_subscriptions` per user.
     filters: limits::Filters,
     /// Retained messages clients left, against `mqtt.max_retained*`.
     retained: limits::Retained,
@@ -403,7 +403,7 @@ impl Shared {
             ha_online: Notify::new(),
             connected: Arc::new(AtomicUsize::new(0)),
             pending: limits::Pending::new(config.mqtt.max_pending, config.mqtt.max_pending_per_ip),
-            filters: limits::Filters::new(config.mqtt.max_filters),
+            filters: limits::Filters::new(config.mqtt.max_filters, config.mqtt.max_subscriptions),
             retained: limits::Retained::new(&config.mqtt),
             qos2: limits::Qos2Sessions::default(),
             next_client: AtomicU64::new(1),

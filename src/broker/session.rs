@@ -688,18 +688,16 @@ impl Session {
             .await
     }
 
-    /// Whether this connection may add `filter` (`mqtt.max_subscriptions`,
-    /// `mqtt.max_filters`); counts it if so.
+    /// Whether this connection may add `filter` (`mqtt.max_subscriptions`
+    /// per connection, and [`super::limits::Filters`]); counts it if so.
     fn subscription_room(&mut self, filter: &str) -> bool {
         if self.subscriptions.contains(filter) {
             return true;
         }
         let limit = if self.subscriptions.len() >= self.shared.mqtt.max_subscriptions {
             Some("mqtt.max_subscriptions")
-        } else if !self.shared.filters.admit(filter) {
-            Some("mqtt.max_filters")
         } else {
-            None
+            self.shared.filters.admit(&self.owner, filter).err()
         };
         if let Some(limit) = limit {
             self.shared
