@@ -749,7 +749,12 @@ fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
         max_subscriptions: in_range("mqtt.max_subscriptions", raw.max_subscriptions, 1, 100_000)?,
         max_filters,
         max_retained: in_range("mqtt.max_retained", raw.max_retained, 0, 1_000_000)?,
-        max_retained_bytes: in_range("mqtt.max_retained_bytes", raw.max_retained_bytes, 0, 1 << 30)?,
+        max_retained_bytes: in_range(
+            "mqtt.max_retained_bytes",
+            raw.max_retained_bytes,
+            0,
+            1 << 30,
+        )?,
         max_retained_per_user: in_range(
             "mqtt.max_retained_per_user",
             raw.max_retained_per_user,
@@ -1042,6 +1047,14 @@ mod tests {
     #[test]
     fn mqtt_defaults_follow_the_spec() {
         let m = parse("", &[]).expect("defaults").mqtt;
+        assert_eq!(m.connect_timeout, Duration::from_secs(5));
+        assert_eq!((m.max_pending, m.max_pending_per_ip), (64, 8));
+        assert_eq!((m.max_subscriptions, m.max_filters), (100, 256));
+        assert_eq!((m.max_retained, m.max_retained_bytes), (1000, 8 << 20));
+        assert_eq!(
+            (m.max_retained_per_user, m.max_retained_bytes_per_user),
+            (100, 1 << 20)
+        );
         assert!(m.enabled);
         assert_eq!(m.listen, "0.0.0.0:1883".parse().expect("addr"));
         assert_eq!(m.ws_listen, None);
@@ -1137,7 +1150,10 @@ mod tests {
             ("[mqtt]\nmax_filters = 0", "mqtt.max_filters"),
             ("[mqtt]\nmax_filters = 100000", "mqtt.max_filters"),
             ("[mqtt]\nmax_retained_bytes = -1", "mqtt"),
-            ("[mqtt]\nmax_retained_bytes_per_user = 2000000000", "mqtt.max_retained_bytes_per_user"),
+            (
+                "[mqtt]\nmax_retained_bytes_per_user = 2000000000",
+                "mqtt.max_retained_bytes_per_user",
+            ),
             ("[mqtt]\nallow_anonymous = \"no\"", "mqtt.allow_anonymous"),
             ("[mqtt]\nlisen = \"x\"", "mqtt"),
             (

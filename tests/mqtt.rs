@@ -1215,7 +1215,17 @@ fn hostile_topics() -> Vec<(Vec<u8>, bool)> {
 /// that are not UTF-8).
 fn hostile_filters() -> Vec<Vec<u8>> {
     let mut filters: Vec<Vec<u8>> = [
-        "é/x", "ñ", "€/#", "$SYS/#", "$share/g/a", "a/#/b", "a+", "a/b#", "", "a\0b", "a\nb",
+        "é/x",
+        "ñ",
+        "€/#",
+        "$SYS/#",
+        "$share/g/a",
+        "a/#/b",
+        "a+",
+        "a/b#",
+        "",
+        "a\0b",
+        "a\nb",
     ]
     .iter()
     .map(|f| f.as_bytes().to_vec())
@@ -1234,9 +1244,15 @@ async fn round_trip(addr: std::net::SocketAddr, tag: &str) {
     publisher
         .publish("nodes/alive", tag, QoS::AtLeastOnce, false)
         .await;
-    assert_eq!(&sub.next_on("nodes/alive").await.payload[..], tag.as_bytes());
+    assert_eq!(
+        &sub.next_on("nodes/alive").await.payload[..],
+        tag.as_bytes()
+    );
     sub.subscribe(&state_topic(1)).await;
-    assert!(sub.next_on(&state_topic(1)).await.retain, "retained state still served");
+    assert!(
+        sub.next_on(&state_topic(1)).await.retain,
+        "retained state still served"
+    );
 }
 
 async fn metrics_text(base: &str) -> String {
@@ -1264,13 +1280,18 @@ async fn healthz(base: &str) -> u16 {
 async fn hostile_topics_filters_and_wills_are_refused_counted_and_routing_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Packets up to 1 MiB, so 64 KiB topics reach the session's screen.
-    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_MAX_PAYLOAD", "1048576")])).await;
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[("MESERO_MQTT_MAX_PAYLOAD", "1048576")],
+    ))
+    .await;
     let mut watcher = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
     watcher.subscribe("#").await;
     let topics = hostile_topics();
     let malformed = topics.iter().filter(|(_, m)| *m).count() as u64;
     for (i, (topic, is_malformed)) in topics.iter().enumerate() {
-        let (mut c, code) = Raw::connect(d.mqtt, &Connect::new(&format!("pub-{i}"), Some(NODE))).await;
+        let (mut c, code) =
+            Raw::connect(d.mqtt, &Connect::new(&format!("pub-{i}"), Some(NODE))).await;
         assert_eq!(code, Some(0));
         c.send(&raw::publish(topic, b"1", 1, 1, true, false)).await;
         c.send(&raw::publish(topic, b"1", 0, 0, false, false)).await;
@@ -1302,9 +1323,17 @@ async fn hostile_topics_filters_and_wills_are_refused_counted_and_routing_goes_o
     c.send(&raw::unsubscribe(8, &all)).await;
     assert_eq!(c.recv().await, Some((0xb0, vec![0, 8])), "one UNSUBACK");
     c.send(&raw::unsubscribe(9, &[b"never/subscribed"])).await;
-    assert_eq!(c.recv().await, Some((0xb0, vec![0, 9])), "answered all the same");
+    assert_eq!(
+        c.recv().await,
+        Some((0xb0, vec![0, 9])),
+        "answered all the same"
+    );
     c.send(&raw::unsubscribe(10, &[])).await;
-    assert_eq!(c.until_closed().await, vec![], "an empty UNSUBSCRIBE is a protocol error");
+    assert_eq!(
+        c.until_closed().await,
+        vec![],
+        "an empty UNSUBSCRIBE is a protocol error"
+    );
 
     // Per topic: its PUBLISHes (two unless the first closed the connection)
     // and its will; per filter: SUBSCRIBE and UNSUBSCRIBE.
@@ -1326,7 +1355,9 @@ async fn hostile_topics_filters_and_wills_are_refused_counted_and_routing_goes_o
     round_trip(d.mqtt, "after-battery").await;
     // The watcher saw only the daemon's topics and the round trip: no
     // hostile publish and no will got through.
-    watcher.publish("nodes/end", "end", QoS::AtLeastOnce, false).await;
+    watcher
+        .publish("nodes/end", "end", QoS::AtLeastOnce, false)
+        .await;
     loop {
         let p = watcher.next().await;
         if p.topic == "nodes/end" {
@@ -1353,8 +1384,10 @@ async fn the_real_daemon_survives_a_multibyte_first_character_in_a_topic_and_a_w
     connect.will = Some(("ñ".as_bytes(), b"offline", true));
     let (mut c, code) = Raw::connect(addr, &connect).await;
     assert_eq!(code, Some(0));
-    c.send(&raw::publish("é/x".as_bytes(), b"1", 0, 0, false, false)).await;
-    c.send(&raw::publish("ñ".as_bytes(), b"1", 1, 1, true, false)).await;
+    c.send(&raw::publish("é/x".as_bytes(), b"1", 0, 0, false, false))
+        .await;
+    c.send(&raw::publish("ñ".as_bytes(), b"1", 1, 1, true, false))
+        .await;
     assert!(c.ping().await.is_some(), "still connected");
     drop(c);
     let mut sub = raw::Connect::new("sub-ñ", Some(NODE));
@@ -1363,7 +1396,10 @@ async fn the_real_daemon_survives_a_multibyte_first_character_in_a_topic_and_a_w
     s.send(&raw::subscribe(1, &["é/#".as_bytes(), b"#"])).await;
     assert_eq!(s.recv().await.map(|p| p.0), Some(0x90));
     round_trip(addr, "after-abort").await;
-    assert!(p.child.try_wait().expect("try_wait").is_none(), "the daemon is up");
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "the daemon is up"
+    );
     assert_eq!(healthz(&p.base).await, 200);
     let stats = stats(&p.base).await;
     assert_eq!(stats["mqtt"]["topics_refused"], 4, "{stats}");
@@ -1408,7 +1444,11 @@ async fn a_set_whose_commit_fails_is_not_acknowledged_and_applies_once_when_rese
     );
     let s = stats_until(&d.base, "the failed set", |s| s["mqtt"]["set_failed"] == 1).await;
     assert_eq!(s["mqtt"]["malformed"]["set"], 0, "not the client's fault");
-    assert!(metrics_text(&d.base).await.contains("mesero_mqtt_set_failed_total 1"));
+    assert!(
+        metrics_text(&d.base)
+            .await
+            .contains("mesero_mqtt_set_failed_total 1")
+    );
     assert_eq!(table(&d.base, 1).await["state"], "free");
 
     // The fault clears; the client reconnects and resends (DUP).
@@ -1417,7 +1457,11 @@ async fn a_set_whose_commit_fails_is_not_acknowledged_and_applies_once_when_rese
     assert_eq!(code, Some(0));
     c.send(&set(true)).await;
     let before = c.ping().await.expect("connected");
-    assert_eq!(before, vec![(0x40, vec![0, 5])], "acknowledged after the commit");
+    assert_eq!(
+        before,
+        vec![(0x40, vec![0, 5])],
+        "acknowledged after the commit"
+    );
     assert_eq!(table(&d.base, 1).await["state"], "occupied");
     let changes: Vec<_> = all_events(&d.base, seq)
         .await
@@ -1478,12 +1522,26 @@ async fn past_the_qos2_in_flight_limit_a_set_is_refused_not_applied() {
     let (mut c, _) = Raw::connect(d.mqtt, &Connect::new("hoarder", Some(HOST))).await;
     let topic = format!("{SITE}/tables/3/set");
     for pkid in 1..=100u16 {
-        c.send(&raw::publish(topic.as_bytes(), br#"{"state": "occupied"}"#, 2, pkid, false, false))
-            .await;
+        c.send(&raw::publish(
+            topic.as_bytes(),
+            br#"{"state": "occupied"}"#,
+            2,
+            pkid,
+            false,
+            false,
+        ))
+        .await;
         assert_eq!(c.recv().await, Some((0x50, pkid.to_be_bytes().to_vec())));
     }
-    c.send(&raw::publish(topic.as_bytes(), br#"{"state": "dirty"}"#, 2, 101, false, false))
-        .await;
+    c.send(&raw::publish(
+        topic.as_bytes(),
+        br#"{"state": "dirty"}"#,
+        2,
+        101,
+        false,
+        false,
+    ))
+    .await;
     assert_eq!(c.until_closed().await, vec![], "closed, no PUBREC");
     assert_eq!(table(&d.base, 3).await["state"], "occupied", "not applied");
     d.stop().await;
@@ -1518,12 +1576,21 @@ async fn silent_sockets_never_lock_out_a_login_and_are_closed_after_the_timeout(
         .await;
         assert!(read.is_ok(), "a silent socket stayed open");
     }
-    let s = stats_until(&d.base, "the timeouts", |s| s["mqtt"]["connect_timeouts"] == 7).await;
+    let s = stats_until(&d.base, "the timeouts", |s| {
+        s["mqtt"]["connect_timeouts"] == 7
+    })
+    .await;
     assert_eq!(s["mqtt"]["pending_evicted"], 73, "{s}");
     assert_eq!(s["connections"]["mqtt"], 1, "the host is still connected");
     let metrics = metrics_text(&d.base).await;
-    assert!(metrics.contains("mesero_mqtt_connect_timeouts_total 7"), "{metrics}");
-    assert!(metrics.contains("mesero_mqtt_pending_evicted_total 73"), "{metrics}");
+    assert!(
+        metrics.contains("mesero_mqtt_connect_timeouts_total 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mesero_mqtt_pending_evicted_total 73"),
+        "{metrics}"
+    );
     drop(host);
     d.stop().await;
 }
@@ -1536,14 +1603,20 @@ async fn retained_floods_and_subscription_floods_leave_memory_bounded() {
     let start = p.rss_kib();
     let mut host = mqtt::client(addr, "flooder", Some(HOST)).await;
     for i in 0..2000 {
-        host.publish(&format!("junk/{i}"), vec![b'x'; 60_000], QoS::AtLeastOnce, true)
-            .await;
+        host.publish(
+            &format!("junk/{i}"),
+            vec![b'x'; 60_000],
+            QoS::AtLeastOnce,
+            true,
+        )
+        .await;
     }
     let after_retained = p.rss_kib();
     let mut accepted = 0;
     let mut attempts = 0;
     for conn in 0..30 {
-        let (mut c, _) = Raw::connect(addr, &Connect::new(&format!("subs-{conn}"), Some(NODE))).await;
+        let (mut c, _) =
+            Raw::connect(addr, &Connect::new(&format!("subs-{conn}"), Some(NODE))).await;
         for batch in 0..10u16 {
             let filters: Vec<Vec<u8>> = (0..100)
                 .map(|i| format!("subs/{conn}/{batch}/{i}/#").into_bytes())
@@ -1560,7 +1633,10 @@ async fn retained_floods_and_subscription_floods_leave_memory_bounded() {
     eprintln!(
         "VmRSS: start {start} KiB, after 2,000 x 60 kB retained {after_retained} KiB, after {attempts} subscriptions ({accepted} accepted) {after_subscriptions} KiB"
     );
-    assert_eq!(accepted, 100, "mqtt.max_subscriptions new filters for the user");
+    assert_eq!(
+        accepted, 100,
+        "mqtt.max_subscriptions new filters for the user"
+    );
     let s = stats(&p.base).await;
     assert!(s["mqtt"]["retained_refused"].as_u64() >= Some(1900), "{s}");
     assert_eq!(s["mqtt"]["subscriptions_refused"], 30_000 - accepted as u64);
@@ -1580,7 +1656,8 @@ async fn peer_strings_cannot_forge_log_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = Process::start(dir.path(), &[]);
     let addr = p.mqtt.expect("MQTT address in the log");
-    let (_c, code) = Raw::connect(addr, &Connect::new("evil\nFORGED-CLIENT line", Some(NODE))).await;
+    let (_c, code) =
+        Raw::connect(addr, &Connect::new("evil\nFORGED-CLIENT line", Some(NODE))).await;
     assert_eq!(code, Some(2), "identifier rejected");
     let (_c, code) = Raw::connect(
         addr,
@@ -1589,10 +1666,23 @@ async fn peer_strings_cannot_forge_log_lines() {
     .await;
     assert_eq!(code, Some(4), "bad user name or password");
     let (mut c, _) = Raw::connect(addr, &Connect::new("ok-client", Some(NODE))).await;
-    c.send(&raw::publish(b"x\nFORGED-TOPIC line", b"1", 1, 1, false, false)).await;
+    c.send(&raw::publish(
+        b"x\nFORGED-TOPIC line",
+        b"1",
+        1,
+        1,
+        false,
+        false,
+    ))
+    .await;
     assert!(c.ping().await.is_some());
     let deadline = std::time::Instant::now() + PATIENCE;
-    for needle in ["FORGED-CLIENT", "FORGED-AUTH", "FORGED-USER", "FORGED-TOPIC"] {
+    for needle in [
+        "FORGED-CLIENT",
+        "FORGED-AUTH",
+        "FORGED-USER",
+        "FORGED-TOPIC",
+    ] {
         loop {
             let lines = p.log_lines(needle);
             if !lines.is_empty() {
@@ -1604,7 +1694,10 @@ async fn peer_strings_cannot_forge_log_lines() {
                 }
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{needle} never logged");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle} never logged"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -385,7 +385,10 @@ mod tests {
         let again = s.open("tablet", false);
         assert!(lock(&again).contains(&7), "kept across the reconnect");
         drop(again);
-        assert!(lock(&s.open("tablet", true)).is_empty(), "a clean session starts afresh");
+        assert!(
+            lock(&s.open("tablet", true)).is_empty(),
+            "a clean session starts afresh"
+        );
         assert!(lock(&s.open("tablet", false)).is_empty());
     }
 }

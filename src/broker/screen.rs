@@ -223,12 +223,16 @@ mod tests {
             b"#",
         ];
         for t in malformed {
-            assert!(
-                matches!(topic_name(t), Err(Refusal::Malformed(_))),
-                "{t:?}"
-            );
+            assert!(matches!(topic_name(t), Err(Refusal::Malformed(_))), "{t:?}");
         }
-        let unsupported: [&[u8]; 6] = ["é/x".as_bytes(), "ñ".as_bytes(), b"$SYS/x", b"a\nb", b"\x7f", &long];
+        let unsupported: [&[u8]; 6] = [
+            "é/x".as_bytes(),
+            "ñ".as_bytes(),
+            b"$SYS/x",
+            b"a\nb",
+            b"\x7f",
+            &long,
+        ];
         for t in unsupported {
             assert!(
                 matches!(topic_name(t), Err(Refusal::Unsupported(_))),
@@ -239,12 +243,31 @@ mod tests {
 
     #[test]
     fn filters_follow_the_wildcard_rules() {
-        for f in ["#", "+", "a/#", "+/+/x", "a/+/b/#", "mesero/test/tables/+/state", "a/ñ"] {
+        for f in [
+            "#",
+            "+",
+            "a/#",
+            "+/+/x",
+            "a/+/b/#",
+            "mesero/test/tables/+/state",
+            "a/ñ",
+        ] {
             assert_eq!(filter(f), Ok(()), "{f}");
         }
         for f in [
-            "", "a#", "a/#/b", "a/b#", "a+", "a/+b", "##", "$SYS/#", "$share/g/a", "é/x", "ñ",
-            "a\0b", "a\nb",
+            "",
+            "a#",
+            "a/#/b",
+            "a/b#",
+            "a+",
+            "a/+b",
+            "##",
+            "$SYS/#",
+            "$share/g/a",
+            "é/x",
+            "ñ",
+            "a\0b",
+            "a\nb",
         ] {
             assert!(filter(f).is_err(), "{f:?}");
         }

@@ -13,9 +13,18 @@
 //! - Sensor readings and detections are handed to the occupancy input and
 //!   also routed, so `mosquitto_sub` can watch what the nodes send.
 //!
-//! A refused or malformed PUBLISH is still acknowledged per its QoS:
-//! MQTT 3.1.1 (§3.3.5) gives a server no way to say no, and dropping the
-//! connection would just make the client resend it forever.
+//! Every topic, filter and client id passes [`super::screen`] first, and
+//! retained messages and subscriptions are booked against the limits in
+//! [`super::limits`].
+//!
+//! A refused PUBLISH (role, unsupported topic, retained limit, malformed
+//! payload) is still acknowledged per its QoS: MQTT 3.1.1 (§3.3.5) gives a
+//! server no way to say no, and dropping the connection would just make
+//! the client resend it forever. Three exceptions close the connection
+//! instead: a malformed topic (a protocol violation), a QoS 2 publish past
+//! [`MAX_QOS2_INFLIGHT`], and a `set` whose commit failed on the daemon's
+//! side (no acknowledgement, so the client resends it;
+//! `StoreError::is_client_fault` is the rule HTTP's 4xx/5xx follow too).
 
 use super::Shared;
 use super::limits::{PendingSlot, Qos2Ids};
@@ -215,7 +224,10 @@ pub(super) async fn run(
             return;
         }
     };
-    let will = match will.map(|w| screen_will(&shared, w, &client_id)).transpose() {
+    let will = match will
+        .map(|w| screen_will(&shared, w, &client_id))
+        .transpose()
+    {
         Ok(will) => will.flatten(),
         Err(()) => {
             // A malformed will topic is a protocol violation (§3.1.2.9).
@@ -253,7 +265,10 @@ pub(super) async fn run(
         }
     };
     let own_qos2 = shared.qos2.open(&client_id, connect.clean_session);
-    let owner = identity.user.clone().unwrap_or_else(|| ANONYMOUS.to_string());
+    let owner = identity
+        .user
+        .clone()
+        .unwrap_or_else(|| ANONYMOUS.to_string());
     let mut session = Session {
         shared: Arc::clone(&shared),
         io,
@@ -748,12 +763,10 @@ impl Session {
                     self.subscriptions.remove(&f);
                     filters.push(f);
                 }
-                Err(refusal) => self.shared.refused_topic(
-                    &self.client_id,
-                    "unsubscribe",
-                    f.as_bytes(),
-                    refusal,
-                ),
+                Err(refusal) => {
+                    self.shared
+                        .refused_topic(&self.client_id, "unsubscribe", f.as_bytes(), refusal)
+                }
             }
         }
         if !filters.is_empty() {

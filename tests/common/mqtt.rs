@@ -293,7 +293,14 @@ pub mod raw {
         }
     }
 
-    pub fn publish(topic: &[u8], payload: &[u8], qos: u8, pkid: u16, retain: bool, dup: bool) -> Vec<u8> {
+    pub fn publish(
+        topic: &[u8],
+        payload: &[u8],
+        qos: u8,
+        pkid: u16,
+        retain: bool,
+        dup: bool,
+    ) -> Vec<u8> {
         let byte1 = 0x30 | (qos << 1) | u8::from(retain) | if dup { 0x08 } else { 0 };
         let mut body = string(topic);
         if qos > 0 {
