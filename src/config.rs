@@ -162,6 +162,15 @@ pub mod raw {
         pub max_connections: u64,
         pub segment_bytes: u64,
         pub segments: u64,
+        pub connect_timeout: String,
+        pub max_pending: u64,
+        pub max_pending_per_ip: u64,
+        pub max_subscriptions: u64,
+        pub max_filters: u64,
+        pub max_retained: u64,
+        pub max_retained_bytes: u64,
+        pub max_retained_per_user: u64,
+        pub max_retained_bytes_per_user: u64,
         pub users: Vec<MqttUser>,
     }
 
@@ -177,6 +186,15 @@ pub mod raw {
                 max_connections: 64,
                 segment_bytes: 128 * 1024,
                 segments: 4,
+                connect_timeout: "5s".into(),
+                max_pending: 64,
+                max_pending_per_ip: 8,
+                max_subscriptions: 100,
+                max_filters: 256,
+                max_retained: 1000,
+                max_retained_bytes: 8 << 20,
+                max_retained_per_user: 100,
+                max_retained_bytes_per_user: 1 << 20,
                 users: Vec::new(),
             }
         }
@@ -297,6 +315,15 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("mqtt", "max_connections", Kind::Int),
     ("mqtt", "segment_bytes", Kind::Int),
     ("mqtt", "segments", Kind::Int),
+    ("mqtt", "connect_timeout", Kind::Str),
+    ("mqtt", "max_pending", Kind::Int),
+    ("mqtt", "max_pending_per_ip", Kind::Int),
+    ("mqtt", "max_subscriptions", Kind::Int),
+    ("mqtt", "max_filters", Kind::Int),
+    ("mqtt", "max_retained", Kind::Int),
+    ("mqtt", "max_retained_bytes", Kind::Int),
+    ("mqtt", "max_retained_per_user", Kind::Int),
+    ("mqtt", "max_retained_bytes_per_user", Kind::Int),
     ("auth", "anonymous", Kind::Str),
     ("log", "level", Kind::Str),
 ];
@@ -375,6 +402,30 @@ pub struct MqttConfig {
     /// memory a subscription filter can hold.
     pub segment_bytes: usize,
     pub segments: usize,
+    /// A socket must complete its CONNECT (and WebSocket handshake) within
+    /// this time.
+    pub connect_timeout: Duration,
+    /// Sockets that have not sent their CONNECT yet, in total and per
+    /// client IP. They do not count against `max_connections`; when full,
+    /// the oldest pending socket is closed for the new one, so silent
+    /// sockets can never lock out a client that logs in.
+    pub max_pending: usize,
+    pub max_pending_per_ip: usize,
+    /// Subscription filters one connection may hold, and new filters one
+    /// user (anonymous clients are one) may bring to the router (SUBACK
+    /// 0x80 beyond).
+    pub max_subscriptions: usize,
+    /// Distinct filters the router may ever hold: it keeps a log for each
+    /// until the daemon stops, so this times `segments` × `segment_bytes`
+    /// bounds the memory subscriptions can take.
+    pub max_filters: usize,
+    /// Retained messages clients may leave (topics, and bytes of topic and
+    /// payload), in total and per MQTT user (anonymous clients share one
+    /// quota). The daemon's own retained state is not counted.
+    pub max_retained: usize,
+    pub max_retained_bytes: usize,
+    pub max_retained_per_user: usize,
+    pub max_retained_bytes_per_user: usize,
     pub users: Vec<MqttUser>,
 }
 
@@ -625,6 +676,14 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|e| key_error(key, format!("invalid address {value:?}: {e}")))
 }
 
+/// Longest `mqtt.connect_timeout`: a silent socket holds a pending slot
+/// this long.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most memory the router's per-filter logs may take together
+/// (`mqtt.max_filters` × `mqtt.segments` × `mqtt.segment_bytes`).
+const MAX_FILTER_LOG_BYTES: u128 = 512 << 20;
+
 fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
     let listen = parse_addr("mqtt.listen", &raw.listen)?;
     let ws_listen = match raw.ws_listen.trim() {
@@ -653,6 +712,27 @@ fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let connect_timeout = positive_duration("mqtt.connect_timeout", &raw.connect_timeout)?;
+    if connect_timeout > MAX_CONNECT_TIMEOUT {
+        return Err(key_error(
+            "mqtt.connect_timeout",
+            format!("must be at most {}s", MAX_CONNECT_TIMEOUT.as_secs()),
+        ));
+    }
+    let segment_bytes = in_range("mqtt.segment_bytes", raw.segment_bytes, 4096, 64 << 20)?;
+    let segments = in_range("mqtt.segments", raw.segments, 1, 1024)?;
+    let max_filters = in_range("mqtt.max_filters", raw.max_filters, 1, 100_000)?;
+    let filter_log_bytes = (max_filters as u128) * (segments as u128) * (segment_bytes as u128);
+    if filter_log_bytes > MAX_FILTER_LOG_BYTES {
+        return Err(key_error(
+            "mqtt.max_filters",
+            format!(
+                "mqtt.max_filters × mqtt.segments × mqtt.segment_bytes is {} MiB, more than the {} MiB the broker's logs may take",
+                filter_log_bytes >> 20,
+                MAX_FILTER_LOG_BYTES >> 20
+            ),
+        ));
+    }
     Ok(MqttConfig {
         enabled: raw.enabled,
         listen,
@@ -661,8 +741,32 @@ fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
         homeassistant: raw.homeassistant,
         max_payload: in_range("mqtt.max_payload", raw.max_payload, 256, 1 << 20)?,
         max_connections: in_range("mqtt.max_connections", raw.max_connections, 1, 10_000)?,
-        segment_bytes: in_range("mqtt.segment_bytes", raw.segment_bytes, 4096, 64 << 20)?,
-        segments: in_range("mqtt.segments", raw.segments, 1, 1024)?,
+        segment_bytes,
+        segments,
+        connect_timeout,
+        max_pending: in_range("mqtt.max_pending", raw.max_pending, 1, 10_000)?,
+        max_pending_per_ip: in_range("mqtt.max_pending_per_ip", raw.max_pending_per_ip, 1, 10_000)?,
+        max_subscriptions: in_range("mqtt.max_subscriptions", raw.max_subscriptions, 1, 100_000)?,
+        max_filters,
+        max_retained: in_range("mqtt.max_retained", raw.max_retained, 0, 1_000_000)?,
+        max_retained_bytes: in_range(
+            "mqtt.max_retained_bytes",
+            raw.max_retained_bytes,
+            0,
+            1 << 30,
+        )?,
+        max_retained_per_user: in_range(
+            "mqtt.max_retained_per_user",
+            raw.max_retained_per_user,
+            0,
+            1_000_000,
+        )?,
+        max_retained_bytes_per_user: in_range(
+            "mqtt.max_retained_bytes_per_user",
+            raw.max_retained_bytes_per_user,
+            0,
+            1 << 30,
+        )?,
         users,
     })
 }
@@ -943,6 +1047,14 @@ mod tests {
     #[test]
     fn mqtt_defaults_follow_the_spec() {
         let m = parse("", &[]).expect("defaults").mqtt;
+        assert_eq!(m.connect_timeout, Duration::from_secs(5));
+        assert_eq!((m.max_pending, m.max_pending_per_ip), (64, 8));
+        assert_eq!((m.max_subscriptions, m.max_filters), (100, 256));
+        assert_eq!((m.max_retained, m.max_retained_bytes), (1000, 8 << 20));
+        assert_eq!(
+            (m.max_retained_per_user, m.max_retained_bytes_per_user),
+            (100, 1 << 20)
+        );
         assert!(m.enabled);
         assert_eq!(m.listen, "0.0.0.0:1883".parse().expect("addr"));
         assert_eq!(m.ws_listen, None);
@@ -1029,6 +1141,19 @@ mod tests {
             ("[mqtt]\nmax_payload = 0", "mqtt.max_payload"),
             ("[mqtt]\nmax_connections = 0", "mqtt.max_connections"),
             ("[mqtt]\nsegments = 0", "mqtt.segments"),
+            ("[mqtt]\nconnect_timeout = \"0s\"", "mqtt.connect_timeout"),
+            ("[mqtt]\nconnect_timeout = \"2m\"", "mqtt.connect_timeout"),
+            ("[mqtt]\nconnect_timeout = \"soon\"", "mqtt.connect_timeout"),
+            ("[mqtt]\nmax_pending = 0", "mqtt.max_pending"),
+            ("[mqtt]\nmax_pending_per_ip = 0", "mqtt.max_pending_per_ip"),
+            ("[mqtt]\nmax_subscriptions = 0", "mqtt.max_subscriptions"),
+            ("[mqtt]\nmax_filters = 0", "mqtt.max_filters"),
+            ("[mqtt]\nmax_filters = 100000", "mqtt.max_filters"),
+            ("[mqtt]\nmax_retained_bytes = -1", "mqtt"),
+            (
+                "[mqtt]\nmax_retained_bytes_per_user = 2000000000",
+                "mqtt.max_retained_bytes_per_user",
+            ),
             ("[mqtt]\nallow_anonymous = \"no\"", "mqtt.allow_anonymous"),
             ("[mqtt]\nlisen = \"x\"", "mqtt"),
             (

@@ -82,6 +82,23 @@ pub struct MqttMetrics {
     pub protocol_errors: AtomicU64,
     /// Connections closed for a packet over `mqtt.max_payload`.
     pub too_large: AtomicU64,
+    /// Topic names and filters refused by the broker's screen (PUBLISH,
+    /// will, SUBSCRIBE, UNSUBSCRIBE), whatever followed.
+    pub topics_refused: AtomicU64,
+    /// Filters answered with SUBACK 0x80 for `mqtt.max_subscriptions` or
+    /// `mqtt.max_filters`.
+    pub subscriptions_refused: AtomicU64,
+    /// Retained PUBLISHes (and wills) dropped for a retained limit or a
+    /// role that may not retain there.
+    pub retained_refused: AtomicU64,
+    /// Sockets closed for sending no CONNECT within `mqtt.connect_timeout`.
+    pub connect_timeouts: AtomicU64,
+    /// Sockets without CONNECT closed to make room for a newer one
+    /// (`mqtt.max_pending`, `mqtt.max_pending_per_ip`).
+    pub pending_evicted: AtomicU64,
+    /// `set` commands left unacknowledged (connection closed) because the
+    /// commit failed on the daemon's side.
+    pub set_failed: AtomicU64,
 }
 
 impl MqttMetrics {
@@ -107,6 +124,12 @@ impl MqttMetrics {
             publishes_refused: self.publishes_refused.load(Relaxed),
             protocol_errors: self.protocol_errors.load(Relaxed),
             too_large: self.too_large.load(Relaxed),
+            topics_refused: self.topics_refused.load(Relaxed),
+            subscriptions_refused: self.subscriptions_refused.load(Relaxed),
+            retained_refused: self.retained_refused.load(Relaxed),
+            connect_timeouts: self.connect_timeouts.load(Relaxed),
+            pending_evicted: self.pending_evicted.load(Relaxed),
+            set_failed: self.set_failed.load(Relaxed),
         }
     }
 }
@@ -121,6 +144,12 @@ pub struct MqttSnapshot {
     pub publishes_refused: u64,
     pub protocol_errors: u64,
     pub too_large: u64,
+    pub topics_refused: u64,
+    pub subscriptions_refused: u64,
+    pub retained_refused: u64,
+    pub connect_timeouts: u64,
+    pub pending_evicted: u64,
+    pub set_failed: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -318,6 +347,40 @@ impl Metrics {
             "MQTT connections closed for a packet over mqtt.max_payload.",
             m.too_large.to_string(),
         );
+        for (name, help, value) in [
+            (
+                "mesero_mqtt_topics_refused_total",
+                "MQTT topic names and filters refused (publish, will, subscribe, unsubscribe).",
+                m.topics_refused,
+            ),
+            (
+                "mesero_mqtt_subscriptions_refused_total",
+                "MQTT filters refused for mqtt.max_subscriptions or mqtt.max_filters.",
+                m.subscriptions_refused,
+            ),
+            (
+                "mesero_mqtt_retained_refused_total",
+                "MQTT retained messages dropped for a retained limit or the client's role.",
+                m.retained_refused,
+            ),
+            (
+                "mesero_mqtt_connect_timeouts_total",
+                "MQTT sockets closed for sending no CONNECT within mqtt.connect_timeout.",
+                m.connect_timeouts,
+            ),
+            (
+                "mesero_mqtt_pending_evicted_total",
+                "MQTT sockets without CONNECT closed to make room (mqtt.max_pending, mqtt.max_pending_per_ip).",
+                m.pending_evicted,
+            ),
+            (
+                "mesero_mqtt_set_failed_total",
+                "MQTT set commands not acknowledged because the commit failed.",
+                m.set_failed,
+            ),
+        ] {
+            metric(name, "counter", help, value.to_string());
+        }
         let _ = writeln!(
             out,
             "# HELP mesero_mqtt_malformed_total MQTT payloads not understood, by topic kind.\n# TYPE mesero_mqtt_malformed_total counter"

@@ -2,10 +2,13 @@
 //! sensor nodes and detectors driving tables through the occupancy engine,
 //! retained table state and status, restart, authentication and roles,
 //! garbage of every kind, Home Assistant discovery, the WebSocket
-//! listener, and a port that cannot be bound.
+//! listener, and a port that cannot be bound. Then the hostile peer:
+//! topics that would panic rumqttd, silent sockets, floods of retained
+//! messages and subscriptions, lost acknowledgements, forged log lines.
 
 mod common;
 
+use common::mqtt::raw::{self, Connect, Raw};
 use common::mqtt::{self, ConnectReturnCode, HOST, NODE};
 use common::*;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -1184,4 +1187,518 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     .expect("starts without MQTT");
     assert_eq!(d.mqtt_addr(), None);
     d.stop().await;
+}
+
+/// Topic names a hostile peer sends, and whether each breaks the protocol
+/// (the connection is closed) or is valid MQTT the broker does not route
+/// (acknowledged and dropped).
+fn hostile_topics() -> Vec<(Vec<u8>, bool)> {
+    vec![
+        ("é/x".into(), false),
+        ("ñ".into(), false),
+        ("€uro".into(), false),
+        (b"$SYS/broker/load".to_vec(), false),
+        (b"a\nINFO forged".to_vec(), false),
+        (vec![b'a'; 65_535], false),
+        (vec![0xff, b'/', b'x'], true),
+        (vec![b'a', 0xc3], true),
+        (b"a/+/b".to_vec(), true),
+        (b"a/#".to_vec(), true),
+        (b"+".to_vec(), true),
+        (b"#".to_vec(), true),
+        (Vec::new(), true),
+        (b"a\0b".to_vec(), true),
+    ]
+}
+
+/// Filters a hostile peer subscribes to (the codec itself refuses the ones
+/// that are not UTF-8).
+fn hostile_filters() -> Vec<Vec<u8>> {
+    let mut filters: Vec<Vec<u8>> = [
+        "é/x",
+        "ñ",
+        "€/#",
+        "$SYS/#",
+        "$share/g/a",
+        "a/#/b",
+        "a+",
+        "a/b#",
+        "",
+        "a\0b",
+        "a\nb",
+    ]
+    .iter()
+    .map(|f| f.as_bytes().to_vec())
+    .collect();
+    filters.push(vec![b'a'; 65_000]);
+    filters
+}
+
+/// Subscribes, publishes and receives one message, so the router is shown
+/// to be alive (with the test profile a router panic unwinds its thread
+/// instead of aborting, and routing just stops).
+async fn round_trip(addr: std::net::SocketAddr, tag: &str) {
+    let mut sub = mqtt::client(addr, &format!("{tag}-sub"), Some(HOST)).await;
+    sub.subscribe("nodes/alive").await;
+    let mut publisher = mqtt::client(addr, &format!("{tag}-pub"), Some(NODE)).await;
+    publisher
+        .publish("nodes/alive", tag, QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(
+        &sub.next_on("nodes/alive").await.payload[..],
+        tag.as_bytes()
+    );
+    sub.subscribe(&state_topic(1)).await;
+    assert!(
+        sub.next_on(&state_topic(1)).await.retain,
+        "retained state still served"
+    );
+}
+
+async fn metrics_text(base: &str) -> String {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+async fn healthz(base: &str) -> u16 {
+    http()
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_topics_filters_and_wills_are_refused_counted_and_routing_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Packets up to 1 MiB, so 64 KiB topics reach the session's screen.
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[("MESERO_MQTT_MAX_PAYLOAD", "1048576")],
+    ))
+    .await;
+    let mut watcher = mqtt::client(d.mqtt, "watcher", Some(NODE)).await;
+    watcher.subscribe("#").await;
+    let topics = hostile_topics();
+    let malformed = topics.iter().filter(|(_, m)| *m).count() as u64;
+    for (i, (topic, is_malformed)) in topics.iter().enumerate() {
+        let (mut c, code) =
+            Raw::connect(d.mqtt, &Connect::new(&format!("pub-{i}"), Some(NODE))).await;
+        assert_eq!(code, Some(0));
+        c.send(&raw::publish(topic, b"1", 1, 1, true, false)).await;
+        c.send(&raw::publish(topic, b"1", 0, 0, false, false)).await;
+        match c.ping().await {
+            None => assert!(is_malformed, "topic {i} closed the connection"),
+            Some(before) => {
+                assert!(!is_malformed, "topic {i} was let through");
+                assert_eq!(before, vec![(0x40, vec![0, 1])], "topic {i}: acknowledged");
+            }
+        }
+    }
+    for (i, (topic, is_malformed)) in topics.iter().enumerate() {
+        let id = format!("will-{i}");
+        let mut connect = Connect::new(&id, Some(NODE));
+        connect.will = Some((topic, b"offline", true));
+        let (c, code) = Raw::connect(d.mqtt, &connect).await;
+        assert_eq!(code, (!is_malformed).then_some(0), "will {i}");
+        // Lost without DISCONNECT: a kept will would be published now.
+        drop(c);
+    }
+    let filters = hostile_filters();
+    let mut all: Vec<&[u8]> = filters.iter().map(Vec::as_slice).collect();
+    all.push(b"ok/#");
+    let (mut c, _) = Raw::connect(d.mqtt, &Connect::new("subscriber", Some(NODE))).await;
+    c.send(&raw::subscribe(7, &all)).await;
+    let mut codes = vec![0x80; filters.len()];
+    codes.push(1);
+    assert_eq!(c.recv().await, Some((0x90, [vec![0, 7], codes].concat())));
+    c.send(&raw::unsubscribe(8, &all)).await;
+    assert_eq!(c.recv().await, Some((0xb0, vec![0, 8])), "one UNSUBACK");
+    c.send(&raw::unsubscribe(9, &[b"never/subscribed"])).await;
+    assert_eq!(
+        c.recv().await,
+        Some((0xb0, vec![0, 9])),
+        "answered all the same"
+    );
+    c.send(&raw::unsubscribe(10, &[])).await;
+    assert_eq!(
+        c.until_closed().await,
+        vec![],
+        "an empty UNSUBSCRIBE is a protocol error"
+    );
+
+    // Per topic: its PUBLISHes (two unless the first closed the connection)
+    // and its will; per filter: SUBSCRIBE and UNSUBSCRIBE.
+    let n = topics.len() as u64;
+    let refused = n + (n - malformed) + n + 2 * filters.len() as u64;
+    let s = stats_until(&d.base, "every refusal counted", |s| {
+        s["mqtt"]["topics_refused"] == refused
+    })
+    .await;
+    assert_eq!(s["mqtt"]["protocol_errors"], 2 * malformed + 1, "{s}");
+    let metrics = metrics_text(&d.base).await;
+    for line in [
+        format!("mesero_mqtt_topics_refused_total {refused}"),
+        format!("mesero_mqtt_protocol_errors_total {}", 2 * malformed + 1),
+    ] {
+        assert!(metrics.contains(&line), "missing {line}:\n{metrics}");
+    }
+    assert_eq!(healthz(&d.base).await, 200);
+    round_trip(d.mqtt, "after-battery").await;
+    // The watcher saw only the daemon's topics and the round trip: no
+    // hostile publish and no will got through.
+    watcher
+        .publish("nodes/end", "end", QoS::AtLeastOnce, false)
+        .await;
+    loop {
+        let p = watcher.next().await;
+        if p.topic == "nodes/end" {
+            break;
+        }
+        assert!(
+            p.topic.starts_with(SITE) || p.topic.starts_with("nodes/alive"),
+            "{} got through",
+            p.topic
+        );
+    }
+    d.stop().await;
+}
+
+/// The release binary aborts on a panic; the test build of the binary
+/// unwinds, which kills the router thread: either way, without the screen
+/// the daemon stops routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_daemon_survives_a_multibyte_first_character_in_a_topic_and_a_will() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = Process::start(dir.path(), &[]);
+    let addr = p.mqtt.expect("MQTT address in the log");
+    let mut connect = Connect::new("abort-me", Some(NODE));
+    connect.will = Some(("ñ".as_bytes(), b"offline", true));
+    let (mut c, code) = Raw::connect(addr, &connect).await;
+    assert_eq!(code, Some(0));
+    c.send(&raw::publish("é/x".as_bytes(), b"1", 0, 0, false, false))
+        .await;
+    c.send(&raw::publish("ñ".as_bytes(), b"1", 1, 1, true, false))
+        .await;
+    assert!(c.ping().await.is_some(), "still connected");
+    drop(c);
+    let mut sub = raw::Connect::new("sub-ñ", Some(NODE));
+    sub.clean = true;
+    let (mut s, _) = Raw::connect(addr, &sub).await;
+    s.send(&raw::subscribe(1, &["é/#".as_bytes(), b"#"])).await;
+    assert_eq!(s.recv().await.map(|p| p.0), Some(0x90));
+    round_trip(addr, "after-abort").await;
+    assert!(
+        p.child.try_wait().expect("try_wait").is_none(),
+        "the daemon is up"
+    );
+    assert_eq!(healthz(&p.base).await, 200);
+    let stats = stats(&p.base).await;
+    assert_eq!(stats["mqtt"]["topics_refused"], 4, "{stats}");
+    p.signal("TERM");
+    assert!(p.wait().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_whose_commit_fails_is_not_acknowledged_and_applies_once_when_resent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let seq = get_json(&d.base, "/api/v1/snapshot").await["seq"]
+        .as_u64()
+        .expect("seq");
+    // Another process holds the database's write lock: the writer's
+    // BEGIN IMMEDIATE fails with SQLITE_BUSY after its busy timeout.
+    let lock = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+    lock.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let tablet = Connect {
+        client_id: b"tablet",
+        user: Some(HOST),
+        will: None,
+        clean: false,
+    };
+    let set = |dup| {
+        raw::publish(
+            format!("{SITE}/tables/1/set").as_bytes(),
+            br#"{"state": "occupied"}"#,
+            1,
+            5,
+            false,
+            dup,
+        )
+    };
+    let (mut c, code) = Raw::connect(d.mqtt, &tablet).await;
+    assert_eq!(code, Some(0));
+    c.send(&set(false)).await;
+    let seen = c.until_closed().await;
+    assert!(
+        seen.iter().all(|(byte1, _)| *byte1 != 0x40),
+        "no PUBACK for a command that was not committed: {seen:?}"
+    );
+    let s = stats_until(&d.base, "the failed set", |s| s["mqtt"]["set_failed"] == 1).await;
+    assert_eq!(s["mqtt"]["malformed"]["set"], 0, "not the client's fault");
+    assert!(
+        metrics_text(&d.base)
+            .await
+            .contains("mesero_mqtt_set_failed_total 1")
+    );
+    assert_eq!(table(&d.base, 1).await["state"], "free");
+
+    // The fault clears; the client reconnects and resends (DUP).
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    let (mut c, code) = Raw::connect(d.mqtt, &tablet).await;
+    assert_eq!(code, Some(0));
+    c.send(&set(true)).await;
+    let before = c.ping().await.expect("connected");
+    assert_eq!(
+        before,
+        vec![(0x40, vec![0, 5])],
+        "acknowledged after the commit"
+    );
+    assert_eq!(table(&d.base, 1).await["state"], "occupied");
+    let changes: Vec<_> = all_events(&d.base, seq)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "table.state" && e["table"] == 1)
+        .collect();
+    assert_eq!(changes.len(), 1, "applied once: {changes:?}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qos2_set_resent_after_a_reconnect_is_not_applied_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let tablet = Connect {
+        client_id: b"tablet-2",
+        user: Some(HOST),
+        will: None,
+        clean: false,
+    };
+    let set = |dup| {
+        raw::publish(
+            format!("{SITE}/tables/2/set").as_bytes(),
+            br#"{"state": "dirty"}"#,
+            2,
+            9,
+            false,
+            dup,
+        )
+    };
+    let (mut c, _) = Raw::connect(d.mqtt, &tablet).await;
+    c.send(&set(false)).await;
+    assert_eq!(c.recv().await, Some((0x50, vec![0, 9])), "PUBREC");
+    // The connection drops before the client saw the PUBREC.
+    drop(c);
+    assert_eq!(table(&d.base, 2).await["state"], "dirty");
+    // Meanwhile the host frees the table.
+    let (status, _) = put_state(&d.base, Some(STAFF), 2, r#"{"state": "free"}"#).await;
+    assert_eq!(status, 200);
+    let (mut c, code) = Raw::connect(d.mqtt, &tablet).await;
+    assert_eq!(code, Some(0));
+    c.send(&set(true)).await;
+    assert_eq!(c.recv().await, Some((0x50, vec![0, 9])), "PUBREC again");
+    c.send(&raw::pubrel(9)).await;
+    assert_eq!(c.recv().await, Some((0x70, vec![0, 9])), "PUBCOMP");
+    assert_eq!(
+        table(&d.base, 2).await["state"],
+        "free",
+        "the resend did not apply the command a second time"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_qos2_in_flight_limit_a_set_is_refused_not_applied() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    let (mut c, _) = Raw::connect(d.mqtt, &Connect::new("hoarder", Some(HOST))).await;
+    let topic = format!("{SITE}/tables/3/set");
+    for pkid in 1..=100u16 {
+        c.send(&raw::publish(
+            topic.as_bytes(),
+            br#"{"state": "occupied"}"#,
+            2,
+            pkid,
+            false,
+            false,
+        ))
+        .await;
+        assert_eq!(c.recv().await, Some((0x50, pkid.to_be_bytes().to_vec())));
+    }
+    c.send(&raw::publish(
+        topic.as_bytes(),
+        br#"{"state": "dirty"}"#,
+        2,
+        101,
+        false,
+        false,
+    ))
+    .await;
+    assert_eq!(c.until_closed().await, vec![], "closed, no PUBREC");
+    assert_eq!(table(&d.base, 3).await["state"], "occupied", "not applied");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_never_lock_out_a_login_and_are_closed_after_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_CONNECT_TIMEOUT", "3s")])).await;
+    let mut silent = Vec::new();
+    for _ in 0..80 {
+        silent.push(tokio::net::TcpStream::connect(d.mqtt).await.expect("tcp"));
+    }
+    // 8 per IP may wait for their CONNECT; each newer one closed the oldest.
+    stats_until(&d.base, "the silent sockets accepted", |s| {
+        s["mqtt"]["pending_evicted"] == 72
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let host = mqtt::client(d.mqtt, "dev-staff-like", Some(HOST)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the login waited {:?}",
+        started.elapsed()
+    );
+    for mut s in silent {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(
+            PATIENCE,
+            tokio::io::AsyncReadExt::read_to_end(&mut s, &mut rest),
+        )
+        .await;
+        assert!(read.is_ok(), "a silent socket stayed open");
+    }
+    let s = stats_until(&d.base, "the timeouts", |s| {
+        s["mqtt"]["connect_timeouts"] == 7
+    })
+    .await;
+    assert_eq!(s["mqtt"]["pending_evicted"], 73, "{s}");
+    assert_eq!(s["connections"]["mqtt"], 1, "the host is still connected");
+    let metrics = metrics_text(&d.base).await;
+    assert!(
+        metrics.contains("mesero_mqtt_connect_timeouts_total 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mesero_mqtt_pending_evicted_total 73"),
+        "{metrics}"
+    );
+    drop(host);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_floods_and_subscription_floods_leave_memory_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Process::start(dir.path(), &[]);
+    let addr = p.mqtt.expect("MQTT address in the log");
+    let start = p.rss_kib();
+    let mut host = mqtt::client(addr, "flooder", Some(HOST)).await;
+    for i in 0..2000 {
+        host.publish(
+            &format!("junk/{i}"),
+            vec![b'x'; 60_000],
+            QoS::AtLeastOnce,
+            true,
+        )
+        .await;
+    }
+    let after_retained = p.rss_kib();
+    let mut accepted = 0;
+    let mut attempts = 0;
+    for conn in 0..30 {
+        let (mut c, _) =
+            Raw::connect(addr, &Connect::new(&format!("subs-{conn}"), Some(NODE))).await;
+        for batch in 0..10u16 {
+            let filters: Vec<Vec<u8>> = (0..100)
+                .map(|i| format!("subs/{conn}/{batch}/{i}/#").into_bytes())
+                .collect();
+            let refs: Vec<&[u8]> = filters.iter().map(Vec::as_slice).collect();
+            c.send(&raw::subscribe(batch + 1, &refs)).await;
+            let (byte1, body) = c.recv().await.expect("SUBACK");
+            assert_eq!(byte1, 0x90);
+            accepted += body[2..].iter().filter(|&&code| code != 0x80).count();
+            attempts += 100;
+        }
+    }
+    let after_subscriptions = p.rss_kib();
+    eprintln!(
+        "VmRSS: start {start} KiB, after 2,000 x 60 kB retained {after_retained} KiB, after {attempts} subscriptions ({accepted} accepted) {after_subscriptions} KiB"
+    );
+    assert_eq!(
+        accepted, 100,
+        "mqtt.max_subscriptions new filters for the user"
+    );
+    let s = stats(&p.base).await;
+    assert!(s["mqtt"]["retained_refused"].as_u64() >= Some(1900), "{s}");
+    assert_eq!(s["mqtt"]["subscriptions_refused"], 30_000 - accepted as u64);
+    assert!(
+        after_retained < start + 40 * 1024,
+        "retained: {start} -> {after_retained} KiB"
+    );
+    assert!(
+        after_subscriptions < after_retained + 40 * 1024,
+        "subscriptions: {after_retained} -> {after_subscriptions} KiB"
+    );
+    round_trip(addr, "after-floods").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_strings_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = Process::start(dir.path(), &[]);
+    let addr = p.mqtt.expect("MQTT address in the log");
+    let (_c, code) =
+        Raw::connect(addr, &Connect::new("evil\nFORGED-CLIENT line", Some(NODE))).await;
+    assert_eq!(code, Some(2), "identifier rejected");
+    let (_c, code) = Raw::connect(
+        addr,
+        &Connect::new("c\nFORGED-AUTH line", Some(("u\nFORGED-USER line", "bad"))),
+    )
+    .await;
+    assert_eq!(code, Some(4), "bad user name or password");
+    let (mut c, _) = Raw::connect(addr, &Connect::new("ok-client", Some(NODE))).await;
+    c.send(&raw::publish(
+        b"x\nFORGED-TOPIC line",
+        b"1",
+        1,
+        1,
+        false,
+        false,
+    ))
+    .await;
+    assert!(c.ping().await.is_some());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    for needle in [
+        "FORGED-CLIENT",
+        "FORGED-AUTH",
+        "FORGED-USER",
+        "FORGED-TOPIC",
+    ] {
+        loop {
+            let lines = p.log_lines(needle);
+            if !lines.is_empty() {
+                for line in lines {
+                    assert!(
+                        line.contains(&format!("\\n{needle}")),
+                        "{needle} logged unescaped: {line:?}"
+                    );
+                }
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle} never logged"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }

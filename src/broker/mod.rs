@@ -19,11 +19,19 @@
 //! The sessions use rumqttd's MQTT 3.1.1 codec and its local links into
 //! the router, which hold each client's subscriptions and session state.
 //!
-//! Limits: clients are bounded by `mqtt.max_connections`, packets by
-//! `mqtt.max_payload`, and each subscription filter's in-memory log by
-//! `mqtt.segments` × `mqtt.segment_bytes`. rumqttd keeps retained messages
-//! (one per topic) without a limit; only clients that were let in can add
-//! them.
+//! Peer bytes never reach a panic in rumqttd: every topic name, filter and
+//! client id passes [`screen`] before the router sees it (docs/MQTT.md
+//! lists the rumqttd code each rule guards).
+//!
+//! Limits ([`limits`]): sockets that have not sent CONNECT by
+//! `mqtt.max_pending`/`mqtt.max_pending_per_ip` (oldest closed first) and
+//! `mqtt.connect_timeout`; logged-in clients by `mqtt.max_connections`;
+//! packets by `mqtt.max_payload`; subscriptions by
+//! `mqtt.max_subscriptions` per connection and `mqtt.max_filters` in all
+//! (the router never frees a filter's log, each bounded by
+//! `mqtt.segments` × `mqtt.segment_bytes`); retained messages by
+//! `mqtt.max_retained*`, per user and in total; QoS 2 publishes awaiting
+//! PUBREL by `session::MAX_QOS2_INFLIGHT` per connection.
 //!
 //! Threads: the router runs on rumqttd's thread; the listeners, sessions
 //! and the daemon's own publisher ([`bridge`]) run on one broker thread
@@ -34,9 +42,14 @@
 //! is left to end with the process.
 
 mod bridge;
+mod limits;
+mod screen;
 mod session;
 pub mod topics;
 mod transport;
+
+#[doc(hidden)]
+pub use screen::fuzz_session_bytes;
 
 use crate::config::{Config, MqttConfig};
 use crate::engine::SensorInput;
@@ -46,7 +59,6 @@ use crate::store::Store;
 use crate::systemd::Heartbeat;
 use anyhow::Context as _;
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
-use rumqttd::protocol::LastWill;
 use rumqttd::{Notification, Router, RouterConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,14 +66,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use topics::{Inbound, Topics};
-
-/// Open sockets beyond `mqtt.max_connections` that may still be sending
-/// their CONNECT (they are then refused with "server unavailable").
-const CONNECTING_SLACK: usize = 16;
 
 /// Most messages the router queues for one client before pausing it.
 const MAX_OUTGOING: u64 = 200;
@@ -220,14 +228,10 @@ async fn run(
     };
     let close_sessions = CancellationToken::new();
     let sessions = TaskTracker::new();
-    let sockets = Arc::new(Semaphore::new(
-        shared.mqtt.max_connections + CONNECTING_SLACK,
-    ));
     let mut accept = vec![tokio::spawn(accept_loop(
         Arc::clone(&shared),
         tcp,
         false,
-        Arc::clone(&sockets),
         stop.clone(),
         close_sessions.clone(),
         sessions.clone(),
@@ -237,7 +241,6 @@ async fn run(
             Arc::clone(&shared),
             ws,
             true,
-            sockets,
             stop.clone(),
             close_sessions.clone(),
             sessions.clone(),
@@ -261,12 +264,10 @@ async fn run(
     tracing::info!("MQTT broker stopped");
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     websocket: bool,
-    sockets: Arc<Semaphore>,
     stop: CancellationToken,
     close_sessions: CancellationToken,
     sessions: TaskTracker,
@@ -277,33 +278,40 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "MQTT accept failed");
+                    shared.noise("accept", |suppressed| {
+                        tracing::warn!(error = %e, suppressed, "MQTT accept failed");
+                    });
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&sockets).try_acquire_owned() else {
+        // Not logged in yet: it takes a pending slot, never a client's.
+        let (pending, evicted) = shared.pending.admit(peer.ip());
+        if evicted > 0 {
             shared
                 .metrics
                 .mqtt
-                .connections_refused
-                .fetch_add(1, Ordering::Relaxed);
-            shared.noise("full", |suppressed| {
-                tracing::warn!(%peer, suppressed, "MQTT connection dropped: too many open sockets");
+                .pending_evicted
+                .fetch_add(evicted, Ordering::Relaxed);
+            shared.noise("pending", |suppressed| {
+                tracing::warn!(%peer, suppressed, max = shared.mqtt.max_pending, per_ip = shared.mqtt.max_pending_per_ip, "MQTT socket without CONNECT closed to make room (mqtt.max_pending, mqtt.max_pending_per_ip)");
             });
-            continue;
-        };
+        }
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let close = close_sessions.clone();
         sessions.spawn(async move {
-            let _permit = permit;
+            let deadline = tokio::time::Instant::now() + shared.mqtt.connect_timeout;
             let io = if websocket {
                 let handshake = transport::accept_ws(stream, shared.mqtt.max_payload);
-                match tokio::time::timeout(session::CONNECT_TIMEOUT, handshake).await {
+                let done = tokio::select! {
+                    _ = pending.evicted() => return,
+                    done = tokio::time::timeout_at(deadline, handshake) => done,
+                };
+                match done {
                     Ok(Ok(io)) => io,
-                    _ => {
+                    Ok(Err(_)) => {
                         shared
                             .metrics
                             .mqtt
@@ -311,11 +319,19 @@ async fn accept_loop(
                             .fetch_add(1, Ordering::Relaxed);
                         return;
                     }
+                    Err(_) => {
+                        shared
+                            .metrics
+                            .mqtt
+                            .connect_timeouts
+                            .fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
             } else {
                 transport::Transport::Tcp(stream)
             };
-            session::run(shared, io, peer, close).await;
+            session::run(shared, io, peer, pending, deadline, close).await;
         });
     }
 }
@@ -344,6 +360,16 @@ pub(crate) struct Shared {
     ha_online: Notify,
     /// Clients past CONNECT, against `mqtt.max_connections`.
     connected: Arc<AtomicUsize>,
+    /// Sockets that have not sent CONNECT yet.
+    pending: limits::Pending,
+    /// Filters given to the router (it never forgets one), against
+    /// `mqtt.max_filters` in total and `mqtt.max_subscriptions` per user.
+    filters: limits::Filters,
+    /// Retained messages clients left, against `mqtt.max_retained*`.
+    retained: limits::Retained,
+    /// QoS 2 packet ids answered by sessions of persistent clients, kept
+    /// across reconnects so a resend is not applied twice.
+    qos2: limits::Qos2Sessions,
     /// For client ids assigned to clients that sent none.
     next_client: AtomicU64,
     throttle: Throttle,
@@ -376,6 +402,10 @@ impl Shared {
             connector: Arc::new(connector),
             ha_online: Notify::new(),
             connected: Arc::new(AtomicUsize::new(0)),
+            pending: limits::Pending::new(config.mqtt.max_pending, config.mqtt.max_pending_per_ip),
+            filters: limits::Filters::new(config.mqtt.max_filters, config.mqtt.max_subscriptions),
+            retained: limits::Retained::new(&config.mqtt),
+            qos2: limits::Qos2Sessions::default(),
             next_client: AtomicU64::new(1),
             throttle: Throttle::new(LOG_EVERY),
         };
@@ -396,21 +426,22 @@ impl Shared {
             .map_err(anyhow::Error::msg)
     }
 
-    /// The client id a session runs under, or `None` to refuse it: ids the
-    /// router cannot take (`+ $ # /`), the daemon's own, and an empty id
+    /// The client id a session runs under, or why it is refused: what
+    /// [`screen::client_id`] refuses, the daemon's own, and an empty id
     /// with a persistent session (MQTT §3.1.3.1).
-    fn client_id(&self, requested: &str, clean_session: bool) -> Option<String> {
+    fn client_id(&self, requested: &str, clean_session: bool) -> Result<String, &'static str> {
         if requested.is_empty() {
             if !clean_session {
-                return None;
+                return Err("empty client id with a persistent session");
             }
             let n = self.next_client.fetch_add(1, Ordering::Relaxed);
-            return Some(format!("mesero-auto-{n}"));
+            return Ok(format!("mesero-auto-{n}"));
         }
-        if requested == self.daemon_client_id || requested.contains(['+', '$', '#', '/']) {
-            return None;
+        if requested == self.daemon_client_id {
+            return Err("the daemon's own client id");
         }
-        Some(requested.to_string())
+        screen::client_id(requested)?;
+        Ok(requested.to_string())
     }
 
     /// A connected-client slot, released on drop; `None` when full.
@@ -426,10 +457,10 @@ impl Shared {
 
     /// A will is kept only if the client could publish it itself: one on a
     /// daemon topic or a set command would bypass the checks at disconnect.
-    fn will_allowed(&self, will: &LastWill, client_id: &str) -> bool {
-        let topic = String::from_utf8_lossy(&will.topic);
+    /// `topic` is the will's topic, already screened.
+    fn will_allowed(&self, topic: &str, client_id: &str) -> bool {
         let allowed = !matches!(
-            self.topics.inbound(&topic),
+            self.topics.inbound(topic),
             Inbound::DaemonOwned | Inbound::Set(_)
         );
         if !allowed {
@@ -438,7 +469,7 @@ impl Shared {
                 .publishes_refused
                 .fetch_add(1, Ordering::Relaxed);
             self.noise("refused", |suppressed| {
-                tracing::warn!(client = client_id, %topic, suppressed, "MQTT will on a protected topic ignored");
+                tracing::warn!(client = ?client_id, topic, suppressed, "MQTT will on a protected topic ignored");
             });
         }
         allowed

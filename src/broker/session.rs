@@ -13,11 +13,22 @@
 //! - Sensor readings and detections are handed to the occupancy input and
 //!   also routed, so `mosquitto_sub` can watch what the nodes send.
 //!
-//! A refused or malformed PUBLISH is still acknowledged per its QoS:
-//! MQTT 3.1.1 (§3.3.5) gives a server no way to say no, and dropping the
-//! connection would just make the client resend it forever.
+//! Every topic, filter and client id passes [`super::screen`] first, and
+//! retained messages and subscriptions are booked against the limits in
+//! [`super::limits`].
+//!
+//! A refused PUBLISH (role, unsupported topic, retained limit, malformed
+//! payload) is still acknowledged per its QoS: MQTT 3.1.1 (§3.3.5) gives a
+//! server no way to say no, and dropping the connection would just make
+//! the client resend it forever. Three exceptions close the connection
+//! instead: a malformed topic (a protocol violation), a QoS 2 publish past
+//! [`MAX_QOS2_INFLIGHT`], and a `set` whose commit failed on the daemon's
+//! side (no acknowledgement, so the client resends it;
+//! `StoreError::is_client_fault` is the rule HTTP's 4xx/5xx follow too).
 
 use super::Shared;
+use super::limits::{PendingSlot, Qos2Ids};
+use super::screen::{self, Refusal};
 use super::topics::{Inbound, SensorMessage, parse_detections, parse_sensor, parse_set};
 use super::transport::Transport;
 use crate::auth::Role;
@@ -35,9 +46,10 @@ use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::{
     ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet,
     Protocol as _, PubAck, PubAckReason, PubComp, PubCompReason, PubRec, PubRecReason, Publish,
+    SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
 };
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,12 +58,14 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// A new connection must send CONNECT within this time.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most QoS 2 publishes of one connection that may await their PUBREL at
+/// once (answered here, or held by the router, which keeps each whole
+/// until then). MQTT 3.1.1 has no way to say "not now": a client that
+/// goes past it is closed, and the publish is neither applied nor routed.
+pub const MAX_QOS2_INFLIGHT: usize = 100;
 
-/// Most QoS 2 publishes the session answers itself that may await their
-/// PUBREL at once; a client exceeding it is broken or hostile.
-const MAX_OWN_INFLIGHT: usize = 100;
+/// The retained-message quota all anonymous clients share.
+const ANONYMOUS: &str = "(anonymous)";
 
 /// Outgoing packets are written in batches of at most this many bytes.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -120,18 +134,30 @@ enum End {
     Shutdown,
     /// Network error, keep-alive expired, bad packet: the will is sent.
     Lost,
+    /// Closed for the daemon's own failure (a commit failed): the router
+    /// is told, no will (the client did not go away), no acknowledgement,
+    /// so the client resends.
+    Failed,
 }
 
 /// Runs one connection to its end. Errors are counted and logged here.
+/// `pending` is the socket's place until its CONNECT is read; `deadline`
+/// is when that must have happened (`mqtt.connect_timeout`).
 pub(super) async fn run(
     shared: Arc<Shared>,
     mut io: Transport,
     peer: SocketAddr,
+    pending: PendingSlot,
+    deadline: Instant,
     stop: CancellationToken,
 ) {
     let mut buf = BytesMut::with_capacity(4096);
-    let first =
-        tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&shared, &mut io, &mut buf)).await;
+    let first = tokio::select! {
+        _ = pending.evicted() => return,
+        first = tokio::time::timeout_at(deadline, read_packet(&shared, &mut io, &mut buf)) => first,
+    };
+    // Past CONNECT (or gone): no longer a pending socket.
+    drop(pending);
     let (connect, will, login) = match first {
         Ok(Ok(Some(Packet::Connect(connect, _, will, _, login)))) => (connect, will, login),
         Ok(Err(Invalid::Version)) => {
@@ -149,8 +175,15 @@ pub(super) async fn run(
             });
             return;
         }
-        // Closed, timed out, or invalid bytes (counted by `decode`).
-        _ => return,
+        Err(_) => {
+            shared.metrics.mqtt.connect_timeouts.fetch_add(1, Relaxed);
+            shared.noise("connect_timeout", |suppressed| {
+                tracing::warn!(%peer, timeout = ?shared.mqtt.connect_timeout, suppressed, "MQTT socket sent no CONNECT in time (mqtt.connect_timeout); closed");
+            });
+            return;
+        }
+        // Closed, or invalid bytes (counted by `decode`).
+        Ok(_) => return,
     };
     let refuse = |code| ConnAck {
         session_present: false,
@@ -164,27 +197,42 @@ pub(super) async fn run(
                 .mqtt
                 .connections_refused
                 .fetch_add(1, Relaxed);
-            let user = login.as_ref().map(|l| l.username.clone());
+            let user = login.as_ref().map(|l| l.username.as_str());
             shared.noise("auth", |suppressed| {
-                tracing::warn!(%peer, ?user, client = %connect.client_id, suppressed, "MQTT connection refused: bad credentials or anonymous not allowed");
+                tracing::warn!(%peer, ?user, client = ?connect.client_id, suppressed, "MQTT connection refused: bad credentials or anonymous not allowed");
             });
             write_now(&mut io, Packet::ConnAck(refuse(code), None)).await;
             return;
         }
     };
     let client_id = match shared.client_id(&connect.client_id, connect.clean_session) {
-        Some(id) => id,
-        None => {
+        Ok(id) => id,
+        Err(why) => {
             shared
                 .metrics
                 .mqtt
                 .connections_refused
                 .fetch_add(1, Relaxed);
+            shared.noise("client_id", |suppressed| {
+                tracing::warn!(%peer, client = ?connect.client_id, suppressed, "MQTT connection refused: {why}");
+            });
             write_now(
                 &mut io,
                 Packet::ConnAck(refuse(ConnectReturnCode::ClientIdentifierNotValid), None),
             )
             .await;
+            return;
+        }
+    };
+    let will = match will
+        .map(|w| screen_will(&shared, w, &client_id))
+        .transpose()
+    {
+        Ok(will) => will.flatten(),
+        Err(()) => {
+            // A malformed will topic is a protocol violation (§3.1.2.9).
+            shared.metrics.mqtt.protocol_errors.fetch_add(1, Relaxed);
+            io.close().await;
             return;
         }
     };
@@ -204,11 +252,10 @@ pub(super) async fn run(
         .await;
         return;
     };
-    let will = will.filter(|w| shared.will_allowed(w, &client_id));
     let (tx, rx, ack) = match shared.open_link(&client_id, connect.clean_session).await {
         Ok(link) => link,
         Err(e) => {
-            tracing::warn!(client = %client_id, error = %e, "the MQTT router refused the connection");
+            tracing::warn!(client = ?client_id, error = %e, "the MQTT router refused the connection");
             write_now(
                 &mut io,
                 Packet::ConnAck(refuse(ConnectReturnCode::ServiceUnavailable), None),
@@ -217,6 +264,11 @@ pub(super) async fn run(
             return;
         }
     };
+    let own_qos2 = shared.qos2.open(&client_id, connect.clean_session);
+    let owner = identity
+        .user
+        .clone()
+        .unwrap_or_else(|| ANONYMOUS.to_string());
     let mut session = Session {
         shared: Arc::clone(&shared),
         io,
@@ -226,8 +278,12 @@ pub(super) async fn run(
         rx,
         client_id,
         identity,
+        owner,
         will,
-        own_qos2: HashSet::new(),
+        own_qos2,
+        routed_qos2: HashSet::new(),
+        subscriptions: HashSet::new(),
+        subacks: HashMap::new(),
     };
     if let Some(packet) = outgoing(ack) {
         session.queue(packet);
@@ -238,16 +294,45 @@ pub(super) async fn run(
     }
     shared.metrics.mqtt.clients.fetch_add(1, Relaxed);
     tracing::info!(
-        client = %session.client_id,
-        user = session.identity.user.as_deref().unwrap_or("(anonymous)"),
+        client = ?session.client_id,
+        user = ?session.identity.user.as_deref().unwrap_or(ANONYMOUS),
         role = session.identity.role.as_str(),
         %peer,
         "MQTT client connected"
     );
     let end = session.serve(connect.keep_alive, &stop).await;
     shared.metrics.mqtt.clients.fetch_sub(1, Relaxed);
-    tracing::info!(client = %session.client_id, reason = ?end, "MQTT client disconnected");
+    tracing::info!(client = ?session.client_id, reason = ?end, "MQTT client disconnected");
     session.finish(end).await;
+}
+
+/// Screens a CONNECT's will: `Err` for a malformed topic (the connection
+/// is closed), `Ok(None)` for one that is dropped (unsupported, or on a
+/// topic the client may not write).
+fn screen_will(shared: &Shared, will: LastWill, client_id: &str) -> Result<Option<LastWill>, ()> {
+    match screen::topic_name(&will.topic) {
+        Ok(topic) => Ok(shared.will_allowed(topic, client_id).then_some(will)),
+        Err(refusal) => {
+            shared.refused_topic(client_id, "will", &will.topic, refusal);
+            match refusal {
+                Refusal::Malformed(_) => Err(()),
+                Refusal::Unsupported(_) => Ok(None),
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Counts and logs (rate-limited, escaped) a name the screen refused.
+    fn refused_topic(&self, client_id: &str, what: &'static str, name: &[u8], refusal: Refusal) {
+        self.metrics.mqtt.topics_refused.fetch_add(1, Relaxed);
+        // At most this much of the name is logged.
+        const SHOWN: usize = 80;
+        let shown = String::from_utf8_lossy(name.get(..SHOWN).unwrap_or(name));
+        self.noise("topic", |suppressed| {
+            tracing::warn!(client = ?client_id, what, name = ?shown, bytes = name.len(), suppressed, "MQTT topic refused: {}", refusal.reason());
+        });
+    }
 }
 
 /// Reads one whole packet (for CONNECT); `Ok(None)` when the peer closed.
@@ -367,10 +452,28 @@ struct Session {
     rx: LinkRx,
     client_id: String,
     identity: Identity,
+    /// Whose retained quota this client's retained messages use.
+    owner: String,
+    /// Screened at CONNECT.
     will: Option<LastWill>,
     /// QoS 2 packet ids this session answered itself (set commands and
-    /// refused publishes), whose PUBREL must not reach the router.
-    own_qos2: HashSet<u16>,
+    /// refused publishes), whose PUBREL must not reach the router; shared
+    /// with later sessions of a persistent client.
+    own_qos2: Qos2Ids,
+    /// QoS 2 packet ids routed and not yet released: the router holds each
+    /// publish until its PUBREL.
+    routed_qos2: HashSet<u16>,
+    /// Filters this connection subscribed, against
+    /// `mqtt.max_subscriptions`.
+    subscriptions: HashSet<String>,
+    /// SUBSCRIBEs of which some filters were refused here: per packet id,
+    /// which positions get 0x80 when the router's SUBACK for the rest
+    /// comes back.
+    subacks: HashMap<u16, Vec<bool>>,
+}
+
+fn lock(ids: &Qos2Ids) -> std::sync::MutexGuard<'_, HashSet<u16>> {
+    ids.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Session {
@@ -419,7 +522,7 @@ impl Session {
                     Ok(false) | Err(_) => return End::Lost,
                 },
                 _ = expired => {
-                    tracing::info!(client = %self.client_id, "MQTT keep-alive expired");
+                    tracing::info!(client = ?self.client_id, "MQTT keep-alive expired");
                     return End::Lost;
                 }
             }
@@ -441,11 +544,16 @@ impl Session {
                     }
                 }
                 Notification::Disconnect(..) => return Err(End::Router),
-                other => {
-                    if let Some(packet) = outgoing(other) {
-                        self.queue(packet);
+                other => match outgoing(other) {
+                    // Answered by `on_unsubscribe` (the router answers
+                    // only filters that were subscribed, once each).
+                    Some(Packet::UnsubAck(..)) | None => {}
+                    Some(Packet::SubAck(ack, _)) => {
+                        let ack = self.merge_suback(ack);
+                        self.queue(Packet::SubAck(ack, None));
                     }
-                }
+                    Some(packet) => self.queue(packet),
+                },
             }
             if self.out.len() < WRITE_BATCH {
                 next = match self.rx.next().now_or_never() {
@@ -476,7 +584,7 @@ impl Session {
             self.shared.metrics.mqtt.messages_out.fetch_add(1, Relaxed);
         }
         if let Err(e) = V4.write(packet, &mut self.out) {
-            tracing::warn!(client = %self.client_id, error = ?e, "cannot encode an MQTT packet; dropped");
+            tracing::warn!(client = ?self.client_id, error = ?e, "cannot encode an MQTT packet; dropped");
         }
     }
 
@@ -505,7 +613,14 @@ impl Session {
     async fn on_packet(&mut self, packet: Packet) -> Result<(), End> {
         match packet {
             Packet::Publish(publish, _) => self.on_publish(publish).await,
-            Packet::PubRel(rel, _) if self.own_qos2.remove(&rel.pkid) => {
+            Packet::PubRel(rel, _) => {
+                if self.routed_qos2.remove(&rel.pkid) {
+                    return self.forward(Packet::PubRel(rel, None)).await;
+                }
+                // Ours, or unknown (§4.3.3: answered all the same; the
+                // router would release some other held publish, or drop
+                // the connection).
+                lock(&self.own_qos2).remove(&rel.pkid);
                 self.queue(Packet::PubComp(
                     PubComp {
                         pkid: rel.pkid,
@@ -515,6 +630,8 @@ impl Session {
                 ));
                 Ok(())
             }
+            Packet::Subscribe(subscribe, _) => self.on_subscribe(subscribe).await,
+            Packet::Unsubscribe(unsubscribe, _) => self.on_unsubscribe(unsubscribe).await,
             Packet::Disconnect(..) => {
                 self.forward(Packet::Disconnect(
                     Disconnect {
@@ -544,28 +661,188 @@ impl Session {
             .protocol_errors
             .fetch_add(1, Relaxed);
         self.shared.noise("protocol", |suppressed| {
-            tracing::warn!(client = %self.client_id, suppressed, "{what}; connection closed");
+            tracing::warn!(client = ?self.client_id, suppressed, "{what}; connection closed");
         });
         End::Lost
     }
 
+    /// Screens a SUBSCRIBE: refused filters get 0x80, the rest go to the
+    /// router, whose SUBACK is merged back in order ([`Self::merge_suback`]).
+    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), End> {
+        let pkid = subscribe.pkid;
+        let mut refused = Vec::with_capacity(subscribe.filters.len());
+        let mut kept = Vec::new();
+        for f in subscribe.filters {
+            let ok = match screen::filter(&f.path) {
+                Err(refusal) => {
+                    self.shared.refused_topic(
+                        &self.client_id,
+                        "subscribe",
+                        f.path.as_bytes(),
+                        refusal,
+                    );
+                    false
+                }
+                Ok(()) => self.subscription_room(&f.path),
+            };
+            refused.push(!ok);
+            if ok {
+                kept.push(f);
+            }
+        }
+        if kept.is_empty() {
+            let return_codes = vec![SubscribeReasonCode::Failure; refused.len()];
+            self.queue(Packet::SubAck(SubAck { pkid, return_codes }, None));
+            return Ok(());
+        }
+        if refused.contains(&true) {
+            self.subacks.insert(pkid, refused);
+        }
+        let filters = kept;
+        self.forward(Packet::Subscribe(Subscribe { pkid, filters }, None))
+            .await
+    }
+
+    /// Whether this connection may add `filter` (`mqtt.max_subscriptions`
+    /// per connection, and [`super::limits::Filters`]); counts it if so.
+    fn subscription_room(&mut self, filter: &str) -> bool {
+        if self.subscriptions.contains(filter) {
+            return true;
+        }
+        let limit = if self.subscriptions.len() >= self.shared.mqtt.max_subscriptions {
+            Some("mqtt.max_subscriptions")
+        } else {
+            self.shared.filters.admit(&self.owner, filter).err()
+        };
+        if let Some(limit) = limit {
+            self.shared
+                .metrics
+                .mqtt
+                .subscriptions_refused
+                .fetch_add(1, Relaxed);
+            self.shared.noise("subscriptions", |suppressed| {
+                tracing::warn!(client = ?self.client_id, suppressed, "MQTT subscription refused: {limit} reached");
+            });
+            return false;
+        }
+        self.subscriptions.insert(filter.to_string());
+        true
+    }
+
+    /// The router's SUBACK with 0x80 put back where filters were refused.
+    fn merge_suback(&mut self, ack: SubAck) -> SubAck {
+        let Some(refused) = self.subacks.remove(&ack.pkid) else {
+            return ack;
+        };
+        let mut routed = ack.return_codes.into_iter();
+        let return_codes = refused
+            .into_iter()
+            .map(|refused| match refused {
+                true => SubscribeReasonCode::Failure,
+                false => routed.next().unwrap_or(SubscribeReasonCode::Failure),
+            })
+            .collect();
+        SubAck {
+            pkid: ack.pkid,
+            return_codes,
+        }
+    }
+
+    /// Screens an UNSUBSCRIBE and answers it here: the router acknowledges
+    /// only filters that were subscribed, once per filter, so a client
+    /// unsubscribing anything else would wait forever.
+    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Result<(), End> {
+        if unsubscribe.filters.is_empty() {
+            return Err(self.protocol_error("MQTT UNSUBSCRIBE without filters (§3.10.3)"));
+        }
+        let pkid = unsubscribe.pkid;
+        let mut filters = Vec::new();
+        for f in unsubscribe.filters {
+            match screen::filter(&f) {
+                Ok(()) => {
+                    self.subscriptions.remove(&f);
+                    filters.push(f);
+                }
+                Err(refusal) => {
+                    self.shared
+                        .refused_topic(&self.client_id, "unsubscribe", f.as_bytes(), refusal)
+                }
+            }
+        }
+        if !filters.is_empty() {
+            self.forward(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None))
+                .await?;
+        }
+        self.queue(Packet::UnsubAck(
+            UnsubAck {
+                pkid,
+                reasons: Vec::new(),
+            },
+            None,
+        ));
+        Ok(())
+    }
+
     async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
         self.shared.metrics.mqtt.messages_in.fetch_add(1, Relaxed);
-        // MQTT §4.7: a topic name is UTF-8, not empty, without wildcards.
-        let topic = match std::str::from_utf8(&publish.topic) {
-            Ok(t) if !t.is_empty() && !t.contains(['+', '#', '\0']) => t.to_string(),
-            _ => return Err(self.protocol_error("MQTT publish to an invalid topic name")),
+        let topic = match screen::topic_name(&publish.topic) {
+            Ok(t) => t.to_string(),
+            Err(refusal) => {
+                self.shared
+                    .refused_topic(&self.client_id, "publish", &publish.topic, refusal);
+                return match refusal {
+                    Refusal::Malformed(why) => Err(self.protocol_error(why)),
+                    Refusal::Unsupported(_) => self.ack_own(&publish),
+                };
+            }
         };
-        // An empty retained message only clears what the broker keeps; it
-        // is not a reading.
-        let clearing = publish.retain && publish.payload.is_empty();
-        match self.shared.topics.inbound(&topic) {
+        let (qos, pkid) = qos_and_pkid(&publish);
+        if qos == 2 {
+            // A resend (its PUBREC was lost): answered, never applied or
+            // routed twice.
+            if lock(&self.own_qos2).contains(&pkid) {
+                return self.ack_own(&publish);
+            }
+            if self.routed_qos2.contains(&pkid) {
+                self.queue(pubrec(pkid));
+                return Ok(());
+            }
+            if lock(&self.own_qos2).len() + self.routed_qos2.len() >= MAX_QOS2_INFLIGHT {
+                return Err(self.protocol_error(
+                    "MQTT client over MAX_QOS2_INFLIGHT QoS 2 publishes awaiting PUBREL; not applied",
+                ));
+            }
+        }
+        let inbound = self.shared.topics.inbound(&topic);
+        match inbound {
             Inbound::Set(raw_id) => return self.on_set(raw_id, &topic, &publish).await,
             Inbound::DaemonOwned => {
                 self.refuse(&topic, "only the daemon publishes on this topic");
-                self.ack_own(&publish);
-                return Ok(());
+                return self.ack_own(&publish);
             }
+            _ => {}
+        }
+        // The router drops a topic's retained message on any empty
+        // payload; a non-empty retained one needs room.
+        if publish.payload.is_empty() {
+            self.shared.retained.clear(&topic);
+        } else if publish.retain {
+            if let Err(why) = self.retain(&inbound, &topic, publish.payload.len()) {
+                self.shared
+                    .metrics
+                    .mqtt
+                    .retained_refused
+                    .fetch_add(1, Relaxed);
+                self.shared.noise("retained", |suppressed| {
+                    tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, suppressed, "MQTT retained publish dropped: {why}");
+                });
+                return self.ack_own(&publish);
+            }
+        }
+        // An empty retained message only clears what the broker keeps; it
+        // is not a reading.
+        let clearing = publish.retain && publish.payload.is_empty();
+        match inbound {
             Inbound::Sensor(sensor) if !clearing => {
                 self.on_sensor(sensor, &topic, &publish.payload)
             }
@@ -575,9 +852,35 @@ impl Session {
             }
             _ => {}
         }
+        if qos == 2 {
+            self.routed_qos2.insert(pkid);
+        }
         self.forward(Packet::Publish(publish, None)).await
     }
 
+    /// Whether this client may leave a retained message of `size` payload
+    /// bytes on `topic`; records it if so. Staff and admin may retain on
+    /// any routed topic, viewers (sensor nodes, integrations) on any but
+    /// detections (a head count is a moment, not a state), anonymous
+    /// clients only on sensor topics (a node's last reading or `offline`)
+    /// and under `homeassistant/` (a device's discovery config), all
+    /// within the quotas of [`super::limits::Retained`].
+    fn retain(&self, inbound: &Inbound<'_>, topic: &str, size: usize) -> Result<(), &'static str> {
+        let place_ok = match (self.identity.user.is_some(), self.identity.role) {
+            (_, Role::Staff | Role::Admin) => true,
+            (true, Role::Viewer) => !matches!(inbound, Inbound::Detections),
+            (false, _) => {
+                matches!(inbound, Inbound::Sensor(_))
+                    || topic.starts_with(&format!("{}/", super::topics::HA_PREFIX))
+            }
+        };
+        if !place_ok {
+            return Err("this client's role may not retain on this topic");
+        }
+        self.shared
+            .retained
+            .keep(&self.owner, topic, topic.len() + size)
+    }
     fn on_sensor(&self, sensor: &str, topic: &str, payload: &[u8]) {
         let input = &self.shared.input;
         let result = match parse_sensor(payload) {
@@ -631,21 +934,16 @@ impl Session {
     /// or it stopped): logged, not counted as the node's fault.
     fn dropped(&self, topic: &str, error: &InputError) {
         self.shared.noise("input", |suppressed| {
-            tracing::warn!(client = %self.client_id, topic, %error, suppressed, "MQTT reading dropped");
+            tracing::warn!(client = ?self.client_id, topic, error = ?error.to_string(), suppressed, "MQTT reading dropped");
         });
     }
 
+    /// A `set` command: applied, then acknowledged. The QoS 2 resend and
+    /// in-flight checks of [`Self::on_publish`] ran before.
     async fn on_set(&mut self, raw_id: &str, topic: &str, publish: &Publish) -> Result<(), End> {
-        let (qos, pkid) = qos_and_pkid(publish);
         if self.identity.role < Role::Staff {
             self.refuse(topic, "set commands need an MQTT user with role staff");
-            self.ack_own(publish);
-            return Ok(());
-        }
-        // A QoS 2 resend (its PUBREC was lost) must not apply twice.
-        if qos == 2 && self.own_qos2.contains(&pkid) {
-            self.ack_own(publish);
-            return Ok(());
+            return self.ack_own(publish);
         }
         match parse_set(raw_id, &publish.payload) {
             Err(e) => self.malformed(PayloadKind::Set, topic, &e.to_string()),
@@ -670,26 +968,34 @@ impl Session {
                     .await
                 {
                     Ok(_) => {
-                        tracing::info!(client = %self.client_id, table = id, state = %command.state, "table set over MQTT");
+                        tracing::info!(client = ?self.client_id, table = id, state = %command.state, "table set over MQTT");
                     }
-                    Err(StoreError::TableNotFound(_)) => {
-                        self.malformed(PayloadKind::Set, topic, &format!("no table {id}"));
+                    // The same rule as HTTP's 4xx: resending cannot help,
+                    // so it is acknowledged.
+                    Err(e) if e.is_client_fault() => {
+                        self.malformed(PayloadKind::Set, topic, &e.to_string());
                     }
                     // Not acknowledged: the client sends it again later.
                     Err(StoreError::Closed) => return Err(End::Shutdown),
+                    // HTTP's 5xx: no acknowledgement, and the connection is
+                    // closed so the client resends it (QoS 1 and 2).
                     Err(e) => {
-                        tracing::warn!(client = %self.client_id, table = id, error = %e, "MQTT set command failed");
+                        self.shared.metrics.mqtt.set_failed.fetch_add(1, Relaxed);
+                        self.shared.noise("set_failed", |suppressed| {
+                            tracing::warn!(client = ?self.client_id, table = id, error = ?e.to_string(), suppressed, "MQTT set command failed; not acknowledged, connection closed");
+                        });
+                        return Err(End::Failed);
                     }
                 }
             }
         }
         // Acknowledged only now, after the commit (SPEC §4).
-        self.ack_own(publish);
-        Ok(())
+        self.ack_own(publish)
     }
 
-    /// Acknowledges a PUBLISH the router never sees, per its QoS.
-    fn ack_own(&mut self, publish: &Publish) {
+    /// Acknowledges a PUBLISH the router never sees, per its QoS. Room
+    /// for a QoS 2 id was checked by [`Self::on_publish`].
+    fn ack_own(&mut self, publish: &Publish) -> Result<(), End> {
         match qos_and_pkid(publish) {
             (1, pkid) => self.queue(Packet::PubAck(
                 PubAck {
@@ -698,20 +1004,13 @@ impl Session {
                 },
                 None,
             )),
-            (2, pkid)
-                if self.own_qos2.len() < MAX_OWN_INFLIGHT || self.own_qos2.contains(&pkid) =>
-            {
-                self.own_qos2.insert(pkid);
-                self.queue(Packet::PubRec(
-                    PubRec {
-                        pkid,
-                        reason: PubRecReason::Success,
-                    },
-                    None,
-                ));
+            (2, pkid) => {
+                lock(&self.own_qos2).insert(pkid);
+                self.queue(pubrec(pkid));
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn refuse(&self, topic: &str, why: &str) {
@@ -720,16 +1019,15 @@ impl Session {
             .mqtt
             .publishes_refused
             .fetch_add(1, Relaxed);
-        let user = self.identity.user.as_deref().unwrap_or("(anonymous)");
         self.shared.noise("refused", |suppressed| {
-            tracing::warn!(client = %self.client_id, user, topic, suppressed, "MQTT publish refused: {why}");
+            tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, suppressed, "MQTT publish refused: {why}");
         });
     }
 
     fn malformed(&self, kind: PayloadKind, topic: &str, error: &str) {
         self.shared.metrics.mqtt.malformed(kind);
         self.shared.noise(kind.as_str(), |suppressed| {
-            tracing::warn!(kind = kind.as_str(), client = %self.client_id, topic, error, suppressed, "malformed MQTT payload ignored");
+            tracing::warn!(kind = kind.as_str(), client = ?self.client_id, topic, error, suppressed, "malformed MQTT payload ignored");
         });
     }
 
@@ -738,17 +1036,11 @@ impl Session {
     async fn finish(mut self, end: End) {
         if end == End::Lost {
             if let Some(will) = self.will.take() {
-                // A will on the node's own sensor topic (`offline`, or a
-                // last reading) counts as if the node had sent it.
-                let topic = String::from_utf8_lossy(&will.topic).into_owned();
-                if let Inbound::Sensor(sensor) = self.shared.topics.inbound(&topic) {
-                    self.on_sensor(sensor, &topic, &will.message);
-                }
-                let publish = Publish::new(will.topic, will.message, will.retain);
-                let _ = self.tx.send(Packet::Publish(publish, None)).await;
+                self.send_will(will).await;
             }
         }
-        if matches!(end, End::Lost | End::Shutdown) {
+        self.shared.qos2.close(&self.client_id, &self.own_qos2);
+        if matches!(end, End::Lost | End::Shutdown | End::Failed) {
             let disconnect = Disconnect {
                 reason_code: DisconnectReasonCode::NormalDisconnection,
             };
@@ -757,6 +1049,47 @@ impl Session {
         let _ = self.flush().await;
         self.io.close().await;
     }
+
+    /// Publishes a lost client's will (screened at CONNECT) as if the
+    /// client had sent it, retained limits included.
+    async fn send_will(&mut self, will: LastWill) {
+        let Ok(topic) = screen::topic_name(&will.topic).map(str::to_string) else {
+            return;
+        };
+        let inbound = self.shared.topics.inbound(&topic);
+        if will.message.is_empty() {
+            self.shared.retained.clear(&topic);
+        } else if will.retain {
+            if let Err(why) = self.retain(&inbound, &topic, will.message.len()) {
+                self.shared
+                    .metrics
+                    .mqtt
+                    .retained_refused
+                    .fetch_add(1, Relaxed);
+                self.shared.noise("retained", |suppressed| {
+                    tracing::warn!(client = ?self.client_id, topic, suppressed, "MQTT retained will dropped: {why}");
+                });
+                return;
+            }
+        }
+        // A will on the node's own sensor topic (`offline`, or a last
+        // reading) counts as if the node had sent it.
+        if let Inbound::Sensor(sensor) = inbound {
+            self.on_sensor(sensor, &topic, &will.message);
+        }
+        let publish = Publish::new(will.topic, will.message, will.retain);
+        let _ = self.tx.send(Packet::Publish(publish, None)).await;
+    }
+}
+
+fn pubrec(pkid: u16) -> Packet {
+    Packet::PubRec(
+        PubRec {
+            pkid,
+            reason: PubRecReason::Success,
+        },
+        None,
+    )
 }
 
 #[cfg(test)]
@@ -780,6 +1113,15 @@ mod tests {
             max_connections: 4,
             segment_bytes: 4096,
             segments: 1,
+            connect_timeout: Duration::from_secs(5),
+            max_pending: 4,
+            max_pending_per_ip: 2,
+            max_subscriptions: 4,
+            max_filters: 4,
+            max_retained: 4,
+            max_retained_bytes: 4096,
+            max_retained_per_user: 2,
+            max_retained_bytes_per_user: 1024,
             users: vec![
                 user("node", Role::Viewer, "node-pw"),
                 user("host", Role::Staff, "host-pw"),

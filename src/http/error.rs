@@ -214,3 +214,33 @@ impl<const ROLE: u8> FromRequestParts<AppState> for Need<ROLE> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HTTP and MQTT follow one rule (`StoreError::is_client_fault`): a
+    /// 4xx here is what MQTT acknowledges, a 5xx what it leaves unacked.
+    #[test]
+    fn store_errors_map_to_4xx_exactly_when_they_are_the_client_s_fault() {
+        let errors = [
+            StoreError::TableNotFound(1),
+            StoreError::Conflict("c".into()),
+            StoreError::InvalidValue {
+                field: "f".into(),
+                message: "m".into(),
+            },
+            StoreError::Refused("r".into()),
+            StoreError::Invalid("database is locked".into()),
+            StoreError::Closed,
+            StoreError::Sqlite(rusqlite::Error::InvalidQuery),
+            StoreError::Io(std::io::Error::other("disk full")),
+        ];
+        for e in errors {
+            let client = e.is_client_fault();
+            let status = ApiError::from(e).status;
+            assert_eq!(status.is_client_error(), client, "{status}");
+            assert_eq!(status.is_server_error(), !client, "{status}");
+        }
+    }
+}

@@ -66,6 +66,25 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// The one rule for every caller: `true` when the request itself was
+    /// wrong (HTTP answers 4xx, MQTT acknowledges: resending would fail
+    /// again), `false` when the daemon failed it (HTTP 5xx/503, MQTT sends
+    /// no acknowledgement, so the client resends).
+    pub fn is_client_fault(&self) -> bool {
+        match self {
+            StoreError::TableNotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::InvalidValue { .. }
+            | StoreError::Refused(_) => true,
+            StoreError::Invalid(_)
+            | StoreError::Closed
+            | StoreError::Sqlite(_)
+            | StoreError::Io(_) => false,
+        }
+    }
+}
+
 /// A new table from the API (`id` is chosen by the store when absent).
 #[derive(Debug, Clone)]
 pub struct NewTable {

@@ -218,3 +218,213 @@ impl Client {
         }
     }
 }
+
+/// Hand-built MQTT 3.1.1 packets over a raw TCP stream, for what no
+/// client library would send (hostile topics, lost acks, silence).
+pub mod raw {
+    use super::PATIENCE;
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::TcpStream;
+
+    /// A length-prefixed MQTT string (any bytes).
+    pub fn string(bytes: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(bytes.len()).expect("at most 65,535 bytes");
+        [&len.to_be_bytes()[..], bytes].concat()
+    }
+
+    /// A packet: first byte, remaining length, body.
+    pub fn packet(byte1: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![byte1];
+        let mut len = body.len();
+        loop {
+            let mut b = (len % 128) as u8;
+            len /= 128;
+            if len > 0 {
+                b |= 0x80;
+            }
+            out.push(b);
+            if len == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// A CONNECT's fields.
+    #[derive(Clone, Copy)]
+    pub struct Connect<'a> {
+        pub client_id: &'a [u8],
+        pub user: Option<(&'a str, &'a str)>,
+        /// Topic, message, retain (QoS 0).
+        pub will: Option<(&'a [u8], &'a [u8], bool)>,
+        pub clean: bool,
+    }
+
+    impl<'a> Connect<'a> {
+        pub fn new(client_id: &'a str, user: Option<(&'a str, &'a str)>) -> Connect<'a> {
+            Connect {
+                client_id: client_id.as_bytes(),
+                user,
+                will: None,
+                clean: true,
+            }
+        }
+
+        pub fn encode(&self) -> Vec<u8> {
+            let mut flags = 0u8;
+            if self.clean {
+                flags |= 0x02;
+            }
+            let mut tail = string(self.client_id);
+            if let Some((topic, message, retain)) = self.will {
+                flags |= 0x04 | if retain { 0x20 } else { 0 };
+                tail.extend(string(topic));
+                tail.extend(string(message));
+            }
+            if let Some((name, password)) = self.user {
+                flags |= 0xc0;
+                tail.extend(string(name.as_bytes()));
+                tail.extend(string(password.as_bytes()));
+            }
+            let body = [string(b"MQTT"), vec![4, flags, 0, 60], tail].concat();
+            packet(0x10, &body)
+        }
+    }
+
+    pub fn publish(
+        topic: &[u8],
+        payload: &[u8],
+        qos: u8,
+        pkid: u16,
+        retain: bool,
+        dup: bool,
+    ) -> Vec<u8> {
+        let byte1 = 0x30 | (qos << 1) | u8::from(retain) | if dup { 0x08 } else { 0 };
+        let mut body = string(topic);
+        if qos > 0 {
+            body.extend(pkid.to_be_bytes());
+        }
+        body.extend_from_slice(payload);
+        packet(byte1, &body)
+    }
+
+    /// SUBSCRIBE at QoS 1 for each filter.
+    pub fn subscribe(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        for f in filters {
+            body.extend(string(f));
+            body.push(1);
+        }
+        packet(0x82, &body)
+    }
+
+    pub fn unsubscribe(pkid: u16, filters: &[&[u8]]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        for f in filters {
+            body.extend(string(f));
+        }
+        packet(0xa2, &body)
+    }
+
+    pub fn pubrel(pkid: u16) -> Vec<u8> {
+        packet(0x62, &pkid.to_be_bytes())
+    }
+
+    pub const PINGREQ: [u8; 2] = [0xc0, 0];
+
+    /// One raw connection.
+    pub struct Raw {
+        pub stream: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Raw {
+        pub async fn open(addr: SocketAddr) -> Raw {
+            Raw {
+                stream: TcpStream::connect(addr).await.expect("tcp connect"),
+                buf: Vec::new(),
+            }
+        }
+
+        /// Opens, sends `connect`, and returns the CONNACK's return code
+        /// (`None`: closed without one).
+        pub async fn connect(addr: SocketAddr, connect: &Connect<'_>) -> (Raw, Option<u8>) {
+            let mut raw = Raw::open(addr).await;
+            raw.send(&connect.encode()).await;
+            let code = match raw.recv().await {
+                Some((0x20, body)) => Some(body[1]),
+                Some(other) => panic!("expected CONNACK, got {other:?}"),
+                None => None,
+            };
+            (raw, code)
+        }
+
+        /// Sends bytes; a closed connection is not an error here (the
+        /// broker may close it for a hostile packet).
+        pub async fn send(&mut self, bytes: &[u8]) {
+            let _ = self.stream.write_all(bytes).await;
+        }
+
+        /// The next packet as (first byte, body), or `None` once closed.
+        pub async fn recv(&mut self) -> Option<(u8, Vec<u8>)> {
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                if let Some(packet) = self.frame() {
+                    return Some(packet);
+                }
+                let mut chunk = [0u8; 65536];
+                let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                    .await
+                    .expect("timed out waiting for the broker");
+                match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        }
+
+        fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
+            let mut len = 0usize;
+            let mut at = 1;
+            loop {
+                let b = *self.buf.get(at)?;
+                len |= usize::from(b & 0x7f) << (7 * (at - 1));
+                at += 1;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            if self.buf.len() < at + len {
+                return None;
+            }
+            let byte1 = self.buf[0];
+            let body = self.buf[at..at + len].to_vec();
+            self.buf.drain(..at + len);
+            Some((byte1, body))
+        }
+
+        /// Every packet until the broker closes the connection.
+        pub async fn until_closed(&mut self) -> Vec<(u8, Vec<u8>)> {
+            let mut seen = Vec::new();
+            while let Some(p) = self.recv().await {
+                seen.push(p);
+            }
+            seen
+        }
+
+        /// Sends PINGREQ and waits for PINGRESP, keeping what came before;
+        /// `None` if the connection closed first.
+        pub async fn ping(&mut self) -> Option<Vec<(u8, Vec<u8>)>> {
+            self.send(&PINGREQ).await;
+            let mut before = Vec::new();
+            loop {
+                match self.recv().await? {
+                    (0xd0, _) => return Some(before),
+                    other => before.push(other),
+                }
+            }
+        }
+    }
+}
