@@ -7,11 +7,14 @@
 //! nothing for two intervals. A client that falls too far behind is closed
 //! with code 4008 "slow consumer" and resumes with `since`. A client frame
 //! or message over 16 KiB closes the socket at its header: no peer can make
-//! the daemon buffer more than that per socket.
+//! the daemon buffer more than that per socket. Each socket holds a slot
+//! of `http.max_streams` (see `limits`); over the cap the upgrade gets a 503.
 
-use super::error::{ApiError, AsViewer};
+use super::error::{ApiError, AsViewer, Need};
+use super::limits::StreamSlot;
 use super::sse::StreamParams;
 use super::{AppState, ConnKill};
+use crate::auth::Role;
 use crate::feed::{Feed, FeedEnd, Filter, Item};
 use crate::hub::ClientKind;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -74,7 +77,7 @@ enum ClientOp {
 
 pub async fn upgrade(
     State(app): State<AppState>,
-    _: AsViewer,
+    Need(caller): AsViewer,
     kill: Option<axum::Extension<ConnKill>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -88,6 +91,7 @@ pub async fn upgrade(
             format!("not a WebSocket upgrade: {}", r.body_text()),
         )
     })?;
+    let slot = app.limits.open_stream(caller.role >= Role::Staff)?;
     let kill = kill.map(|k| k.0.0).unwrap_or_default();
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -95,14 +99,17 @@ pub async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .on_upgrade(move |socket| session(app, socket, params, kill)))
+        .on_upgrade(move |socket| session(app, socket, params, kill, slot)))
 }
 
+/// One WebSocket; `_slot` holds its place under `http.max_streams` until
+/// the session ends.
 async fn session(
     app: AppState,
     mut socket: WebSocket,
     params: StreamParams,
     kill: CancellationToken,
+    _slot: StreamSlot,
 ) {
     let new_feed = |filter: Filter, since: Option<u64>| {
         Feed::new(
