@@ -110,7 +110,7 @@ pub async fn stream(
                         .slow_clients_closed
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                tracing::debug!(reason = %end, "SSE stream ended");
+                tracing::debug!(reason = ?end.to_string(), "SSE stream ended");
                 return None;
             }
         };

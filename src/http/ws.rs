@@ -142,7 +142,7 @@ async fn session(
                     }
                     Err(FeedEnd::Shutdown) => break Some((CLOSE_GOING_AWAY, "server shutting down")),
                     Err(e) => {
-                        tracing::warn!(error = %e, "WebSocket feed failed");
+                        tracing::warn!(error = ?e.to_string(), "WebSocket feed failed");
                         break Some((1011, "internal error"));
                     }
                 };
