@@ -98,6 +98,9 @@ pub mod raw {
         pub ws_ping: String,
         pub max_body_bytes: u64,
         pub client_queue: u64,
+        pub max_connections: u64,
+        pub max_connections_per_ip: u64,
+        pub max_streams: u64,
     }
 
     impl Default for Http {
@@ -109,6 +112,9 @@ pub mod raw {
                 ws_ping: "20s".into(),
                 max_body_bytes: 64 * 1024,
                 client_queue: 1024,
+                max_connections: 512,
+                max_connections_per_ip: 32,
+                max_streams: 128,
             }
         }
     }
@@ -300,6 +306,9 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("http", "ws_ping", Kind::Str),
     ("http", "max_body_bytes", Kind::Int),
     ("http", "client_queue", Kind::Int),
+    ("http", "max_connections", Kind::Int),
+    ("http", "max_connections_per_ip", Kind::Int),
+    ("http", "max_streams", Kind::Int),
     ("storage", "path", Kind::Str),
     ("storage", "retention_days", Kind::Int),
     ("storage", "batch_max", Kind::Int),
@@ -363,6 +372,16 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How many events a stream client may fall behind before it is closed.
     pub client_queue: usize,
+    /// Most HTTP connections open at once (streams included); lowered at
+    /// start so HTTP never takes the descriptors the store and the broker
+    /// need (see `http::limits`).
+    pub max_connections: usize,
+    /// Most connections from one client address; connections from the
+    /// daemon's own host are not counted against it.
+    pub max_connections_per_ip: usize,
+    /// Most SSE and WebSocket streams open at once; a quarter is kept for
+    /// callers with a staff or admin token.
+    pub max_streams: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -811,6 +830,14 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             16 << 20,
         )?,
         client_queue: in_range("http.client_queue", raw.http.client_queue, 16, 1 << 16)?,
+        max_connections: in_range("http.max_connections", raw.http.max_connections, 8, 1 << 16)?,
+        max_connections_per_ip: in_range(
+            "http.max_connections_per_ip",
+            raw.http.max_connections_per_ip,
+            1,
+            1 << 16,
+        )?,
+        max_streams: in_range("http.max_streams", raw.http.max_streams, 1, 1 << 16)?,
     };
 
     if raw.storage.path.trim().is_empty() {
@@ -1103,6 +1130,9 @@ mod tests {
         assert_eq!(cfg.occupancy.occupy_after, Duration::from_secs(10));
         assert_eq!(cfg.occupancy.release_after, Duration::from_secs(180));
         assert_eq!(cfg.http.heartbeat, Duration::from_secs(15));
+        assert_eq!(cfg.http.max_connections, 512);
+        assert_eq!(cfg.http.max_connections_per_ip, 32);
+        assert_eq!(cfg.http.max_streams, 128);
         assert_eq!(cfg.storage.retention_days, 30);
         assert_eq!(cfg.auth.anonymous, Some(Role::Viewer));
         assert_eq!(cfg.site.id, "local");
@@ -1136,6 +1166,12 @@ mod tests {
                 "auth.tokens[0].token_sha256",
             ),
             ("[[tables]]\nid = 1\nseats = 0", "tables[0].seats"),
+            ("[http]\nmax_connections = 0", "http.max_connections"),
+            (
+                "[http]\nmax_connections_per_ip = 0",
+                "http.max_connections_per_ip",
+            ),
+            ("[http]\nmax_streams = 0", "http.max_streams"),
             ("[mqtt]\nlisten = \"1883\"", "mqtt.listen"),
             ("[mqtt]\nws_listen = \"x\"", "mqtt.ws_listen"),
             ("[mqtt]\nmax_payload = 0", "mqtt.max_payload"),
@@ -1207,6 +1243,12 @@ mod tests {
     fn bad_environment_overrides_are_named() {
         let err = parse("", &[("MESERO_HTTP_LISTN", "x")]).expect_err("unknown");
         assert!(err.to_string().contains("MESERO_HTTP_LISTN"), "{err}");
+        let err = parse("", &[("MESERO_HTTP_MAX_STREAMS", "0")]).expect_err("range");
+        assert!(
+            err.to_string()
+                .starts_with("http.max_streams (from MESERO_HTTP_MAX_STREAMS)"),
+            "{err}"
+        );
         let err = parse("", &[("MESERO_STORAGE_RETENTION_DAYS", "many")]).expect_err("int");
         assert!(
             err.to_string().starts_with("storage.retention_days"),

@@ -146,6 +146,7 @@ impl Daemon {
             sensors: sensors.board.clone(),
             liveness: liveness.clone(),
         };
+        let limits = crate::http::Limits::new(&config, Arc::clone(&metrics));
         let state = crate::http::AppState {
             config: Arc::clone(&config),
             store: store.clone(),
@@ -153,10 +154,12 @@ impl Daemon {
             metrics,
             sensors: sensors.board,
             shutdown: shutdown.clone(),
+            limits: Arc::clone(&limits),
         };
         let http = tokio::spawn(crate::http::serve(
             listener,
             crate::http::router(state),
+            limits,
             shutdown.clone(),
             HTTP_GRACE,
             liveness.register("http"),

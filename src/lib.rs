@@ -13,7 +13,8 @@
 //! - [`daemon`]: start-up and shutdown order.
 //! - [`systemd`]: `sd_notify` (READY, STATUS, STOPPING) and the watchdog,
 //!   fed only while every loop checks in; [`status`] is the status line.
-//! - [`logging`]: journald under systemd, stderr otherwise.
+//! - [`logging`]: journald under systemd, stderr otherwise; [`throttle`]
+//!   rate-limits lines about misbehaving peers.
 //! - [`cli`]: the `mesero` command.
 
 pub mod auth;
@@ -37,4 +38,5 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tables;
+pub mod throttle;
 pub mod watch;

@@ -25,7 +25,56 @@ pub struct Metrics {
     failed_batches: AtomicU64,
     /// HTTP requests answered with 4xx (bad input, auth).
     pub http_client_errors: AtomicU64,
+    pub http: HttpMetrics,
     pub mqtt: MqttMetrics,
+}
+
+/// Counters of the HTTP server's caps (see `http::limits`).
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Open HTTP connections (streams included).
+    pub connections: AtomicI64,
+    /// Open SSE and WebSocket streams.
+    pub streams: AtomicI64,
+    /// Connections answered 503 and closed: over `http.max_connections`.
+    pub refused_connections: AtomicU64,
+    /// Connections answered 503 and closed: over `http.max_connections_per_ip`.
+    pub refused_per_ip: AtomicU64,
+    /// Stream requests answered 503: over `http.max_streams`.
+    pub refused_streams: AtomicU64,
+    /// Failed accepts (out of descriptors, aborted handshakes).
+    pub accept_errors: AtomicU64,
+}
+
+impl HttpMetrics {
+    pub fn snapshot(&self) -> HttpSnapshot {
+        HttpSnapshot {
+            connections: self.connections.load(Relaxed),
+            streams: self.streams.load(Relaxed),
+            refused: RefusedSnapshot {
+                connections: self.refused_connections.load(Relaxed),
+                per_ip: self.refused_per_ip.load(Relaxed),
+                streams: self.refused_streams.load(Relaxed),
+            },
+            accept_errors: self.accept_errors.load(Relaxed),
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HttpSnapshot {
+    pub connections: i64,
+    pub streams: i64,
+    pub refused: RefusedSnapshot,
+    pub accept_errors: u64,
+}
+
+/// HTTP refusals by cap.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusedSnapshot {
+    pub connections: u64,
+    pub per_ip: u64,
+    pub streams: u64,
 }
 
 /// The kinds of MQTT payload the daemon reads (SPEC §3), for counting and
@@ -173,6 +222,7 @@ impl Default for Metrics {
             commit_micros_max: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
             http_client_errors: AtomicU64::new(0),
+            http: HttpMetrics::default(),
             mqtt: MqttMetrics::default(),
         }
     }
@@ -304,6 +354,25 @@ impl Metrics {
             "HTTP requests answered with a 4xx status.",
             s.http_client_errors.to_string(),
         );
+        let h = self.http.snapshot();
+        metric(
+            "mesero_http_connections",
+            "gauge",
+            "Open HTTP connections, streams included.",
+            h.connections.to_string(),
+        );
+        metric(
+            "mesero_http_streams",
+            "gauge",
+            "Open SSE and WebSocket streams.",
+            h.streams.to_string(),
+        );
+        metric(
+            "mesero_http_accept_errors_total",
+            "counter",
+            "Failed accepts on the HTTP listener.",
+            h.accept_errors.to_string(),
+        );
         let m = self.mqtt.snapshot();
         metric(
             "mesero_mqtt_clients",
@@ -391,6 +460,20 @@ impl Metrics {
                 "mesero_mqtt_malformed_total{{kind=\"{}\"}} {}",
                 kind.as_str(),
                 self.mqtt.malformed_count(kind)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mesero_http_refused_total HTTP connections and streams refused with 503, by cap.\n# TYPE mesero_http_refused_total counter"
+        );
+        for (reason, count) in [
+            ("connections", h.refused.connections),
+            ("per_ip", h.refused.per_ip),
+            ("streams", h.refused.streams),
+        ] {
+            let _ = writeln!(
+                out,
+                "mesero_http_refused_total{{reason=\"{reason}\"}} {count}"
             );
         }
         let _ = writeln!(

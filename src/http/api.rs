@@ -264,6 +264,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
         "tables": app.hub.tables().len(),
         "sensors": app.sensors.snapshot(),
         "slow_clients_closed": m.slow_clients_closed,
+        "http": app.metrics.http.snapshot(),
         "writer": {
             "commits": m.commits,
             "events": m.committed_events,

@@ -4,7 +4,8 @@
 //! status of SPEC §2: 400 input that does not parse (bad JSON, wrong types,
 //! unknown fields, bad query parameters), 401 no or invalid token, 403 role
 //! too low, 404, 409 conflict, 413 body too large, 422 a well-formed value
-//! that is not acceptable, 503 shutting down.
+//! that is not acceptable, 503 shutting down or over a cap (then with
+//! `Retry-After`, and the connection is closed).
 
 use crate::auth::{AuthError, Caller, Role, authorize};
 use crate::http::AppState;
@@ -13,7 +14,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -23,6 +24,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After`; such a response also closes the
+    /// connection, whose slot is what the client should give back.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +35,15 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 503 for a cap that is reached; retry in `retry_after` seconds.
+    pub fn overloaded(message: impl Into<String>, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message)
         }
     }
 
@@ -50,7 +63,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({ "error": { "code": self.code, "message": self.message } }));
-        (self.status, body).into_response()
+        let mut response = (self.status, body).into_response();
+        if let Some(secs) = self.retry_after {
+            let h = response.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -68,7 +87,7 @@ impl From<StoreError> for ApiError {
                 "the daemon is shutting down; retry shortly",
             ),
             StoreError::Invalid(_) | StoreError::Sqlite(_) | StoreError::Io(_) => {
-                tracing::error!(error = %e, "storage error");
+                tracing::error!(error = ?e.to_string(), "storage error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",

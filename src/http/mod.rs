@@ -1,13 +1,21 @@
 //! HTTP: routes, the accept loop, and graceful shutdown.
 //!
-//! The accept loop is ours (not `axum::serve`) for three reasons: each
-//! connection gets `TCP_NODELAY` (small event frames must not wait for
-//! Nagle), a header-read timeout, and a per-connection kill token that the
-//! hub's reaper cancels to close a stalled stream client even though
-//! nothing polls its response any more.
+//! The accept loop is ours (not `axum::serve`) for four reasons: each
+//! connection is admitted against the caps of [`limits`] (over a cap it
+//! gets a 503 and is closed), gets `TCP_NODELAY` (small event frames must
+//! not wait for Nagle), a header-read timeout (which also ends idle
+//! keep-alive connections), and a per-connection kill token that the hub's
+//! reaper cancels to close a stalled stream client even though nothing
+//! polls its response any more.
+//!
+//! Nothing a peer sends is logged with `%` (Display): paths, headers,
+//! tokens and WebSocket messages are not logged at all, and what is (a
+//! storage error, a peer address) goes through `?` (Debug), which escapes
+//! control characters, so a `\n` cannot forge a log line.
 
 mod api;
 pub mod error;
+pub mod limits;
 mod sse;
 mod ui;
 pub mod ws;
@@ -26,6 +34,7 @@ use axum::response::Response;
 use axum::routing::{get, put};
 use error::ApiError;
 use hyper_util::rt::{TokioIo, TokioTimer};
+pub use limits::Limits;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -52,6 +61,8 @@ pub struct AppState {
     pub sensors: crate::engine::SensorBoard,
     /// Cancelled when the daemon stops; streams end on it.
     pub shutdown: CancellationToken,
+    /// Connection and stream caps, shared with the accept loop.
+    pub limits: Arc<Limits>,
 }
 
 /// The connection's kill switch, put in every request's extensions.
@@ -111,11 +122,13 @@ async fn count_client_errors(State(app): State<AppState>, req: Request, next: Ne
 }
 
 /// Serves `router` on an already bound listener until `shutdown`, then
-/// lets open requests finish for up to `grace`. The accept loop checks in
-/// with `heartbeat` while it runs.
+/// lets open requests finish for up to `grace`. Connections are admitted
+/// against `limits`. The accept loop checks in with `heartbeat` while it
+/// runs.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: Arc<Limits>,
     shutdown: CancellationToken,
     grace: Duration,
     mut heartbeat: Heartbeat,
@@ -124,7 +137,7 @@ pub async fn serve(
     // Cancelled when the grace period is over: drops whatever is left.
     let force = CancellationToken::new();
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = heartbeat.tick() => {
                 heartbeat.beat();
@@ -133,11 +146,23 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    limits.accept_failed(&e);
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
+        };
+        let peer = peer.ip().to_canonical();
+        // From the daemon's own host: the peer is the address it dialled.
+        let local = stream
+            .local_addr()
+            .is_ok_and(|l| l.ip().to_canonical() == peer);
+        let slot = match limits.admit(peer, local) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                limits.turn_away(stream, peer, refusal, &connections);
+                continue;
+            }
         };
         // Latency matters more than packet count for event frames.
         let _ = stream.set_nodelay(true);
@@ -155,6 +180,8 @@ pub async fn serve(
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
+            // Counted against the caps until the connection is gone.
+            let _slot = slot;
             tokio::pin!(conn);
             // Dropping the connection (on kill) closes the socket.
             tokio::select! {

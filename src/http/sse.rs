@@ -2,10 +2,14 @@
 //!
 //! The body is a stream polled by hyper only when the socket can take
 //! more, so a client that stops reading stops costing work; the hub's
-//! reaper closes it once it is a whole queue behind (see `hub`).
+//! reaper closes it once it is a whole queue behind (see `hub`). Each
+//! stream holds a slot of `http.max_streams` (see `limits`) until its body
+//! is dropped; over the cap the request gets a 503.
 
-use super::error::{ApiError, AsViewer, Query};
+use super::error::{ApiError, AsViewer, Need, Query};
+use super::limits::StreamSlot;
 use super::{AppState, ConnKill};
+use crate::auth::Role;
 use crate::feed::{Feed, FeedEnd, Filter, Item};
 use crate::hub::ClientKind;
 use axum::body::{Body, Bytes};
@@ -61,16 +65,19 @@ struct SseState {
     feed: Feed,
     app: AppState,
     heartbeat: std::time::Duration,
+    /// Freed when the body (and with it this state) is dropped.
+    _slot: StreamSlot,
 }
 
 pub async fn stream(
     State(app): State<AppState>,
-    _: AsViewer,
+    Need(caller): AsViewer,
     kill: Option<axum::Extension<ConnKill>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let params = StreamParams::parse(query.as_deref(), &headers)?;
+    let slot = app.limits.open_stream(caller.role >= Role::Staff)?;
     let kill = kill.map(|k| k.0.0).unwrap_or_default();
     let feed = Feed::new(
         &app.hub,
@@ -86,6 +93,7 @@ pub async fn stream(
         feed,
         heartbeat: app.config.http.heartbeat,
         app,
+        _slot: slot,
     };
     let first = stream::once(async move { Ok::<_, Infallible>(retry) });
     let rest = stream::unfold(state, |mut st| async move {
@@ -102,7 +110,7 @@ pub async fn stream(
                         .slow_clients_closed
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                tracing::debug!(reason = %end, "SSE stream ended");
+                tracing::debug!(reason = ?end.to_string(), "SSE stream ended");
                 return None;
             }
         };

@@ -5,11 +5,16 @@
 //! snapshot under the new filter), `{"op": "ping"}` → `{"type": "pong"}`.
 //! The server pings every `http.ws_ping` and drops a peer that has sent
 //! nothing for two intervals. A client that falls too far behind is closed
-//! with code 4008 "slow consumer" and resumes with `since`.
+//! with code 4008 "slow consumer" and resumes with `since`. A client frame
+//! or message over 16 KiB closes the socket at its header: no peer can make
+//! the daemon buffer more than that per socket. Each socket holds a slot
+//! of `http.max_streams` (see `limits`); over the cap the upgrade gets a 503.
 
-use super::error::{ApiError, AsViewer};
+use super::error::{ApiError, AsViewer, Need};
+use super::limits::StreamSlot;
 use super::sse::StreamParams;
 use super::{AppState, ConnKill};
+use crate::auth::Role;
 use crate::feed::{Feed, FeedEnd, Filter, Item};
 use crate::hub::ClientKind;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -30,6 +35,30 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 /// Largest accepted client message; ops are tiny.
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 
+/// Largest accepted frame: a message limit alone does not help, because
+/// tungstenite buffers a whole frame (16 MiB by default) before it counts
+/// the message. With this a frame that announces more is refused at its
+/// header and the socket closed, before any of its body is read.
+const MAX_CLIENT_FRAME: usize = MAX_CLIENT_MESSAGE;
+
+/// Read buffer, allocated up front for every socket: client ops are a few
+/// dozen bytes, so 4 KiB instead of tungstenite's 128 KiB.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// Bytes buffered before a write goes to the socket: none, every message
+/// is sent (and flushed) at once; events must not wait for company.
+const WRITE_BUFFER: usize = 0;
+
+/// Most bytes waiting in one socket's write buffer, beyond which a send
+/// fails. Each send is flushed before the next, so this holds one message:
+/// large enough for the snapshot of a big floor plan (hundreds of tables
+/// are tens of KiB), small enough that no socket can pin much memory.
+const MAX_WRITE_BUFFER: usize = 4 << 20;
+
+// tungstenite panics on a config whose write bound is not above the
+// write buffer; checked here at compile time instead.
+const _: () = assert!(MAX_WRITE_BUFFER > WRITE_BUFFER);
+
 /// How long a close frame may take to send before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -48,7 +77,7 @@ enum ClientOp {
 
 pub async fn upgrade(
     State(app): State<AppState>,
-    _: AsViewer,
+    Need(caller): AsViewer,
     kill: Option<axum::Extension<ConnKill>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -62,17 +91,25 @@ pub async fn upgrade(
             format!("not a WebSocket upgrade: {}", r.body_text()),
         )
     })?;
+    let slot = app.limits.open_stream(caller.role >= Role::Staff)?;
     let kill = kill.map(|k| k.0.0).unwrap_or_default();
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| session(app, socket, params, kill)))
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .on_upgrade(move |socket| session(app, socket, params, kill, slot)))
 }
 
+/// One WebSocket; `_slot` holds its place under `http.max_streams` until
+/// the session ends.
 async fn session(
     app: AppState,
     mut socket: WebSocket,
     params: StreamParams,
     kill: CancellationToken,
+    _slot: StreamSlot,
 ) {
     let new_feed = |filter: Filter, since: Option<u64>| {
         Feed::new(
@@ -105,7 +142,7 @@ async fn session(
                     }
                     Err(FeedEnd::Shutdown) => break Some((CLOSE_GOING_AWAY, "server shutting down")),
                     Err(e) => {
-                        tracing::warn!(error = %e, "WebSocket feed failed");
+                        tracing::warn!(error = ?e.to_string(), "WebSocket feed failed");
                         break Some((1011, "internal error"));
                     }
                 };

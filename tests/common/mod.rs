@@ -213,7 +213,13 @@ impl Process {
     /// Starts `mesero run` with the fixture config and `env`, and waits for
     /// its "http listening" log line to learn the port.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Process {
-        let (child, lines) = spawn_daemon(dir, env);
+        Process::start_via(&[], dir, env)
+    }
+
+    /// [`Process::start`] through a wrapper command that execs the daemon
+    /// (e.g. `prlimit --nofile=256 --`), so the pid is still the daemon's.
+    pub fn start_via(wrapper: &[&str], dir: &Path, env: &[(&str, &str)]) -> Process {
+        let (child, lines) = spawn_daemon_via(wrapper, dir, env);
         let deadline = std::time::Instant::now() + PATIENCE;
         let addr: SocketAddr = loop {
             let found = lines
@@ -305,9 +311,27 @@ impl Drop for Process {
 /// drains stderr into the returned lines, so the child never blocks on a
 /// full pipe.
 pub fn spawn_daemon(dir: &Path, env: &[(&str, &str)]) -> (Child, Arc<Mutex<Vec<String>>>) {
+    spawn_daemon_via(&[], dir, env)
+}
+
+/// [`spawn_daemon`] as the last argument of `wrapper` (empty: directly).
+pub fn spawn_daemon_via(
+    wrapper: &[&str],
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> (Child, Arc<Mutex<Vec<String>>>) {
     let config_path = dir.join("mesero.toml");
     std::fs::write(&config_path, FIXTURE).expect("write config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mesero"))
+    let bin = env!("CARGO_BIN_EXE_mesero");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .args(["run", "--config"])
         .arg(&config_path)
         .env_remove("NOTIFY_SOCKET")
