@@ -350,7 +350,9 @@ impl EngineTask {
             .as_deref()
             .and_then(crate::clock::parse)
             .and_then(|until| until.duration_since(SystemTime::now()).ok())
-            .map(|left| now + left);
+            // A stored time far ahead (written while the clock was wrong)
+            // must not overflow the Instant: no hold lasts this long.
+            .map(|left| now + left.min(crate::config::MAX_DURATION));
         self.engine.sync_table(table.id, table.state, hold, now);
         self.synced.insert(table.id, seq);
     }
