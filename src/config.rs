@@ -44,10 +44,14 @@ pub enum ConfigError {
     Key { key: String, message: String },
 }
 
+/// A key error. Both parts may quote the file or the environment (an
+/// unknown key, a variable's name), so they are made
+/// [`printable`](crate::text::printable): the error stays one line.
 fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    let (key, message) = (key.into(), message.into());
     ConfigError::Key {
-        key: key.into(),
-        message: message.into(),
+        key: crate::text::printable(&key).into_owned(),
+        message: crate::text::printable(&message).into_owned(),
     }
 }
 

@@ -446,7 +446,8 @@ impl EngineTask {
         if already {
             return;
         }
-        tracing::warn!(sensor, kind, reason = %reason, "sensor faulted");
+        // The reason may come from the sensor node (MQTT): Debug-escaped.
+        tracing::warn!(sensor, kind, reason = ?reason, "sensor faulted");
         self.record(
             EventType::SensorFault,
             sensor,
@@ -550,7 +551,7 @@ impl EngineTask {
                     if let Some(event) = applied.event {
                         self.synced.insert(t.table, event.seq);
                     }
-                    tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = %t.sensor, "table state");
+                    tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = ?t.sensor, "table state");
                 }
                 Err(StoreError::TableNotFound(id)) => {
                     self.engine.remove_table(id);
