@@ -7,7 +7,9 @@
 //! `READY=1` to systemd, then status reports and watchdog pings. Stop
 //! order: `STOPPING=1` → stop accepting and end streams, while the broker
 //! publishes `offline` and closes its sessions → background tasks (engine,
-//! sensors) → writer flushes its queue and closes the database.
+//! sensors) → writer flushes its queue and closes the database. A start-up
+//! that fails (or whose future is dropped) half-way takes down what it had
+//! started the same way; nothing it spawned outlives it.
 //!
 //! Every long-lived loop registers with one [`Liveness`] registry (one
 //! line: `liveness.register("name")`); the watchdog is fed only while all

@@ -366,7 +366,7 @@ impl EngineTask {
             "table.state" | "table.created" => match event.table_data() {
                 Ok(table) => self.sync(&table, event.seq, Instant::now()),
                 Err(e) => {
-                    tracing::warn!(seq = event.seq, error = %e, "unreadable table in event")
+                    tracing::warn!(seq = event.seq, error = ?e, "unreadable table in event")
                 }
             },
             "table.deleted" => {
@@ -530,7 +530,7 @@ impl EngineTask {
             .apply(change, Actor::Sensor(sensor.to_string()))
             .await
         {
-            tracing::error!(sensor, event = %kind, error = %e, "could not record a sensor event");
+            tracing::error!(sensor, event = %kind, error = ?e, "could not record a sensor event");
         }
     }
 
@@ -559,7 +559,7 @@ impl EngineTask {
                 }
                 Err(e) => {
                     if !matches!(e, StoreError::Refused(_)) {
-                        tracing::warn!(table = t.table, to = %t.to, error = %e, "sensor state change failed");
+                        tracing::warn!(table = t.table, to = %t.to, error = ?e, "sensor state change failed");
                     }
                     let (head, tables) = self.hub.snapshot();
                     match tables.iter().find(|x| x.id == t.table) {

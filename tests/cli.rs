@@ -330,11 +330,7 @@ fn an_over_large_duration_is_refused_naming_the_key_by_check_and_run() {
         std::fs::write(&good, FIXTURE).expect("write");
         let mut cmd = mesero();
         cmd.arg("check").arg(&good).env(&var, huge);
-        assert_refused(
-            &finish(cmd),
-            &format!("{dotted} (from {var})"),
-            &format!("{var}"),
-        );
+        assert_refused(&finish(cmd), &format!("{dotted} (from {var})"), &var);
     }
 
     // `run` refuses the same values before it starts anything (it used to
@@ -561,4 +557,27 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         }
     }
     assert!(abandoned, "caught start-up waiting for the broker");
+}
+
+#[test]
+fn a_newline_in_a_config_key_or_variable_name_cannot_forge_an_output_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forged = dir.path().join("forged.toml");
+    std::fs::write(&forged, "[http]\n\"listen\\nmesero: all ok\" = 1\n").expect("write");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, FIXTURE).expect("write");
+    let mut from_env = mesero();
+    from_env
+        .arg("check")
+        .arg(&good)
+        .env("MESERO_HTTP_X\nmesero: all ok", "1");
+    let mut from_file = mesero();
+    from_file.arg("check").arg(&forged);
+    for (what, mut cmd) in [("file", from_file), ("environment", from_env)] {
+        let out = cmd.output().expect("run mesero");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{what}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
+        assert!(stderr.contains(r"\nmesero: all ok"), "{what}: {stderr}");
+    }
 }
