@@ -193,7 +193,8 @@ impl SseParser {
                 self.data.push_str(value);
                 self.has_data = true;
             }
-            "event" => self.event = Some(value.to_owned()),
+            // An empty type means the default, `message`.
+            "event" => self.event = (!value.is_empty()).then(|| value.to_owned()),
             "id" if !value.contains('\0') => {
                 self.last_id = (!value.is_empty()).then(|| value.to_owned());
             }
@@ -380,6 +381,7 @@ mod tests {
         let stream = "\u{feff}: a comment\ndata\ndata:x\ndata:  y\nevent: e\nid: 7\nfoo: bar\n\n\
                       data: z\n\n\
                       id\nevent: only-type\n\n\
+                      event: x\nevent\n\
                       data: w\n\n\
                       data: no blank line yet";
         let msgs = parse_every_split(stream.as_bytes());
