@@ -103,22 +103,21 @@ enum DbCommand {
     },
 }
 
-/// Writes command output to stdout. A reader that went away
-/// (`mesero check | head -1`) ends the command quietly with status 0:
-/// `print!` would panic there, and with `panic = "abort"` that is a crash.
-pub fn out(text: std::fmt::Arguments<'_>) {
+/// Writes command output to stdout, flushed. Errors are returned, never
+/// panicked on (`print!` would panic, and with `panic = "abort"` that is a
+/// crash); they carry their [`std::io::ErrorKind`], so [`main`] can tell a
+/// reader that went away (`mesero check | head -1`: exit 0) from a full
+/// disk (exit 1).
+pub fn out(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("mesero: writing to stdout: {e}");
-        std::process::exit(1);
-    }
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("writing to stdout: {e}")))
 }
 
-/// `println!` through [`out`].
+/// `println!` through [`out`]: evaluates to `std::io::Result<()>`.
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
@@ -126,12 +125,35 @@ macro_rules! say {
 }
 pub(crate) use say;
 
+/// A line for the user on stderr. If stderr is gone too there is nobody
+/// left to tell, so a failed write is ignored (`eprintln!` would panic).
+pub fn note(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Whether `e` is stdout's reader having gone away (EPIPE): the command
+/// was cut short on purpose, which is not a failure.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Runs the command line and decides the exit status: 0 on success or
+/// when stdout's reader went away, [`EX_CONFIG`] for a bad config, 1 for
+/// anything else. Nothing below calls `process::exit`, so every command's
+/// cleanup (`sensors watch` stopping its sensors and resetting the pins,
+/// the runtime's shutdown) runs on every path.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mesero: {e:#}");
+            note(format_args!("mesero: {e:#}"));
             if e.chain().any(|cause| cause.is::<ConfigError>()) {
                 ExitCode::from(EX_CONFIG)
             } else {
@@ -158,13 +180,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check { file, config } => {
             let path = file.unwrap_or(config);
             let config = Config::load(&path)?;
-            out(format_args!("{}: ok\n{}", path.display(), config.summary()));
+            out(format_args!("{}: ok\n{}", path.display(), config.summary()))?;
             Ok(())
         }
         Command::Config {
             command: ConfigCommand::Example,
         } => {
-            out(format_args!("{EXAMPLE}"));
+            out(format_args!("{EXAMPLE}"))?;
             Ok(())
         }
         Command::Db {
@@ -182,7 +204,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 "backed up {} to {}",
                 config.storage.path.display(),
                 file.display()
-            );
+            )?;
             Ok(())
         }
         Command::Sensors {
@@ -210,8 +232,18 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let supervision = crate::systemd::Supervision::from_env();
-    let daemon = crate::daemon::Daemon::start(config, None, supervision).await?;
-    let signal = crate::signals::stop_requested().await?;
+    let stop = crate::signals::stop_requested();
+    tokio::pin!(stop);
+    // A stop asked for during start-up (a slow migration) abandons it:
+    // `Daemon::start`'s drop guard takes down whatever had started.
+    let daemon = tokio::select! {
+        daemon = crate::daemon::Daemon::start(config, None, supervision) => daemon?,
+        signal = &mut stop => {
+            tracing::info!(signal = signal?, "stopped during start-up");
+            return Ok(());
+        }
+    };
+    let signal = stop.await?;
     tracing::info!(signal, "stopping");
     daemon.stop().await;
     Ok(())

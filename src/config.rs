@@ -44,10 +44,14 @@ pub enum ConfigError {
     Key { key: String, message: String },
 }
 
+/// A key error. Both parts may quote the file or the environment (an
+/// unknown key, a variable's name), so they are made
+/// [`printable`](crate::text::printable): the error stays one line.
 fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    let (key, message) = (key.into(), message.into());
     ConfigError::Key {
-        key: key.into(),
-        message: message.into(),
+        key: crate::text::printable(&key).into_owned(),
+        message: crate::text::printable(&message).into_owned(),
     }
 }
 
@@ -598,16 +602,76 @@ fn apply_env(
     Ok(applied)
 }
 
-/// Parses a duration such as `"10s"`, `"3m"`, `"1h"` for `key`.
+/// Longest value any duration key accepts (7 days). Every configured
+/// duration ends up added to an `Instant` somewhere (a deadline, a timer),
+/// so the one parser all duration keys go through bounds them: a value such
+/// as `500000000000y` is an error naming the key, not an overflow panic in
+/// `run`. Keys with a tighter meaning set a lower bound with
+/// [`duration_in`].
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// Shortest period of a repeating HTTP timer (`http.heartbeat`,
+/// `http.retry`, `http.ws_ping`): shorter ones only burn CPU.
+const MIN_HTTP_PERIOD: Duration = Duration::from_millis(10);
+
+/// Longest period of a repeating HTTP timer: a heartbeat or ping an hour
+/// apart no longer keeps anything alive, and a retry hint longer than that
+/// keeps screens stale.
+const MAX_HTTP_PERIOD: Duration = Duration::from_secs(3600);
+
+/// Longest occupancy delay (`occupancy.occupy_after`, `release_after`): a
+/// table that needs a day of evidence is never changed by its sensors.
+const MAX_OCCUPANCY_DELAY: Duration = Duration::from_secs(86_400);
+
+/// Parses a duration such as `"10s"`, `"3m"`, `"1h"` for `key`, at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
+    let d = humantime::parse_duration(value.trim()).map_err(|e| {
         key_error(
             key,
             format!("invalid duration {value:?} ({e}); use e.g. \"10s\", \"3m\", \"1h\""),
         )
-    })
+    })?;
+    within(key, value, d, Duration::ZERO, MAX_DURATION)
 }
 
+/// Parses `value` for `key` and checks it lies in `min..=max` (`max` is
+/// itself capped by [`MAX_DURATION`]).
+pub(crate) fn duration_in(
+    key: &str,
+    value: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let d = parse_duration(key, value)?;
+    within(key, value, d, min, max)
+}
+
+fn within(
+    key: &str,
+    value: &str,
+    d: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let show = |d: Duration| humantime::format_duration(d).to_string();
+    if d < min {
+        return Err(key_error(
+            key,
+            format!("{value:?} is too short: must be at least {}", show(min)),
+        ));
+    }
+    if d > max {
+        return Err(key_error(
+            key,
+            format!("{value:?} is too long: must be at most {}", show(max)),
+        ));
+    }
+    Ok(d)
+}
+
+/// A duration for which zero means nothing (a period, a timeout):
+/// greater than zero and at most [`MAX_DURATION`].
 fn positive_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
     let d = parse_duration(key, value)?;
     if d.is_zero() {
@@ -790,6 +854,16 @@ fn check_mqtt(raw: raw::Mqtt) -> Result<MqttConfig, ConfigError> {
     })
 }
 
+fn http_period(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    let d = positive_duration(key, value)?;
+    within(key, value, d, MIN_HTTP_PERIOD, MAX_HTTP_PERIOD)
+}
+
+/// Zero is allowed: the change then follows the first reading.
+fn occupancy_delay(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    duration_in(key, value, Duration::ZERO, MAX_OCCUPANCY_DELAY)
+}
+
 fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
     if raw.site.id.is_empty()
         || !raw
@@ -820,9 +894,9 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
                 format!("invalid address {:?}: {e}", raw.http.listen),
             )
         })?,
-        heartbeat: positive_duration("http.heartbeat", &raw.http.heartbeat)?,
-        retry: positive_duration("http.retry", &raw.http.retry)?,
-        ws_ping: positive_duration("http.ws_ping", &raw.http.ws_ping)?,
+        heartbeat: http_period("http.heartbeat", &raw.http.heartbeat)?,
+        retry: http_period("http.retry", &raw.http.retry)?,
+        ws_ping: http_period("http.ws_ping", &raw.http.ws_ping)?,
         max_body_bytes: in_range(
             "http.max_body_bytes",
             raw.http.max_body_bytes,
@@ -860,8 +934,8 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
     };
 
     let occupancy = OccupancyConfig {
-        occupy_after: parse_duration("occupancy.occupy_after", &raw.occupancy.occupy_after)?,
-        release_after: parse_duration("occupancy.release_after", &raw.occupancy.release_after)?,
+        occupy_after: occupancy_delay("occupancy.occupy_after", &raw.occupancy.occupy_after)?,
+        release_after: occupancy_delay("occupancy.release_after", &raw.occupancy.release_after)?,
         bussing: raw.occupancy.bussing,
     };
 
@@ -1254,6 +1328,107 @@ mod tests {
             err.to_string().starts_with("storage.retention_days"),
             "{err}"
         );
+    }
+
+    /// Every duration key of the documented config, as (section, key).
+    fn duration_keys() -> Vec<(String, String)> {
+        let doc: toml::Table = EXAMPLE.parse().expect("example");
+        let mut keys = Vec::new();
+        for (section, value) in &doc {
+            for (key, value) in value.as_table().into_iter().flatten() {
+                if value
+                    .as_str()
+                    .is_some_and(|v| humantime::parse_duration(v).is_ok())
+                {
+                    keys.push((section.clone(), key.clone()));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn every_duration_key_is_bounded_in_the_file_and_the_environment() {
+        let keys = duration_keys();
+        assert!(keys.len() >= 5, "{keys:?}");
+        for (section, key) in keys {
+            let dotted = format!("{section}.{key}");
+            let var = format!("MESERO_{section}_{key}").to_uppercase();
+            for huge in ["500000000000y", "8days", "600000000000y"] {
+                let err = parse(&format!("[{section}]\n{key} = \"{huge}\""), &[])
+                    .expect_err(&dotted)
+                    .to_string();
+                assert!(err.starts_with(&format!("{dotted}: ")), "{err}");
+                let err = parse("", &[(&var, huge)]).expect_err(&var).to_string();
+                assert!(
+                    err.starts_with(&format!("{dotted} (from {var}): ")),
+                    "{err}"
+                );
+            }
+        }
+        let err = parse("[occupancy]\noccupy_after = \"2d\"", &[]).expect_err("2d");
+        assert_eq!(
+            err.to_string(),
+            "occupancy.occupy_after: \"2d\" is too long: must be at most 1day"
+        );
+        for (text, key) in [
+            (
+                "[http]\nws_ping = \"0s\"",
+                "http.ws_ping: must be greater than zero",
+            ),
+            (
+                "[http]\nheartbeat = \"1ms\"",
+                "http.heartbeat: \"1ms\" is too short",
+            ),
+            ("[http]\nretry = \"2h\"", "http.retry: \"2h\" is too long"),
+        ] {
+            let err = parse(text, &[]).expect_err(text).to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        let bounds = parse(
+            "[http]\nheartbeat = \"1h\"\nws_ping = \"10ms\"\n[occupancy]\noccupy_after = \"0s\"\nrelease_after = \"1day\"",
+            &[],
+        )
+        .expect("the bounds themselves are accepted");
+        assert_eq!(bounds.occupancy.release_after, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn sensor_durations_are_bounded_too() {
+        let sim = "[[tables]]\nid = 1\n[[sensors]]\nid = \"s\"\nkind = \"sim\"\ntable = 1\n";
+        for (extra, key) in [
+            (
+                "script = [[\"500000000000y\", true]]",
+                "sensors[0].script[0]",
+            ),
+            (
+                "seed = 1\ngap = [\"1m\", \"500000000000y\"]",
+                "sensors[0].gap",
+            ),
+            (
+                "seed = 1\nstay = [\"500000000000y\", \"1m\"]",
+                "sensors[0].stay",
+            ),
+        ] {
+            let err = parse(&format!("{sim}{extra}"), &[])
+                .expect_err(extra)
+                .to_string();
+            assert!(err.starts_with(&format!("{key}: ")), "{extra}: {err}");
+            assert!(err.contains("at most"), "{extra}: {err}");
+        }
+        for (text, key) in [
+            (
+                "[[sensors]]\nid = \"b\"\nkind = \"button\"\npin = 4\nlong_press = \"500000000000y\"",
+                "sensors[0].long_press",
+            ),
+            (
+                "[[tables]]\nid = 1\n[[sensors]]\nid = \"m\"\nkind = \"mqtt\"\ntable = 1\nstale_after = \"500000000000y\"",
+                "sensors[0].stale_after",
+            ),
+        ] {
+            let err = parse(text, &[]).expect_err(key).to_string();
+            assert!(err.starts_with(&format!("{key}: ")), "{err}");
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! `READY=1` to systemd, then status reports and watchdog pings. Stop
 //! order: `STOPPING=1` → stop accepting and end streams, while the broker
 //! publishes `offline` and closes its sessions → background tasks (engine,
-//! sensors) → writer flushes its queue and closes the database.
+//! sensors) → writer flushes its queue and closes the database. A start-up
+//! that fails (or whose future is dropped) half-way takes down what it had
+//! started the same way; nothing it spawned outlives it.
 //!
 //! Every long-lived loop registers with one [`Liveness`] registry (one
 //! line: `liveness.register("name")`); the watchdog is fed only while all
@@ -43,13 +45,49 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Daemon {
     http_addr: SocketAddr,
-    mqtt: Option<Broker>,
     sensor_input: crate::engine::SensorInput,
-    shutdown: CancellationToken,
-    store: Store,
-    http: JoinHandle<()>,
-    tasks: TaskTracker,
     notifier: Notifier,
+    parts: Parts,
+}
+
+/// What the daemon has brought up, in start order. `start` fills it in as
+/// it goes and [`Parts::stop`] takes down whatever is there, so a start-up
+/// that fails half-way and a normal stop share one ordered path.
+struct Parts {
+    /// Every task and the broker's thread end when this is cancelled.
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    store: Option<Store>,
+    mqtt: Option<Broker>,
+    http: Option<JoinHandle<()>>,
+}
+
+impl Parts {
+    /// Stops accepting, drains streams, publishes MQTT `offline`, flushes
+    /// the writer.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let broker = async {
+            if let Some(broker) = self.mqtt {
+                broker.stop().await;
+            }
+        };
+        let http = async {
+            match self.http {
+                Some(http) => http.await,
+                None => Ok(()),
+            }
+        };
+        let (http, ()) = tokio::join!(http, broker);
+        if let Err(e) = http {
+            tracing::error!(error = %e, "HTTP server task failed");
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Some(store) = self.store {
+            store.shutdown().await;
+        }
+    }
 }
 
 impl Daemon {
@@ -57,145 +95,45 @@ impl Daemon {
     /// themselves), else `http.listen` is bound, failing loudly if taken.
     /// `supervision` says where `READY=1`, `STATUS=` and watchdog pings go
     /// ([`Supervision::none`] in tests that run the daemon in-process).
+    ///
+    /// Nothing outlives a start-up that does not finish: on an error,
+    /// everything started so far is stopped in order before the error is
+    /// returned; if the returned future is dropped half-way (a stop asked
+    /// for during start-up), a drop guard cancels the shutdown token, so
+    /// every task spawned with it and the broker's thread end, releasing
+    /// the ports and the database (mini-redis's `DbDropGuard`).
     pub async fn start(
         config: Config,
         listener: Option<TcpListener>,
         supervision: Supervision,
     ) -> anyhow::Result<Daemon> {
-        let config = Arc::new(config);
-        let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
-        let store = {
-            let (cfg, hub, metrics) = (Arc::clone(&config), hub.clone(), Arc::clone(&metrics));
-            tokio::task::spawn_blocking(move || Store::open(&cfg, hub, metrics))
-                .await
-                .context("opening the database")?
-                .with_context(|| {
-                    format!("opening the database {}", config.storage.path.display())
-                })?
+        let mut parts = Parts {
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            store: None,
+            mqtt: None,
+            http: None,
         };
-        prune(&store, &config).await?;
-        store
-            .apply(
-                Change::Record {
-                    kind: EventType::SystemStarted,
-                    table: None,
-                    data: json!({ "version": env!("CARGO_PKG_VERSION"), "site": config.site.id }),
-                },
-                Actor::System,
-            )
-            .await
-            .context("recording system.started")?;
-
-        let listener = match listener {
-            Some(listener) => listener,
-            None => TcpListener::bind(config.http.listen)
-                .await
-                .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
-        };
-        let http_addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
-        let liveness = Liveness::new(supervision.beat_every());
-        tasks.spawn(probe_writer(
-            store.clone(),
-            liveness.register("writer"),
-            shutdown.clone(),
-        ));
-        tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
-        tasks.spawn(retention_loop(
-            store.clone(),
-            Arc::clone(&config),
-            shutdown.clone(),
-        ));
-        let sensors = crate::engine::start(
-            &config,
-            store.clone(),
-            &hub,
-            liveness.register("sensors"),
-            &shutdown,
-            &tasks,
-        );
-        let mqtt = if config.mqtt.enabled {
-            let deps = crate::broker::Deps {
-                config: Arc::clone(&config),
-                store: store.clone(),
-                hub: hub.clone(),
-                metrics: Arc::clone(&metrics),
-                input: sensors.input.clone(),
-                heartbeat: liveness.register("mqtt"),
-            };
-            match Broker::start(deps).await {
-                Ok(broker) => Some(broker),
-                Err(e) => {
-                    shutdown.cancel();
-                    tasks.close();
-                    tasks.wait().await;
-                    store.shutdown().await;
-                    return Err(e.context("starting the MQTT broker"));
-                }
+        let cancel_unless_started = parts.shutdown.clone().drop_guard();
+        match bring_up(&mut parts, config, listener, supervision).await {
+            Ok(Running {
+                http_addr,
+                sensor_input,
+                notifier,
+            }) => {
+                cancel_unless_started.disarm();
+                Ok(Daemon {
+                    http_addr,
+                    sensor_input,
+                    notifier,
+                    parts,
+                })
             }
-        } else {
-            None
-        };
-
-        let sources = Sources {
-            http: http_addr,
-            hub: hub.clone(),
-            metrics: Arc::clone(&metrics),
-            sensors: sensors.board.clone(),
-            liveness: liveness.clone(),
-        };
-        let limits = crate::http::Limits::new(&config, Arc::clone(&metrics));
-        let state = crate::http::AppState {
-            config: Arc::clone(&config),
-            store: store.clone(),
-            hub,
-            metrics,
-            sensors: sensors.board,
-            shutdown: shutdown.clone(),
-            limits: Arc::clone(&limits),
-        };
-        let http = tokio::spawn(crate::http::serve(
-            listener,
-            crate::http::router(state),
-            limits,
-            shutdown.clone(),
-            HTTP_GRACE,
-            liveness.register("http"),
-        ));
-        crate::fault::arm(&liveness, &tasks, shutdown.clone())
-            .context("installing the fault-injection signal handler")?;
-        tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
-
-        // The database is open and every listener is bound: connections
-        // made from now on are served.
-        let Supervision { notifier, watchdog } = supervision;
-        if let Err(e) = notifier.ready(&sources.read().to_string()) {
-            tracing::warn!(error = %e, "could not send READY=1 to systemd");
+            Err(e) => {
+                parts.stop().await;
+                Err(e)
+            }
         }
-        if notifier.is_enabled() {
-            tasks.spawn(report_status(notifier.clone(), sources, shutdown.clone()));
-        }
-        if let Some(timeout) = watchdog {
-            tracing::info!(timeout_ms = timeout.as_millis(), "systemd watchdog on");
-            tasks.spawn(crate::systemd::run_watchdog(
-                notifier.clone(),
-                liveness,
-                timeout,
-                shutdown.clone(),
-            ));
-        }
-        Ok(Daemon {
-            http_addr,
-            mqtt,
-            sensor_input: sensors.input,
-            shutdown,
-            store,
-            http,
-            tasks,
-            notifier,
-        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {
@@ -204,12 +142,12 @@ impl Daemon {
 
     /// The MQTT listener's address, when the broker is enabled.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
-        self.mqtt.as_ref().map(Broker::addr)
+        self.parts.mqtt.as_ref().map(Broker::addr)
     }
 
     /// The MQTT-over-WebSocket listener's address, if configured.
     pub fn mqtt_ws_addr(&self) -> Option<SocketAddr> {
-        self.mqtt.as_ref().and_then(Broker::ws_addr)
+        self.parts.mqtt.as_ref().and_then(Broker::ws_addr)
     }
 
     /// Feeds readings of `mqtt` sensors to the occupancy engine (see
@@ -227,21 +165,148 @@ impl Daemon {
         {
             tracing::warn!(error = %e, "could not send STOPPING=1 to systemd");
         }
-        self.shutdown.cancel();
-        let broker = async {
-            if let Some(broker) = self.mqtt {
-                broker.stop().await;
-            }
-        };
-        let (http, ()) = tokio::join!(self.http, broker);
-        if let Err(e) = http {
-            tracing::error!(error = %e, "HTTP server task failed");
-        }
-        self.tasks.close();
-        self.tasks.wait().await;
-        self.store.shutdown().await;
+        self.parts.stop().await;
         tracing::info!("stopped");
     }
+}
+
+/// What `start` hands over besides the [`Parts`].
+struct Running {
+    http_addr: SocketAddr,
+    sensor_input: crate::engine::SensorInput,
+    notifier: Notifier,
+}
+
+/// Start order (module doc); each thing started goes into `parts` at once,
+/// so an error at any later `?` stops it.
+async fn bring_up(
+    parts: &mut Parts,
+    config: Config,
+    listener: Option<TcpListener>,
+    supervision: Supervision,
+) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
+    let store = {
+        let (cfg, hub, metrics) = (Arc::clone(&config), hub.clone(), Arc::clone(&metrics));
+        tokio::task::spawn_blocking(move || Store::open(&cfg, hub, metrics))
+            .await
+            .context("opening the database")?
+            .with_context(|| format!("opening the database {}", config.storage.path.display()))?
+    };
+    parts.store = Some(store.clone());
+    prune(&store, &config).await?;
+    store
+        .apply(
+            Change::Record {
+                kind: EventType::SystemStarted,
+                table: None,
+                data: json!({ "version": env!("CARGO_PKG_VERSION"), "site": config.site.id }),
+            },
+            Actor::System,
+        )
+        .await
+        .context("recording system.started")?;
+
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(config.http.listen)
+            .await
+            .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
+    };
+    let http_addr = listener.local_addr()?;
+    let (shutdown, tasks) = (&parts.shutdown, &parts.tasks);
+    let liveness = Liveness::new(supervision.beat_every());
+    tasks.spawn(probe_writer(
+        store.clone(),
+        liveness.register("writer"),
+        shutdown.clone(),
+    ));
+    tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
+    tasks.spawn(retention_loop(
+        store.clone(),
+        Arc::clone(&config),
+        shutdown.clone(),
+    ));
+    let sensors = crate::engine::start(
+        &config,
+        store.clone(),
+        &hub,
+        liveness.register("sensors"),
+        shutdown,
+        tasks,
+    );
+    if config.mqtt.enabled {
+        let deps = crate::broker::Deps {
+            config: Arc::clone(&config),
+            store: store.clone(),
+            hub: hub.clone(),
+            metrics: Arc::clone(&metrics),
+            input: sensors.input.clone(),
+            heartbeat: liveness.register("mqtt"),
+        };
+        // A child token: the broker also stops if start-up is abandoned
+        // while it is still coming up.
+        let broker = Broker::start(deps, shutdown.child_token())
+            .await
+            .context("starting the MQTT broker")?;
+        parts.mqtt = Some(broker);
+    }
+
+    let sources = Sources {
+        http: http_addr,
+        hub: hub.clone(),
+        metrics: Arc::clone(&metrics),
+        sensors: sensors.board.clone(),
+        liveness: liveness.clone(),
+    };
+    let limits = crate::http::Limits::new(&config, Arc::clone(&metrics));
+    let state = crate::http::AppState {
+        config: Arc::clone(&config),
+        store: store.clone(),
+        hub,
+        metrics,
+        sensors: sensors.board,
+        shutdown: parts.shutdown.clone(),
+        limits: Arc::clone(&limits),
+    };
+    parts.http = Some(tokio::spawn(crate::http::serve(
+        listener,
+        crate::http::router(state),
+        limits,
+        parts.shutdown.clone(),
+        HTTP_GRACE,
+        liveness.register("http"),
+    )));
+    let (shutdown, tasks) = (&parts.shutdown, &parts.tasks);
+    crate::fault::arm(&liveness, tasks, shutdown.clone())
+        .context("installing the fault-injection signal handler")?;
+    tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
+
+    // The database is open and every listener is bound: connections made
+    // from now on are served.
+    let Supervision { notifier, watchdog } = supervision;
+    if let Err(e) = notifier.ready(&sources.read().to_string()) {
+        tracing::warn!(error = %e, "could not send READY=1 to systemd");
+    }
+    if notifier.is_enabled() {
+        tasks.spawn(report_status(notifier.clone(), sources, shutdown.clone()));
+    }
+    if let Some(timeout) = watchdog {
+        tracing::info!(timeout_ms = timeout.as_millis(), "systemd watchdog on");
+        tasks.spawn(crate::systemd::run_watchdog(
+            notifier.clone(),
+            liveness,
+            timeout,
+            shutdown.clone(),
+        ));
+    }
+    Ok(Running {
+        http_addr,
+        sensor_input: sensors.input,
+        notifier,
+    })
 }
 
 async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {

@@ -350,7 +350,9 @@ impl EngineTask {
             .as_deref()
             .and_then(crate::clock::parse)
             .and_then(|until| until.duration_since(SystemTime::now()).ok())
-            .map(|left| now + left);
+            // A stored time far ahead (written while the clock was wrong)
+            // must not overflow the Instant: no hold lasts this long.
+            .map(|left| now + left.min(crate::config::MAX_DURATION));
         self.engine.sync_table(table.id, table.state, hold, now);
         self.synced.insert(table.id, seq);
     }
@@ -364,7 +366,7 @@ impl EngineTask {
             "table.state" | "table.created" => match event.table_data() {
                 Ok(table) => self.sync(&table, event.seq, Instant::now()),
                 Err(e) => {
-                    tracing::warn!(seq = event.seq, error = %e, "unreadable table in event")
+                    tracing::warn!(seq = event.seq, error = ?e, "unreadable table in event")
                 }
             },
             "table.deleted" => {
@@ -444,7 +446,8 @@ impl EngineTask {
         if already {
             return;
         }
-        tracing::warn!(sensor, kind, reason = %reason, "sensor faulted");
+        // The reason may come from the sensor node (MQTT): Debug-escaped.
+        tracing::warn!(sensor, kind, reason = ?reason, "sensor faulted");
         self.record(
             EventType::SensorFault,
             sensor,
@@ -527,7 +530,7 @@ impl EngineTask {
             .apply(change, Actor::Sensor(sensor.to_string()))
             .await
         {
-            tracing::error!(sensor, event = %kind, error = %e, "could not record a sensor event");
+            tracing::error!(sensor, event = %kind, error = ?e, "could not record a sensor event");
         }
     }
 
@@ -548,7 +551,7 @@ impl EngineTask {
                     if let Some(event) = applied.event {
                         self.synced.insert(t.table, event.seq);
                     }
-                    tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = %t.sensor, "table state");
+                    tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = ?t.sensor, "table state");
                 }
                 Err(StoreError::TableNotFound(id)) => {
                     self.engine.remove_table(id);
@@ -556,7 +559,7 @@ impl EngineTask {
                 }
                 Err(e) => {
                     if !matches!(e, StoreError::Refused(_)) {
-                        tracing::warn!(table = t.table, to = %t.to, error = %e, "sensor state change failed");
+                        tracing::warn!(table = t.table, to = %t.to, error = ?e, "sensor state change failed");
                     }
                     let (head, tables) = self.hub.snapshot();
                     match tables.iter().find(|x| x.id == t.table) {

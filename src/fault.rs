@@ -33,14 +33,14 @@ pub fn arm(
         return Ok(());
     };
     let mut usr1 = signal(SignalKind::user_defined1())?;
-    tracing::warn!(name = %name, "fault injection armed: SIGUSR1 hangs this loop");
+    tracing::warn!(name = ?name, "fault injection armed: SIGUSR1 hangs this loop");
     let liveness = liveness.clone();
     tasks.spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
             _ = usr1.recv() => {
                 let matched = liveness.hang(&name);
-                tracing::warn!(name = %name, matched, "fault injection: loop hung");
+                tracing::warn!(name = ?name, matched, "fault injection: loop hung");
             }
         }
     });

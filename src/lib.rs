@@ -15,7 +15,8 @@
 //!   fed only while every loop checks in; [`status`] is the status line.
 //! - [`logging`]: journald under systemd, stderr otherwise; [`throttle`]
 //!   rate-limits lines about misbehaving peers.
-//! - [`cli`]: the `mesero` command.
+//! - [`cli`]: the `mesero` command; [`watch`] its live event printer.
+//! - [`text`]: untrusted text shown on one line, escaped.
 
 pub mod auth;
 pub mod broker;
@@ -38,5 +39,6 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tables;
+pub mod text;
 pub mod throttle;
 pub mod watch;

@@ -275,10 +275,11 @@ impl Engine {
                 let start = t.evidence_from.map_or(since, |e| e.max(since));
                 match (state, present) {
                     (TableState::Unknown, _) => Some(start),
+                    // Checked: a delay too long for the clock has no deadline.
                     (TableState::Free | TableState::Reserved | TableState::Dirty, true) => {
-                        Some(start + self.cfg.occupy_after)
+                        start.checked_add(self.cfg.occupy_after)
                     }
-                    (TableState::Occupied, false) => Some(start + self.cfg.release_after),
+                    (TableState::Occupied, false) => start.checked_add(self.cfg.release_after),
                     _ => None,
                 }
             })
@@ -381,11 +382,17 @@ impl Engine {
                     }
                 }
                 (TableState::Free | TableState::Reserved | TableState::Dirty, true)
-                    if now >= start + cfg.occupy_after =>
+                    if start
+                        .checked_add(cfg.occupy_after)
+                        .is_some_and(|at| now >= at) =>
                 {
                     TableState::Occupied
                 }
-                (TableState::Occupied, false) if now >= start + cfg.release_after => {
+                (TableState::Occupied, false)
+                    if start
+                        .checked_add(cfg.release_after)
+                        .is_some_and(|at| now >= at) =>
+                {
                     if cfg.bussing {
                         TableState::Dirty
                     } else {
@@ -874,6 +881,24 @@ mod tests {
         assert_eq!(e.state(1), Some(Occupied));
         assert!(e.tick(later).is_empty());
         assert!(e.reading(A, Reading::presence(true), later).is_empty());
+        assert_eq!(e.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_delay_too_long_for_the_clock_never_fires_and_never_panics() {
+        let t0 = Instant::now();
+        let mut e = Engine::new(EngineConfig {
+            occupy_after: Duration::MAX,
+            release_after: Duration::MAX,
+            bussing: false,
+        });
+        e.add_sensor(A, Some(1));
+        e.sync_table(1, Free, None, t0);
+        assert!(e.reading(A, Reading::presence(true), t0).is_empty());
+        assert_eq!(e.next_deadline(), None);
+        assert!(e.tick(t0 + Duration::from_secs(86_400)).is_empty());
+        e.sync_table(1, Occupied, None, t0);
+        assert!(e.reading(A, Reading::presence(false), t0).is_empty());
         assert_eq!(e.next_deadline(), None);
     }
 

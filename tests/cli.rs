@@ -243,3 +243,341 @@ fn output_to_a_closed_pipe_or_full_disk_is_not_a_crash() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("No space left"), "{stderr}");
 }
+
+/// Every string key of the documented config whose default is a duration,
+/// as (section, key): whatever a later change adds is covered too.
+fn duration_keys() -> Vec<(String, String)> {
+    let example: toml::Table = std::fs::read_to_string("config/mesero.toml")
+        .expect("dev config")
+        .parse()
+        .expect("dev config parses");
+    let mut keys = Vec::new();
+    for (section, value) in &example {
+        let Some(table) = value.as_table() else {
+            continue;
+        };
+        for (key, value) in table {
+            if value
+                .as_str()
+                .is_some_and(|v| humantime::parse_duration(v).is_ok())
+            {
+                keys.push((section.clone(), key.clone()));
+            }
+        }
+    }
+    assert!(keys.len() >= 5, "found the duration keys: {keys:?}");
+    keys
+}
+
+/// Runs `cmd` to its end (killing it after PATIENCE) and returns its output.
+fn finish(mut cmd: Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mesero");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!(
+                "mesero kept running: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// A refused config: exit 78 and one line on stderr that starts with `key`.
+fn assert_refused(out: &std::process::Output, key: &str, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{what}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("mesero: {key}")),
+        "{what}: names {key}: {stderr}"
+    );
+    assert!(
+        stderr.contains("at most"),
+        "{what}: says the bound: {stderr}"
+    );
+}
+
+#[test]
+fn an_over_large_duration_is_refused_naming_the_key_by_check_and_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = "500000000000y";
+    for (section, key) in duration_keys() {
+        let dotted = format!("{section}.{key}");
+        let var = format!("MESERO_{}_{}", section, key).to_uppercase();
+
+        let mut doc: toml::Table = FIXTURE.parse().expect("fixture");
+        doc.entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("a section")
+            .insert(key.clone(), toml::Value::String(huge.into()));
+        let file = dir.path().join(format!("{section}-{key}.toml"));
+        std::fs::write(&file, toml::to_string(&doc).expect("toml")).expect("write");
+        let mut cmd = mesero();
+        cmd.arg("check").arg(&file);
+        assert_refused(&finish(cmd), &dotted, &format!("{dotted} in the file"));
+
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, FIXTURE).expect("write");
+        let mut cmd = mesero();
+        cmd.arg("check").arg(&good).env(&var, huge);
+        assert_refused(&finish(cmd), &format!("{dotted} (from {var})"), &var);
+    }
+
+    // `run` refuses the same values before it starts anything (it used to
+    // abort on the first reading: "overflow when adding duration to
+    // instant").
+    for var in ["MESERO_OCCUPANCY_OCCUPY_AFTER", "MESERO_HTTP_WS_PING"] {
+        let mut cmd = mesero();
+        cmd.args(["run", "--config"])
+            .arg(dir.path().join("good.toml"))
+            .env("MESERO_STORAGE_PATH", dir.path().join("run.db"))
+            .env("MESERO_HTTP_LISTEN", "127.0.0.1:0")
+            .env(var, huge);
+        let out = finish(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+/// A tiny SSE server of another make: CRLF line ends, a CR and its LF in
+/// different chunks, and multi-byte characters cut between chunks (each
+/// piece is one HTTP chunk, so the client sees these cuts).
+async fn odd_sse_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stream: Vec<u8> = [
+        "retry: 50\r\n\r\n",
+        "id: 1\r\nevent: note\r\ndata: señal ✓\r\n\r\n",
+        "id: 2\r\nevent: table.state\r\ndata: ",
+        r#"{"seq":2,"ts":"T","type":"table.state","table":4,"actor":"staff:María","data":{"from":"free","to":"occupied"}}"#,
+        "\r\n\r\n",
+        "id: 3\r\nevent: table.state\r\ndata: ",
+        r#"{"seq":3,"ts":"T","type":"table.state","table":4,"actor":"x\n#99 forged","data":{"from":"a","to":"b"}}"#,
+        "\r\n\r\n",
+    ]
+    .concat()
+    .into_bytes();
+    // Cut right after the first byte of each multi-byte character and
+    // between every CR and LF.
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for i in 1..stream.len() {
+        let lead = stream[i - 1] >= 0xC0;
+        let crlf = stream[i - 1] == b'\r' && stream[i] == b'\n';
+        if lead || crlf {
+            pieces.push(stream[from..i].to_vec());
+            from = i;
+        }
+    }
+    pieces.push(stream[from..].to_vec());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        while !request.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            if socket.read(&mut byte).await.expect("read") == 0 {
+                return;
+            }
+            request.push(byte[0]);
+        }
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.expect("write");
+        for piece in pieces {
+            let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+            chunk.extend_from_slice(&piece);
+            chunk.extend_from_slice(b"\r\n");
+            socket.write_all(&chunk).await.expect("write");
+            socket.flush().await.expect("flush");
+        }
+        // Keep the stream open: the test ends it.
+        std::future::pending::<()>().await;
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reads_crlf_framing_and_characters_split_across_chunks() {
+    let addr = odd_sse_server().await;
+    let mut watch = mesero()
+        .args(["watch", "--url", &format!("http://{addr}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mesero watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let last = line.starts_with("#3 ");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        lines
+    });
+    let lines = tokio::time::timeout(PATIENCE, lines).await;
+    // Killed first, so that a failure does not leave the reader blocked.
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let lines = lines
+        .expect("watch printed the three events")
+        .expect("reader");
+    assert_eq!(
+        lines,
+        vec![
+            "#1 note señal ✓".to_string(),
+            "#2 T table.state table 4 free -> occupied by staff:María".into(),
+            // A newline a peer put in a string cannot start a line of its own.
+            r"#3 T table.state table 4 a -> b by x\n#99 forged".into(),
+        ]
+    );
+}
+
+/// Names of this process's threads.
+fn threads() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
+/// What a start-up that did not finish must leave behind: nothing.
+async fn assert_nothing_left(dir: &std::path::Path, ports: &[std::net::SocketAddr]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left: Vec<String> = threads()
+            .into_iter()
+            .filter(|t| t.starts_with("mesero-"))
+            .collect();
+        let wal = dir.join("mesero.db-wal").exists();
+        if left.is_empty() && !wal {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running: {left:?}; database still open: {wal}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for port in ports {
+        std::net::TcpListener::bind(port).unwrap_or_else(|e| panic!("{port} is free again: {e}"));
+    }
+    let conn = rusqlite::Connection::open(db_path(dir)).expect("open db");
+    conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
+        .expect("the database is not locked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running() {
+    use mesero::daemon::Daemon;
+    use mesero::systemd::Supervision;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("probe")
+            .local_addr()
+            .expect("addr")
+    };
+
+    // Late error: the writer, engine and sensors run and HTTP is bound
+    // when the MQTT port turns out to be taken.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mqtt = taken.local_addr().expect("addr").to_string();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http_addr = http.local_addr().expect("addr");
+    let cfg = config(dir.path(), &[("MESERO_MQTT_LISTEN", &mqtt)]);
+    let err = Daemon::start(cfg, Some(http), Supervision::none())
+        .await
+        .err()
+        .expect("start-up fails");
+    assert!(format!("{err:#}").contains("mqtt.listen"), "{err:#}");
+    assert_nothing_left(dir.path(), &[http_addr]).await;
+    drop(taken);
+
+    // Abandoned: the caller drops the start future (a stop requested
+    // during start-up) while it waits for the broker's thread.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mqtt_addr = free_port();
+    let mut abandoned = false;
+    for _attempt in 0..5 {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let http_addr = http.local_addr().expect("addr");
+        let cfg = config(
+            dir.path(),
+            &[("MESERO_MQTT_LISTEN", &mqtt_addr.to_string())],
+        );
+        // Boxed, so that dropping it drops the start-up itself.
+        let mut start = Box::pin(Daemon::start(cfg, Some(http), Supervision::none()));
+        let deadline = Instant::now() + PATIENCE;
+        let finished = loop {
+            tokio::select! {
+                biased;
+                daemon = &mut start => break Some(daemon.expect("daemon starts")),
+                () = tokio::task::yield_now() => {}
+            }
+            // `start` is pending: if the broker's thread runs, start-up is
+            // past the writer, engine and sensors.
+            if threads().iter().any(|t| t == "mesero-mqtt") {
+                break None;
+            }
+            assert!(Instant::now() < deadline, "start-up made progress");
+        };
+        match finished {
+            // Start-up outran the check; try again.
+            Some(daemon) => daemon.stop().await,
+            None => {
+                drop(start);
+                assert_nothing_left(dir.path(), &[http_addr, mqtt_addr]).await;
+                abandoned = true;
+                break;
+            }
+        }
+    }
+    assert!(abandoned, "caught start-up waiting for the broker");
+}
+
+#[test]
+fn a_newline_in_a_config_key_or_variable_name_cannot_forge_an_output_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forged = dir.path().join("forged.toml");
+    std::fs::write(&forged, "[http]\n\"listen\\nmesero: all ok\" = 1\n").expect("write");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, FIXTURE).expect("write");
+    let mut from_env = mesero();
+    from_env
+        .arg("check")
+        .arg(&good)
+        .env("MESERO_HTTP_X\nmesero: all ok", "1");
+    let mut from_file = mesero();
+    from_file.arg("check").arg(&forged);
+    for (what, mut cmd) in [("file", from_file), ("environment", from_env)] {
+        let out = cmd.output().expect("run mesero");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{what}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");
+        assert!(stderr.contains(r"\nmesero: all ok"), "{what}: {stderr}");
+    }
+}

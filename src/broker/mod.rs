@@ -103,8 +103,10 @@ pub struct Broker {
 
 impl Broker {
     /// Binds `mqtt.listen` (and `mqtt.ws_listen`), starts the router, and
-    /// publishes the retained state; returns once clients can connect.
-    pub async fn start(deps: Deps) -> anyhow::Result<Broker> {
+    /// publishes the retained state; returns once clients can connect. It
+    /// runs until [`Broker::stop`], or until its owner cancels `stop`
+    /// (also while this is still coming up).
+    pub async fn start(deps: Deps, stop: CancellationToken) -> anyhow::Result<Broker> {
         let mqtt = &deps.config.mqtt;
         let tcp = bind("mqtt.listen", mqtt.listen)?;
         let ws = mqtt
@@ -116,7 +118,6 @@ impl Broker {
             .as_ref()
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
-        let stop = CancellationToken::new();
         let (ready_tx, ready) = oneshot::channel();
         let thread = {
             let stop = stop.clone();

@@ -6,7 +6,7 @@
 //! whole (unique ids, pins and I2C addresses, tables that exist). Every
 //! error names the key, e.g. `sensors[2].pin`.
 
-use super::{ConfigError, TableSeed, key_error, parse_duration};
+use super::{ConfigError, TableSeed, duration_in, key_error, parse_duration};
 use crate::domain::TableId;
 use crate::sensors::TofKind;
 use crate::sensors::amg8833::{CountingConfig, FrameRate};
@@ -293,26 +293,6 @@ fn int_in<T: TryFrom<i64>>(key: &str, value: i64, min: i64, max: i64) -> Result<
         ));
     }
     T::try_from(value).map_err(|_| key_error(key, "out of range"))
-}
-
-fn duration_in(
-    key: &str,
-    value: &str,
-    min: Duration,
-    max: Duration,
-) -> Result<Duration, ConfigError> {
-    let d = parse_duration(key, value)?;
-    if d < min || d > max {
-        return Err(key_error(
-            key,
-            format!(
-                "{value:?} is out of range ({} to {})",
-                humantime::format_duration(min),
-                humantime::format_duration(max)
-            ),
-        ));
-    }
-    Ok(d)
 }
 
 /// Checks every `[[sensors]]` entry against each other and the tables.

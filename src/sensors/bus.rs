@@ -357,7 +357,7 @@ impl BusWorker {
 
 /// A read or init error: counts towards a fault, schedules the retry.
 fn failed(slot: &mut Slot, error: &SensorError, now: Instant, reports: &mut Vec<Report>) {
-    tracing::debug!(sensors = ?slot.ids, error = %error, "sensor read failed");
+    tracing::debug!(sensors = ?slot.ids, error = ?error, "sensor read failed");
     if let Some(HealthChange::Faulted { reason }) = slot.health.record_error(error, now) {
         fault(slot, &reason, now, reports);
     }

@@ -11,6 +11,7 @@ use crate::cli::say;
 use crate::config::{Config, Pull, SensorKind};
 use crate::domain::TableState;
 use crate::occupancy::{Engine, EngineConfig};
+use crate::text::printable;
 use anyhow::{Context as _, bail};
 use embedded_hal::i2c::I2c;
 use std::collections::BTreeSet;
@@ -117,12 +118,12 @@ pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
         let mut i2c = match rppal::i2c::I2c::with_bus(bus) {
             Ok(i2c) => i2c,
             Err(e) => {
-                say!("I2C bus {bus}: cannot open /dev/i2c-{bus}: {e}");
+                say!("I2C bus {bus}: cannot open /dev/i2c-{bus}: {e}")?;
                 missing += expected.iter().filter(|(b, ..)| *b == bus).count();
                 continue;
             }
         };
-        say!("I2C bus {bus}:");
+        say!("I2C bus {bus}:")?;
         let mut seen = BTreeSet::new();
         for address in 0x08..=0x77u8 {
             if let Some(found) = probe(&mut i2c, address, &tof) {
@@ -137,27 +138,27 @@ pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
                 } else {
                     format!(" — configured: {}", users.join(", "))
                 };
-                say!("  0x{address:02x}: {found}{configured}");
+                say!("  0x{address:02x}: {found}{configured}")?;
             }
         }
         if seen.is_empty() {
-            say!("  no device answered");
+            say!("  no device answered")?;
         }
         for (_, address, id, kind) in expected.iter().filter(|(b, ..)| *b == bus) {
             if !seen.contains(address) {
                 missing += 1;
-                say!("  MISSING: {id} ({kind}) expected at 0x{address:02x}");
+                say!("  MISSING: {id} ({kind}) expected at 0x{address:02x}")?;
             }
         }
     }
-    check_pins(sensors);
+    check_pins(sensors)?;
     if missing > 0 {
         bail!("{missing} configured I2C sensor(s) did not answer");
     }
     Ok(())
 }
 
-fn check_pins(sensors: &[crate::config::SensorConfig]) {
+fn check_pins(sensors: &[crate::config::SensorConfig]) -> std::io::Result<()> {
     let inputs: Vec<_> = sensors
         .iter()
         .filter_map(|s| match &s.kind {
@@ -167,16 +168,16 @@ fn check_pins(sensors: &[crate::config::SensorConfig]) {
         })
         .collect();
     if inputs.is_empty() {
-        return;
+        return Ok(());
     }
     let gpio = match rppal::gpio::Gpio::new() {
         Ok(gpio) => gpio,
         Err(e) => {
-            say!("GPIO: cannot open: {e}");
-            return;
+            say!("GPIO: cannot open: {e}")?;
+            return Ok(());
         }
     };
-    say!("GPIO inputs:");
+    say!("GPIO inputs:")?;
     for (s, g) in inputs {
         let level = match gpio.get(g.pin) {
             Ok(pin) => {
@@ -206,8 +207,9 @@ fn check_pins(sensors: &[crate::config::SensorConfig]) {
             s.kind.name(),
             s.id,
             g.pull.as_str()
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// `mesero sensors watch`: runs the configured sensors and a local
@@ -220,10 +222,23 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     if config.sensors.iter().any(|s| s.kind.is_hardware()) {
         require_pi("sensors watch")?;
     }
-    let (tx, mut rx) = mpsc::channel(crate::engine::REPORT_QUEUE);
+    let (tx, rx) = mpsc::channel(crate::engine::REPORT_QUEUE);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
     super::tasks::spawn_all(&config.sensors, &Reporter::new(tx), &shutdown, &tasks);
+    // However the loop ends (Ctrl-C, a closed stdout, an error), the
+    // sensors are stopped and their pins released before returning.
+    let result = print_until_stopped(config, rx).await;
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result
+}
+
+async fn print_until_stopped(
+    config: &Config,
+    mut rx: mpsc::Receiver<Report>,
+) -> anyhow::Result<()> {
     let mut engine = Engine::new(EngineConfig {
         occupy_after: config.occupancy.occupy_after,
         release_after: config.occupancy.release_after,
@@ -239,7 +254,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     say!(
         "watching {} sensor(s); tables start free; Ctrl-C to stop",
         config.sensors.len()
-    );
+    )?;
     let stop = crate::signals::stop_requested();
     tokio::pin!(stop);
     loop {
@@ -254,31 +269,32 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
         let transitions = tokio::select! {
             signal = &mut stop => {
                 signal.context("waiting for Ctrl-C")?;
-                break;
+                return Ok(());
             }
             report = rx.recv() => {
-                let Some(report) = report else { break };
+                let Some(report) = report else { return Ok(()) };
                 let now = Instant::now();
                 match report {
                     Report::Reading { sensor, reading } => {
                         let people = reading.people.map_or(String::new(), |n| format!(", {n} people"));
-                        say!("{} {sensor}: {}{people}", now_label(), if reading.present { "present" } else { "nobody" });
+                        say!("{} {sensor}: {}{people}", now_label(), if reading.present { "present" } else { "nobody" })?;
                         engine.reading(&sensor, reading, now)
                     }
                     Report::Fault { sensor, reason } => {
-                        say!("{} {sensor}: FAULT: {reason}", now_label());
+                        // The reason may quote what a device sent.
+                        say!("{} {sensor}: FAULT: {}", now_label(), printable(&reason))?;
                         engine.sensor_faulted(&sensor, now)
                     }
                     Report::Recovered { sensor } => {
-                        say!("{} {sensor}: recovered", now_label());
+                        say!("{} {sensor}: recovered", now_label())?;
                         engine.sensor_recovered(&sensor, now)
                     }
                     Report::Button { sensor, event } => {
-                        say!("{} {sensor}: button {event:?}", now_label());
+                        say!("{} {sensor}: button {event:?}", now_label())?;
                         Vec::new()
                     }
                     Report::Ready { sensor } => {
-                        say!("{} {sensor}: ready", now_label());
+                        say!("{} {sensor}: ready", now_label())?;
                         Vec::new()
                     }
                 }
@@ -295,13 +311,9 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
                 t.from,
                 t.to,
                 t.actor()
-            );
+            )?;
         }
     }
-    shutdown.cancel();
-    tasks.close();
-    tasks.wait().await;
-    Ok(())
 }
 
 #[cfg(test)]
