@@ -173,21 +173,10 @@ pub fn mqtt_codec(data: &[u8]) {
     // connection on the first error.
     while let Ok(packet) = V4.read_mut(&mut buf, max) {
         match packet {
-            Packet::Connect(_, _, will, _, _) => {
-                if let Some(will) = will {
-                    // `will_allowed`: classified from the lossy text; the
-                    // router then gets it as a PUBLISH.
-                    let topic = String::from_utf8_lossy(&will.topic).into_owned();
-                    let kept = !matches!(
-                        topics().inbound(&topic),
-                        Inbound::DaemonOwned | Inbound::Set(_)
-                    );
-                    if kept {
-                        if let Inbound::Sensor(_) = topics().inbound(&topic) {
-                            sensor_payload(&will.message);
-                        }
-                        to_router(Publish::new(will.topic, will.message, will.retain), max);
-                    }
+            // The will is sent when the connection is lost.
+            Packet::Connect(_, _, Some(will), _, _) => {
+                if let Some(publish) = session_will(will) {
+                    to_router(publish, max);
                 }
             }
             Packet::Publish(publish, _) => {
@@ -207,6 +196,19 @@ pub fn mqtt_codec(data: &[u8]) {
             _ => {}
         }
     }
+}
+
+/// `Shared::will_allowed` and `Session::finish` as they are today: the
+/// will is classified from its topic's lossy text, read as a sensor
+/// payload on a sensor topic, and handed to the router as a PUBLISH.
+fn session_will(will: rumqttd::protocol::LastWill) -> Option<Publish> {
+    let topic = String::from_utf8_lossy(&will.topic).into_owned();
+    match topics().inbound(&topic) {
+        Inbound::DaemonOwned | Inbound::Set(_) => return None,
+        Inbound::Sensor(_) => check_sensor(parse_sensor(&will.message)),
+        _ => {}
+    }
+    Some(Publish::new(will.topic, will.message, will.retain))
 }
 
 /// `Session::on_publish` as it is today: the topic check, then the
