@@ -291,9 +291,18 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A directory for one input's database: on tmpfs when there is one, as
+/// A directory for one input's database, removed on drop (also when the
+/// replay test unwinds from a failed input): on tmpfs when there is one, as
 /// the fsync of every commit would otherwise dominate the run.
-fn scratch_dir() -> PathBuf {
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> Scratch {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let shm = Path::new("/dev/shm");
@@ -302,14 +311,14 @@ fn scratch_dir() -> PathBuf {
     } else {
         std::env::temp_dir()
     };
-    base.join(format!("mesero-fuzz-{}-{n}", std::process::id()))
+    Scratch(base.join(format!("mesero-fuzz-{}-{n}", std::process::id())))
 }
 
 async fn http_requests(data: &[u8]) {
     use tower::ServiceExt as _;
     let dir = scratch_dir();
     let mut config = config().clone();
-    config.storage.path = dir.join("mesero.db");
+    config.storage.path = dir.0.join("mesero.db");
     let config = Arc::new(config);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let hub = crate::hub::Hub::new(config.http.client_queue, Arc::clone(&metrics));
@@ -373,7 +382,6 @@ async fn http_requests(data: &[u8]) {
         );
     }
     store.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn request_line(selector: u8) -> (&'static str, String) {
