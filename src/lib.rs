@@ -28,6 +28,8 @@ pub mod domain;
 pub mod engine;
 pub mod fault;
 pub mod feed;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod logging;
