@@ -499,7 +499,7 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml(path, &text, std::env::vars())
+        Config::from_toml(path, &text, process_env()?)
     }
 
     /// Parses `text` (named `path` in errors) with the given environment.
@@ -537,6 +537,23 @@ impl Config {
             })?;
         check(raw).map_err(blame)
     }
+}
+
+/// The process's `MESERO_*` variables. `std::env::vars` panics on a name
+/// or value that is not UTF-8; such a variable of another program's is
+/// skipped, and one of ours is an error naming it.
+fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut ours = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let Some(name) = name.to_str().filter(|n| n.starts_with("MESERO_")) else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => ours.push((name.to_string(), value)),
+            Err(_) => return Err(key_error(name, "the value is not valid UTF-8")),
+        }
+    }
+    Ok(ours)
 }
 
 /// Applies `MESERO_<SECTION>_<KEY>` overrides to the parsed document;
@@ -984,6 +1001,9 @@ fn check(raw: raw::RawConfig) -> Result<Config, ConfigError> {
             ));
         }
         let number = t.number.unwrap_or_else(|| t.id.to_string());
+        // The same rule the writer applies when it seeds the table: a
+        // number it would refuse must not pass `mesero check`.
+        crate::tables::check_number(&number).map_err(|m| key_error(format!("{key}.number"), m))?;
         if !numbers.insert(number.clone()) {
             return Err(key_error(
                 format!("{key}.number"),
@@ -1240,6 +1260,11 @@ mod tests {
                 "auth.tokens[0].token_sha256",
             ),
             ("[[tables]]\nid = 1\nseats = 0", "tables[0].seats"),
+            ("[[tables]]\nid = 1\nnumber = \" \"", "tables[0].number"),
+            (
+                "[[tables]]\nid = 1\nnumber = \"a label far too long\"",
+                "tables[0].number",
+            ),
             ("[http]\nmax_connections = 0", "http.max_connections"),
             (
                 "[http]\nmax_connections_per_ip = 0",

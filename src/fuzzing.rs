@@ -328,6 +328,7 @@ async fn http_requests(data: &[u8]) {
         config: Arc::clone(&config),
         store: store.clone(),
         hub,
+        limits: crate::http::Limits::new(&config, Arc::clone(&metrics)),
         metrics,
         sensors: crate::engine::SensorBoard::new(&config),
         shutdown: tokio_util::sync::CancellationToken::new(),

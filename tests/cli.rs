@@ -350,6 +350,31 @@ fn an_over_large_duration_is_refused_naming_the_key_by_check_and_run() {
     }
 }
 
+#[test]
+fn an_environment_variable_that_is_not_utf8_is_named_or_ignored() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, FIXTURE).expect("write");
+    let bad = std::ffi::OsStr::from_bytes(b"127.0.0.1:\xff");
+
+    // Another program's variable: none of ours, so `check` passes.
+    let mut cmd = mesero();
+    cmd.arg("check").arg(&good).env("OTHER_TOOL", bad);
+    let out = finish(cmd);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    // One of ours: one line naming it, exit 78 (it used to panic in
+    // `std::env::vars`).
+    let mut cmd = mesero();
+    cmd.arg("check").arg(&good).env("MESERO_HTTP_LISTEN", bad);
+    let out = finish(cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("mesero: MESERO_HTTP_LISTEN"), "{stderr}");
+}
+
 /// A tiny SSE server of another make: CRLF line ends, a CR and its LF in
 /// different chunks, and multi-byte characters cut between chunks (each
 /// piece is one HTTP chunk, so the client sees these cuts).
