@@ -86,7 +86,10 @@ impl From<StoreError> for ApiError {
                 "unavailable",
                 "the daemon is shutting down; retry shortly",
             ),
-            StoreError::Invalid(_) | StoreError::Sqlite(_) | StoreError::Io(_) => {
+            StoreError::Invalid(_)
+            | StoreError::NewerSchema { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Io(_) => {
                 tracing::error!(error = ?e.to_string(), "storage error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
