@@ -254,6 +254,10 @@ mod tests {
             },
             StoreError::Refused("r".into()),
             StoreError::Invalid("database is locked".into()),
+            StoreError::NewerSchema {
+                found: 3,
+                supported: 2,
+            },
             StoreError::Closed,
             StoreError::Sqlite(rusqlite::Error::InvalidQuery),
             StoreError::Io(std::io::Error::other("disk full")),
