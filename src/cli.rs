@@ -1,6 +1,7 @@
 //! The command line (SPEC §5). Each subcommand maps to one function;
 //! errors are printed once, with their chain, and give a non-zero exit:
-//! [`EX_CONFIG`] for a bad config, 1 for anything else.
+//! [`EX_CONFIG`] for a bad config (or a database from a newer mesero), 1
+//! for anything else.
 
 use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
@@ -12,8 +13,9 @@ use std::process::ExitCode;
 pub const DEFAULT_CONFIG: &str = "/etc/mesero/mesero.toml";
 
 /// Exit status for a config that cannot be read or is invalid (sysexits.h
-/// `EX_CONFIG`). The systemd unit has `RestartPreventExitStatus=78`:
-/// restarting cannot fix a config, so the unit fails at once and says why.
+/// `EX_CONFIG`), and for a database from a newer mesero. The systemd unit
+/// has `RestartPreventExitStatus=78`: restarting cannot fix either, so the
+/// unit fails at once and says why.
 pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
@@ -143,8 +145,8 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Runs the command line and decides the exit status: 0 on success or
-/// when stdout's reader went away, [`EX_CONFIG`] for a bad config, 1 for
-/// anything else. Nothing below calls `process::exit`, so every command's
+/// when stdout's reader went away, [`EX_CONFIG`] for a bad config or a
+/// database from a newer mesero, 1 for anything else. Nothing below calls `process::exit`, so every command's
 /// cleanup (`sensors watch` stopping its sensors and resetting the pins,
 /// the runtime's shutdown) runs on every path.
 pub fn main() -> ExitCode {
@@ -154,7 +156,13 @@ pub fn main() -> ExitCode {
         Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             note(format_args!("mesero: {e:#}"));
-            if e.chain().any(|cause| cause.is::<ConfigError>()) {
+            let permanent = |cause: &(dyn std::error::Error + 'static)| {
+                cause.is::<ConfigError>()
+                    || cause
+                        .downcast_ref::<crate::store::StoreError>()
+                        .is_some_and(crate::store::StoreError::is_permanent)
+            };
+            if e.chain().any(permanent) {
                 ExitCode::from(EX_CONFIG)
             } else {
                 ExitCode::FAILURE

@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 pub const HTTP_GRACE: Duration = Duration::from_secs(3);
 
 /// How often old events are deleted (also once at start).
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the `STATUS=` line is recomputed (sent only when it changed).
 const STATUS_EVERY: Duration = Duration::from_secs(2);
@@ -320,7 +320,9 @@ async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn retention_loop(store: Store, config: Arc<Config>, shutdown: CancellationToken) {
+/// Deletes old events every [`RETENTION_EVERY`], the first time one period
+/// after it starts (the daemon prunes once at start); public for the tests.
+pub async fn retention_loop(store: Store, config: Arc<Config>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(RETENTION_EVERY);
     tick.tick().await;
     loop {

@@ -576,17 +576,31 @@ mod tests {
         assert_eq!(l.inner.stale(now, Duration::from_secs(1)), vec!["a"]);
     }
 
-    #[tokio::test]
+    /// Paused time: the clock only moves to the next timer, so each tick
+    /// lands exactly on its deadline and the offsets can be compared as is.
+    #[tokio::test(start_paused = true)]
     async fn tick_fires_every_beat_period() {
-        let l = Liveness::new(Duration::from_millis(10));
+        let ms = Duration::from_millis;
+        let l = Liveness::new(ms(10));
         let mut hb = l.register("loop");
         let started = tokio::time::Instant::now();
+        let mut ticks = Vec::new();
         for _ in 0..3 {
-            tokio::time::timeout(Duration::from_secs(5), hb.tick())
-                .await
-                .expect("tick");
+            hb.tick().await;
+            ticks.push(started.elapsed());
         }
-        assert!(started.elapsed() >= Duration::from_millis(30));
+        // One period after the first call, not at once, then every period.
+        assert_eq!(ticks, [ms(10), ms(20), ms(30)]);
+
+        // A stall of 3.5 periods (a slow iteration): one tick at once, then
+        // a full period after it, not a burst of the missed ones.
+        tokio::time::sleep(ms(35)).await;
+        ticks.clear();
+        for _ in 0..2 {
+            hb.tick().await;
+            ticks.push(started.elapsed());
+        }
+        assert_eq!(ticks, [ms(65), ms(75)]);
     }
 
     #[cfg(debug_assertions)]

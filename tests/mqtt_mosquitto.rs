@@ -2,16 +2,21 @@
 //! `mosquitto_sub`), the tools an installer actually types, and the real
 //! binary's log under a flood of garbage.
 //!
-//! Without mosquitto-clients installed these tests print a note and pass,
-//! so `cargo test` works with only Rust; `.ci/run` installs the package and
-//! sets MESERO_REQUIRE_MOSQUITTO=1, which turns the skip into a failure.
+//! Without mosquitto-clients installed these tests pass without running, so
+//! `cargo test` works with only Rust, and the skip is said where it is
+//! seen: one line on the terminal (not in libtest's captured output) and,
+//! when `MESERO_SKIPPED_SUITES` names a file, a line there for `.ci/run`'s
+//! summary. `.ci/run` under CI installs the package and sets
+//! MESERO_REQUIRE_MOSQUITTO=1, which turns the skip into a failure.
 
 mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
+use std::sync::Once;
 
 const SITE: &str = "mesero/test";
 
@@ -23,8 +28,29 @@ fn mosquitto() -> bool {
     if std::env::var("MESERO_REQUIRE_MOSQUITTO").is_ok_and(|v| v == "1") {
         panic!("MESERO_REQUIRE_MOSQUITTO=1 but mosquitto_pub is not installed");
     }
-    eprintln!("skipping: mosquitto-clients are not installed (apt-get install mosquitto-clients)");
+    skipped("mosquitto-clients are not installed (apt-get install mosquitto-clients)");
     false
+}
+
+/// Says once per run that this suite is skipped, and why. Written to the
+/// stderr handle itself: libtest captures `eprintln!` and shows it only for
+/// a failing test, and these pass. `MESERO_SKIPPED_SUITES` (set by
+/// `.ci/run`) names a file that collects the skipped suites, one a line.
+fn skipped(why: &str) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let line = format!("tests/mqtt_mosquitto.rs: skipped, {why}\n");
+        // Nowhere else to report a failed write to the terminal.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        if let Some(path) = std::env::var_os("MESERO_SKIPPED_SUITES") {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .unwrap_or_else(|e| panic!("MESERO_SKIPPED_SUITES={path:?}: {e}"));
+        }
+    });
 }
 
 /// `mosquitto_pub`/`mosquitto_sub` against `addr`, as `user` if given.
@@ -281,12 +307,14 @@ async fn a_flood_of_garbage_is_counted_logged_once_a_minute_and_the_daemon_keeps
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let s = stats_until(&base, "everything counted", |s| {
+    // Every mosquitto_pub has exited, but the broker may still be
+    // forwarding its DISCONNECT: "no connection left" is part of the wait.
+    stats_until(&base, "everything counted, every client gone", |s| {
         s["mqtt"]["malformed"] == json!({"sensors": 10_005, "detections": 3, "set": 2})
             && s["mqtt"]["too_large"] == 1
+            && s["connections"]["mqtt"] == 0
     })
     .await;
-    assert_eq!(s["connections"]["mqtt"], 0);
 
     // One log line per kind within the minute, not one per message.
     for (what, needle) in [

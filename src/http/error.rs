@@ -86,7 +86,10 @@ impl From<StoreError> for ApiError {
                 "unavailable",
                 "the daemon is shutting down; retry shortly",
             ),
-            StoreError::Invalid(_) | StoreError::Sqlite(_) | StoreError::Io(_) => {
+            StoreError::Invalid(_)
+            | StoreError::NewerSchema { .. }
+            | StoreError::Sqlite(_)
+            | StoreError::Io(_) => {
                 tracing::error!(error = ?e.to_string(), "storage error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,6 +254,10 @@ mod tests {
             },
             StoreError::Refused("r".into()),
             StoreError::Invalid("database is locked".into()),
+            StoreError::NewerSchema {
+                found: 3,
+                supported: 2,
+            },
             StoreError::Closed,
             StoreError::Sqlite(rusqlite::Error::InvalidQuery),
             StoreError::Io(std::io::Error::other("disk full")),

@@ -58,6 +58,14 @@ pub enum StoreError {
     Refused(String),
     #[error("{0}")]
     Invalid(String),
+    /// The file was written by a newer mesero (its schema version is above
+    /// the one this binary writes). Refused before anything opens it for
+    /// writing; restarting cannot fix it (see [`StoreError::is_permanent`]).
+    #[error(
+        "database schema version {found} is newer than this mesero supports ({supported}); \
+         install the newer mesero or restore a backup"
+    )]
+    NewerSchema { found: usize, supported: usize },
     #[error("the store is shut down")]
     Closed,
     #[error("database: {0}")]
@@ -78,10 +86,18 @@ impl StoreError {
             | StoreError::InvalidValue { .. }
             | StoreError::Refused(_) => true,
             StoreError::Invalid(_)
+            | StoreError::NewerSchema { .. }
             | StoreError::Closed
             | StoreError::Sqlite(_)
             | StoreError::Io(_) => false,
         }
+    }
+
+    /// Whether the daemon cannot get past this by being restarted (the
+    /// database is from a newer mesero): `mesero run` then exits with
+    /// [`crate::cli::EX_CONFIG`], which systemd does not restart.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::NewerSchema { .. })
     }
 }
 
@@ -229,6 +245,7 @@ impl Store {
         metrics: Arc<Metrics>,
     ) -> Result<Store, StoreError> {
         let path = config.storage.path.clone();
+        schema::refuse_newer(&path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }

@@ -3,7 +3,9 @@
 //! Migrations only ever get appended: migration N brings a database from
 //! version N-1 to N, inside one transaction.
 
-use rusqlite::Connection;
+use super::StoreError;
+use rusqlite::{Connection, OpenFlags};
+use std::path::Path;
 
 const MIGRATIONS: &[&str] = &[
     // 1: tables and the append-only event log.
@@ -55,21 +57,51 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this binary writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
-/// Brings `conn` up to [`VERSION`]; refuses a database from a newer mesero.
-pub fn migrate(conn: &mut Connection) -> Result<(), super::StoreError> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if current > VERSION {
-        return Err(super::StoreError::Invalid(format!(
-            "database schema version {current} is newer than this mesero supports ({VERSION}); \
-             install the newer mesero or restore a backup"
-        )));
-    }
+/// Brings `conn` up to [`VERSION`]; refuses a database from a newer mesero
+/// (again: [`refuse_newer`] ran before, but another process may have
+/// upgraded the file since).
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current = version(conn)?;
+    not_newer(current)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
         tracing::info!(version = index + 1, "database migrated");
+    }
+    Ok(())
+}
+
+/// Refuses a database from a newer mesero before anything opens it for
+/// writing: a writable connection alone can change such a file (switching
+/// it to WAL rewrites its header; closing the last one checkpoints the
+/// WAL), and a file this binary does not understand must stay as the newer
+/// mesero left it, for that mesero or a restore. A missing file is a new
+/// database.
+pub fn refuse_newer(path: &Path) -> Result<(), StoreError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    not_newer(version(&conn)?)
+}
+
+fn version(conn: &Connection) -> Result<usize, StoreError> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+fn not_newer(found: usize) -> Result<(), StoreError> {
+    if found > VERSION {
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: VERSION,
+        });
     }
     Ok(())
 }
