@@ -99,7 +99,7 @@ impl Session {
     /// detections (a head count is a moment, not a state), anonymous
     /// clients only on sensor topics (a node's last reading or `offline`)
     /// and under `homeassistant/` (a device's discovery config), all
-    /// within the quotas of [`super::limits::Retained`].
+    /// within the quotas of [`crate::broker::limits::Retained`].
     fn retain(&self, inbound: &Inbound<'_>, topic: &str, size: usize) -> Result<(), &'static str> {
         let place_ok = match (self.identity.user.is_some(), self.identity.role) {
             (_, Role::Staff | Role::Admin) => true,

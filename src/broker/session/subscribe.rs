@@ -46,7 +46,7 @@ impl Session {
     }
 
     /// Whether this connection may add `filter` (`mqtt.max_subscriptions`
-    /// per connection, and [`super::limits::Filters`]); counts it if so.
+    /// per connection, and [`crate::broker::limits::Filters`]); counts it if so.
     fn subscription_room(&mut self, filter: &str) -> bool {
         if self.subscriptions.contains(filter) {
             return true;
