@@ -2,19 +2,37 @@
 //!
 //! rumqttd 0.20 provides the router (subscriptions, retained messages,
 //! QoS, sessions) on its own thread; mesero provides the network side.
-//! rumqttd's own listeners are not used, for four reasons found in its
-//! source:
-//! - No per-topic access control, and the messages the router hands to a
-//!   link do not say who published them, so "only staff may publish
-//!   `tables/<id>/set`" cannot be enforced behind the router. Each session
-//!   here knows its client's user and role and checks every PUBLISH before
-//!   it reaches the router (see [`session`]).
+//! rumqttd's own listeners (its `Broker::start` with `v4`/`ws` servers)
+//! are not used, for these reasons, found in its source
+//! (`link/remote.rs`, `server/broker.rs`):
+//! - Its login hook cannot carry a role. 0.20 has
+//!   `ConnectionSettings::set_auth_handler`, an async
+//!   `Fn(client_id, user, password) -> bool`, which would allow SHA-256
+//!   users compared in constant time; but it answers only yes or no. What
+//!   it found is not attached to the connection, `RemoteLink::start` then
+//!   hands every packet to the router with no further hook, and the
+//!   messages the router hands to a link do not say who published them.
+//!   So "only staff may publish `tables/<id>/set`" (and applying a `set`
+//!   as that client, acknowledged after the commit) cannot be enforced
+//!   behind its listeners. Each session here knows its client's user and
+//!   role and checks every PUBLISH before it reaches the router (see
+//!   [`session`]).
+//! - Its link passes peer topics and filters to the router unscreened,
+//!   and some of them panic the router thread (see below).
+//! - A refused login gets no CONNACK: `mqtt_connect` returns `InvalidAuth`
+//!   before writing one and the socket is dropped, so a client cannot tell
+//!   bad credentials from a network fault; and every refusal is an
+//!   unthrottled `error!` line. Here the client gets return code 4 or 5,
+//!   and refusals are counted and logged rate-limited.
+//! - It refuses keep-alive 0 (`ZeroKeepAlive`, again without a CONNACK),
+//!   which MQTT 3.1.1 allows.
+//! - Before CONNECT a socket is bounded only by `connection_timeout_ms`:
+//!   nothing caps how many sockets wait for their CONNECT, in all or per
+//!   address ([`limits`]).
 //! - A listener that cannot bind is only logged; here the ports are bound
 //!   (and port 0 resolved) before start-up continues, so a taken port
 //!   stops the daemon with an error naming the key.
 //! - Its listener threads never stop; these stop with the daemon.
-//! - Its auth compares plain passwords; here users may be configured by
-//!   SHA-256 and are compared in constant time.
 //!
 //! The sessions use rumqttd's MQTT 3.1.1 codec and its local links into
 //! the router, which hold each client's subscriptions and session state.

@@ -25,35 +25,39 @@
 //! [`MAX_QOS2_INFLIGHT`], and a `set` whose commit failed on the daemon's
 //! side (no acknowledgement, so the client resends it;
 //! `StoreError::is_client_fault` is the rule HTTP's 4xx/5xx follow too).
+//!
+//! This file has the connection's life: CONNECT and authentication, the
+//! relay loop, the end. [`publish`] handles inbound PUBLISH (roles, `set`,
+//! readings, retained quotas, the will), [`subscribe`] SUBSCRIBE and
+//! UNSUBSCRIBE, and [`wire`] turns bytes into packets and back.
+
+mod publish;
+mod subscribe;
+mod wire;
+
+use wire::{Invalid, outgoing, read_packet, write_now};
 
 use super::Shared;
 use super::limits::{PendingSlot, Qos2Ids};
 use super::screen::{self, Refusal};
-use super::topics::{Inbound, SensorMessage, parse_detections, parse_sensor, parse_set};
 use super::transport::Transport;
 use crate::auth::Role;
 use crate::config::MqttConfig;
-use crate::domain::Actor;
-use crate::engine::InputError;
-use crate::metrics::PayloadKind;
-use crate::sensors::Reading;
-use crate::store::{Change, Guard, Hold, StoreError};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::FutureExt as _;
 use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::{
     ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet,
-    Protocol as _, PubAck, PubAckReason, PubComp, PubCompReason, PubRec, PubRecReason, Publish,
-    SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
+    Protocol as _, PubComp, PubCompReason,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -335,112 +339,6 @@ impl Shared {
     }
 }
 
-/// Reads one whole packet (for CONNECT); `Ok(None)` when the peer closed.
-async fn read_packet(
-    shared: &Shared,
-    io: &mut Transport,
-    buf: &mut BytesMut,
-) -> Result<Option<Packet>, Invalid> {
-    loop {
-        if let Some(packet) = shared.decode(buf)? {
-            return Ok(Some(packet));
-        }
-        match io.read(buf).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Ok(None),
-        }
-    }
-}
-
-/// Writes a single packet outside a session (refusals), best effort.
-async fn write_now(io: &mut Transport, packet: Packet) {
-    let mut out = BytesMut::new();
-    if V4.write(packet, &mut out).is_ok() {
-        let _ = io.write(out.freeze()).await;
-    }
-    io.close().await;
-}
-
-/// Bytes that are not MQTT 3.1.1, or a packet over `mqtt.max_payload`
-/// (already counted and logged): the connection is closed.
-pub(super) enum Invalid {
-    /// A CONNECT for another MQTT version (3.1, 5): answered with
-    /// "unacceptable protocol version", which clients understand (many
-    /// then retry with 3.1.1).
-    Version,
-    Other,
-}
-
-impl Shared {
-    /// The next whole packet in `buf`, `None` if more bytes are needed.
-    pub(super) fn decode(&self, buf: &mut BytesMut) -> Result<Option<Packet>, Invalid> {
-        use rumqttd::protocol::Error;
-        match V4.read_mut(buf, self.mqtt.max_payload) {
-            Ok(packet) => Ok(Some(packet)),
-            Err(Error::InsufficientBytes(_)) => Ok(None),
-            Err(Error::PayloadSizeLimitExceeded(size)) => {
-                self.metrics.mqtt.too_large.fetch_add(1, Relaxed);
-                self.noise("too_large", |suppressed| {
-                    tracing::warn!(
-                        size,
-                        max = self.mqtt.max_payload,
-                        suppressed,
-                        "MQTT packet over mqtt.max_payload; connection closed"
-                    );
-                });
-                Err(Invalid::Other)
-            }
-            Err(e) => {
-                self.metrics.mqtt.protocol_errors.fetch_add(1, Relaxed);
-                self.noise("protocol", |suppressed| {
-                    tracing::warn!(error = ?e, suppressed, "invalid MQTT packet (only MQTT 3.1.1 is spoken); connection closed");
-                });
-                match e {
-                    Error::InvalidProtocol | Error::InvalidProtocolLevel(_) => {
-                        Err(Invalid::Version)
-                    }
-                    _ => Err(Invalid::Other),
-                }
-            }
-        }
-    }
-}
-
-/// The packet a router notification becomes on the wire, if any. Every
-/// packet is rebuilt without MQTT 5 properties: this is a 3.1.1 listener,
-/// and rumqttd's v4 encoder refuses (panics on) properties.
-fn outgoing(notification: Notification) -> Option<Packet> {
-    let packet = match notification {
-        Notification::Forward(forward) => Packet::Publish(forward.publish, None),
-        Notification::DeviceAck(ack) => ack.into(),
-        _ => return None,
-    };
-    Some(match packet {
-        Packet::Publish(p, _) => Packet::Publish(p, None),
-        Packet::PubAck(p, _) => Packet::PubAck(p, None),
-        Packet::PubRec(p, _) => Packet::PubRec(p, None),
-        Packet::PubRel(p, _) => Packet::PubRel(p, None),
-        Packet::PubComp(p, _) => Packet::PubComp(p, None),
-        Packet::SubAck(p, _) => Packet::SubAck(p, None),
-        Packet::UnsubAck(p, _) => Packet::UnsubAck(p, None),
-        Packet::ConnAck(p, _) => Packet::ConnAck(p, None),
-        Packet::PingResp(p) => Packet::PingResp(p),
-        _ => return None,
-    })
-}
-
-/// QoS and packet id of a PUBLISH (rumqttd keeps these fields private;
-/// its own serialisation has them in the first three bytes).
-fn qos_and_pkid(publish: &Publish) -> (u8, u16) {
-    let mut head = publish.clone();
-    head.payload = Bytes::new();
-    let head = head.serialize();
-    match head.get(..3) {
-        Some(&[byte1, hi, lo]) => ((byte1 >> 1) & 0b11, u16::from_be_bytes([hi, lo])),
-        _ => (0, 0),
-    }
-}
-
 struct Session {
     shared: Arc<Shared>,
     io: Transport,
@@ -666,371 +564,6 @@ impl Session {
         End::Lost
     }
 
-    /// Screens a SUBSCRIBE: refused filters get 0x80, the rest go to the
-    /// router, whose SUBACK is merged back in order ([`Self::merge_suback`]).
-    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), End> {
-        let pkid = subscribe.pkid;
-        let mut refused = Vec::with_capacity(subscribe.filters.len());
-        let mut kept = Vec::new();
-        for f in subscribe.filters {
-            let ok = match screen::filter(&f.path) {
-                Err(refusal) => {
-                    self.shared.refused_topic(
-                        &self.client_id,
-                        "subscribe",
-                        f.path.as_bytes(),
-                        refusal,
-                    );
-                    false
-                }
-                Ok(()) => self.subscription_room(&f.path),
-            };
-            refused.push(!ok);
-            if ok {
-                kept.push(f);
-            }
-        }
-        if kept.is_empty() {
-            let return_codes = vec![SubscribeReasonCode::Failure; refused.len()];
-            self.queue(Packet::SubAck(SubAck { pkid, return_codes }, None));
-            return Ok(());
-        }
-        if refused.contains(&true) {
-            self.subacks.insert(pkid, refused);
-        }
-        let filters = kept;
-        self.forward(Packet::Subscribe(Subscribe { pkid, filters }, None))
-            .await
-    }
-
-    /// Whether this connection may add `filter` (`mqtt.max_subscriptions`
-    /// per connection, and [`super::limits::Filters`]); counts it if so.
-    fn subscription_room(&mut self, filter: &str) -> bool {
-        if self.subscriptions.contains(filter) {
-            return true;
-        }
-        let limit = if self.subscriptions.len() >= self.shared.mqtt.max_subscriptions {
-            Some("mqtt.max_subscriptions")
-        } else {
-            self.shared.filters.admit(&self.owner, filter).err()
-        };
-        if let Some(limit) = limit {
-            self.shared
-                .metrics
-                .mqtt
-                .subscriptions_refused
-                .fetch_add(1, Relaxed);
-            self.shared.noise("subscriptions", |suppressed| {
-                tracing::warn!(client = ?self.client_id, suppressed, "MQTT subscription refused: {limit} reached");
-            });
-            return false;
-        }
-        self.subscriptions.insert(filter.to_string());
-        true
-    }
-
-    /// The router's SUBACK with 0x80 put back where filters were refused.
-    fn merge_suback(&mut self, ack: SubAck) -> SubAck {
-        let Some(refused) = self.subacks.remove(&ack.pkid) else {
-            return ack;
-        };
-        let mut routed = ack.return_codes.into_iter();
-        let return_codes = refused
-            .into_iter()
-            .map(|refused| match refused {
-                true => SubscribeReasonCode::Failure,
-                false => routed.next().unwrap_or(SubscribeReasonCode::Failure),
-            })
-            .collect();
-        SubAck {
-            pkid: ack.pkid,
-            return_codes,
-        }
-    }
-
-    /// Screens an UNSUBSCRIBE and answers it here: the router acknowledges
-    /// only filters that were subscribed, once per filter, so a client
-    /// unsubscribing anything else would wait forever.
-    async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Result<(), End> {
-        if unsubscribe.filters.is_empty() {
-            return Err(self.protocol_error("MQTT UNSUBSCRIBE without filters (§3.10.3)"));
-        }
-        let pkid = unsubscribe.pkid;
-        let mut filters = Vec::new();
-        for f in unsubscribe.filters {
-            match screen::filter(&f) {
-                Ok(()) => {
-                    self.subscriptions.remove(&f);
-                    filters.push(f);
-                }
-                Err(refusal) => {
-                    self.shared
-                        .refused_topic(&self.client_id, "unsubscribe", f.as_bytes(), refusal)
-                }
-            }
-        }
-        if !filters.is_empty() {
-            self.forward(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None))
-                .await?;
-        }
-        self.queue(Packet::UnsubAck(
-            UnsubAck {
-                pkid,
-                reasons: Vec::new(),
-            },
-            None,
-        ));
-        Ok(())
-    }
-
-    async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
-        self.shared.metrics.mqtt.messages_in.fetch_add(1, Relaxed);
-        let topic = match screen::topic_name(&publish.topic) {
-            Ok(t) => t.to_string(),
-            Err(refusal) => {
-                self.shared
-                    .refused_topic(&self.client_id, "publish", &publish.topic, refusal);
-                return match refusal {
-                    Refusal::Malformed(why) => Err(self.protocol_error(why)),
-                    Refusal::Unsupported(_) => self.ack_own(&publish),
-                };
-            }
-        };
-        let (qos, pkid) = qos_and_pkid(&publish);
-        if qos == 2 {
-            // A resend (its PUBREC was lost): answered, never applied or
-            // routed twice.
-            if lock(&self.own_qos2).contains(&pkid) {
-                return self.ack_own(&publish);
-            }
-            if self.routed_qos2.contains(&pkid) {
-                self.queue(pubrec(pkid));
-                return Ok(());
-            }
-            if lock(&self.own_qos2).len() + self.routed_qos2.len() >= MAX_QOS2_INFLIGHT {
-                return Err(self.protocol_error(
-                    "MQTT client over MAX_QOS2_INFLIGHT QoS 2 publishes awaiting PUBREL; not applied",
-                ));
-            }
-        }
-        let inbound = self.shared.topics.inbound(&topic);
-        match inbound {
-            Inbound::Set(raw_id) => return self.on_set(raw_id, &topic, &publish).await,
-            Inbound::DaemonOwned => {
-                self.refuse(&topic, "only the daemon publishes on this topic");
-                return self.ack_own(&publish);
-            }
-            _ => {}
-        }
-        // The router drops a topic's retained message on any empty
-        // payload; a non-empty retained one needs room.
-        if publish.payload.is_empty() {
-            self.shared.retained.clear(&topic);
-        } else if publish.retain {
-            if let Err(why) = self.retain(&inbound, &topic, publish.payload.len()) {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .retained_refused
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("retained", |suppressed| {
-                    tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, suppressed, "MQTT retained publish dropped: {why}");
-                });
-                return self.ack_own(&publish);
-            }
-        }
-        // An empty retained message only clears what the broker keeps; it
-        // is not a reading.
-        let clearing = publish.retain && publish.payload.is_empty();
-        match inbound {
-            Inbound::Sensor(sensor) if !clearing => {
-                self.on_sensor(sensor, &topic, &publish.payload)
-            }
-            Inbound::Detections if !clearing => self.on_detections(&topic, &publish.payload),
-            Inbound::HomeAssistantStatus if publish.payload.trim_ascii() == b"online" => {
-                self.shared.ha_online.notify_one();
-            }
-            _ => {}
-        }
-        if qos == 2 {
-            self.routed_qos2.insert(pkid);
-        }
-        self.forward(Packet::Publish(publish, None)).await
-    }
-
-    /// Whether this client may leave a retained message of `size` payload
-    /// bytes on `topic`; records it if so. Staff and admin may retain on
-    /// any routed topic, viewers (sensor nodes, integrations) on any but
-    /// detections (a head count is a moment, not a state), anonymous
-    /// clients only on sensor topics (a node's last reading or `offline`)
-    /// and under `homeassistant/` (a device's discovery config), all
-    /// within the quotas of [`super::limits::Retained`].
-    fn retain(&self, inbound: &Inbound<'_>, topic: &str, size: usize) -> Result<(), &'static str> {
-        let place_ok = match (self.identity.user.is_some(), self.identity.role) {
-            (_, Role::Staff | Role::Admin) => true,
-            (true, Role::Viewer) => !matches!(inbound, Inbound::Detections),
-            (false, _) => {
-                matches!(inbound, Inbound::Sensor(_))
-                    || topic.starts_with(&format!("{}/", super::topics::HA_PREFIX))
-            }
-        };
-        if !place_ok {
-            return Err("this client's role may not retain on this topic");
-        }
-        self.shared
-            .retained
-            .keep(&self.owner, topic, topic.len() + size)
-    }
-    fn on_sensor(&self, sensor: &str, topic: &str, payload: &[u8]) {
-        let input = &self.shared.input;
-        let result = match parse_sensor(payload) {
-            Ok(SensorMessage::Reading(reading)) => input.reading(sensor, reading),
-            Ok(SensorMessage::Offline) => input.fault(sensor, "the node reported offline"),
-            Err(e) => return self.malformed(PayloadKind::Sensors, topic, &e.to_string()),
-        };
-        match result {
-            Ok(()) => {}
-            Err(InputError::UnknownSensor(_)) => self.malformed(
-                PayloadKind::Sensors,
-                topic,
-                &format!("no sensor {sensor:?} of kind mqtt in the config"),
-            ),
-            Err(e) => self.dropped(topic, &e),
-        }
-    }
-
-    /// Each entry is a reading for every `mqtt` sensor of its table (see
-    /// [`crate::engine::SensorInput::table_reading`]): present when
-    /// people > 0, so the occupy and release delays apply as for any
-    /// sensor. Entries for tables without such a sensor are counted as
-    /// malformed; the others still apply.
-    fn on_detections(&self, topic: &str, payload: &[u8]) {
-        let batch = match parse_detections(payload) {
-            Ok(batch) => batch,
-            Err(e) => return self.malformed(PayloadKind::Detections, topic, &e.to_string()),
-        };
-        let mut unknown = Vec::new();
-        for (table, people) in batch {
-            let reading = Reading {
-                present: people > 0,
-                people: Some(people),
-            };
-            match self.shared.input.table_reading(table, reading) {
-                Ok(()) => {}
-                Err(InputError::UnknownTable(_)) => unknown.push(table),
-                Err(e) => self.dropped(topic, &e),
-            }
-        }
-        if !unknown.is_empty() {
-            self.malformed(
-                PayloadKind::Detections,
-                topic,
-                &format!("no sensor of kind mqtt on tables {unknown:?} (the others were applied)"),
-            );
-        }
-    }
-
-    /// A well-formed reading the engine could not take (its queue is full,
-    /// or it stopped): logged, not counted as the node's fault.
-    fn dropped(&self, topic: &str, error: &InputError) {
-        self.shared.noise("input", |suppressed| {
-            tracing::warn!(client = ?self.client_id, topic, error = ?error.to_string(), suppressed, "MQTT reading dropped");
-        });
-    }
-
-    /// A `set` command: applied, then acknowledged. The QoS 2 resend and
-    /// in-flight checks of [`Self::on_publish`] ran before.
-    async fn on_set(&mut self, raw_id: &str, topic: &str, publish: &Publish) -> Result<(), End> {
-        if self.identity.role < Role::Staff {
-            self.refuse(topic, "set commands need an MQTT user with role staff");
-            return self.ack_own(publish);
-        }
-        match parse_set(raw_id, &publish.payload) {
-            Err(e) => self.malformed(PayloadKind::Set, topic, &e.to_string()),
-            Ok((id, command)) => {
-                let hold = match command.hold_minutes {
-                    None | Some(0) => Hold::Clear,
-                    Some(m) => Hold::Until(
-                        SystemTime::now() + Duration::from_secs(u64::try_from(m).unwrap_or(0) * 60),
-                    ),
-                };
-                let change = Change::SetState {
-                    id,
-                    state: command.state,
-                    hold,
-                    people: None,
-                    guard: Guard::Staff,
-                };
-                match self
-                    .shared
-                    .store
-                    .apply(change, Actor::Mqtt(self.client_id.clone()))
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(client = ?self.client_id, table = id, state = %command.state, "table set over MQTT");
-                    }
-                    // The same rule as HTTP's 4xx: resending cannot help,
-                    // so it is acknowledged.
-                    Err(e) if e.is_client_fault() => {
-                        self.malformed(PayloadKind::Set, topic, &e.to_string());
-                    }
-                    // Not acknowledged: the client sends it again later.
-                    Err(StoreError::Closed) => return Err(End::Shutdown),
-                    // HTTP's 5xx: no acknowledgement, and the connection is
-                    // closed so the client resends it (QoS 1 and 2).
-                    Err(e) => {
-                        self.shared.metrics.mqtt.set_failed.fetch_add(1, Relaxed);
-                        self.shared.noise("set_failed", |suppressed| {
-                            tracing::warn!(client = ?self.client_id, table = id, error = ?e.to_string(), suppressed, "MQTT set command failed; not acknowledged, connection closed");
-                        });
-                        return Err(End::Failed);
-                    }
-                }
-            }
-        }
-        // Acknowledged only now, after the commit (SPEC §4).
-        self.ack_own(publish)
-    }
-
-    /// Acknowledges a PUBLISH the router never sees, per its QoS. Room
-    /// for a QoS 2 id was checked by [`Self::on_publish`].
-    fn ack_own(&mut self, publish: &Publish) -> Result<(), End> {
-        match qos_and_pkid(publish) {
-            (1, pkid) => self.queue(Packet::PubAck(
-                PubAck {
-                    pkid,
-                    reason: PubAckReason::Success,
-                },
-                None,
-            )),
-            (2, pkid) => {
-                lock(&self.own_qos2).insert(pkid);
-                self.queue(pubrec(pkid));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn refuse(&self, topic: &str, why: &str) {
-        self.shared
-            .metrics
-            .mqtt
-            .publishes_refused
-            .fetch_add(1, Relaxed);
-        self.shared.noise("refused", |suppressed| {
-            tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, suppressed, "MQTT publish refused: {why}");
-        });
-    }
-
-    fn malformed(&self, kind: PayloadKind, topic: &str, error: &str) {
-        self.shared.metrics.mqtt.malformed(kind);
-        self.shared.noise(kind.as_str(), |suppressed| {
-            tracing::warn!(kind = kind.as_str(), client = ?self.client_id, topic, error, suppressed, "malformed MQTT payload ignored");
-        });
-    }
-
     /// Tells the router the connection is gone (unless it already knows),
     /// sending the client's will first if the connection was lost.
     async fn finish(mut self, end: End) {
@@ -1049,47 +582,6 @@ impl Session {
         let _ = self.flush().await;
         self.io.close().await;
     }
-
-    /// Publishes a lost client's will (screened at CONNECT) as if the
-    /// client had sent it, retained limits included.
-    async fn send_will(&mut self, will: LastWill) {
-        let Ok(topic) = screen::topic_name(&will.topic).map(str::to_string) else {
-            return;
-        };
-        let inbound = self.shared.topics.inbound(&topic);
-        if will.message.is_empty() {
-            self.shared.retained.clear(&topic);
-        } else if will.retain {
-            if let Err(why) = self.retain(&inbound, &topic, will.message.len()) {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .retained_refused
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("retained", |suppressed| {
-                    tracing::warn!(client = ?self.client_id, topic, suppressed, "MQTT retained will dropped: {why}");
-                });
-                return;
-            }
-        }
-        // A will on the node's own sensor topic (`offline`, or a last
-        // reading) counts as if the node had sent it.
-        if let Inbound::Sensor(sensor) = inbound {
-            self.on_sensor(sensor, &topic, &will.message);
-        }
-        let publish = Publish::new(will.topic, will.message, will.retain);
-        let _ = self.tx.send(Packet::Publish(publish, None)).await;
-    }
-}
-
-fn pubrec(pkid: u16) -> Packet {
-    Packet::PubRec(
-        PubRec {
-            pkid,
-            reason: PubRecReason::Success,
-        },
-        None,
-    )
 }
 
 #[cfg(test)]
@@ -1183,17 +675,5 @@ mod tests {
                 role: Role::Viewer
             })
         );
-    }
-
-    #[test]
-    fn qos_and_pkid_are_read_from_the_wire_form() {
-        let mut buf = BytesMut::new();
-        // PUBLISH QoS 1, pkid 0x0102, topic "t", payload "x".
-        buf.extend_from_slice(&[0x32, 6, 0, 1, b't', 1, 2, b'x']);
-        let Ok(Packet::Publish(p, _)) = V4.read_mut(&mut buf, 100) else {
-            panic!("not a publish");
-        };
-        assert_eq!(qos_and_pkid(&p), (1, 0x0102));
-        assert_eq!(qos_and_pkid(&Publish::new("t", "x", false)), (0, 0));
     }
 }

@@ -1,0 +1,332 @@
+//! What one change does: checks it against the committed state, writes
+//! its table row and its event inside the savepoint the writer opened
+//! for it, and returns the [`Effect`] the writer applies to its memory
+//! once the SQL ran. Retention ([`Change::Prune`]) deletes a prefix of seqs.
+
+use super::{Committed, Effect};
+use crate::clock;
+use crate::domain::{Actor, Event, EventType, Seq, Table, TableId, TableState};
+use crate::store::{Applied, Change, Guard, Hold, StoreError};
+use rusqlite::{Connection, OptionalExtension as _, params};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+fn invalid(field: &str, message: impl Into<String>) -> StoreError {
+    StoreError::InvalidValue {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Applies one change as of `stamp` (the event time, see the
+/// [writer's module doc](super)).
+pub(super) fn apply(
+    conn: &Connection,
+    state: &Committed,
+    stamp: SystemTime,
+    change: Change,
+    actor: &Actor,
+) -> Result<Effect, StoreError> {
+    let tables = &state.tables;
+    let now = clock::format(stamp);
+    let record = |kind: EventType, table: Option<TableId>, data: serde_json::Value| {
+        record_event(conn, state.head + 1, &now, kind, table, actor, data)
+    };
+    match change {
+        Change::CreateTable(new) => {
+            crate::tables::check_number(&new.number).map_err(|m| invalid("number", m))?;
+            crate::tables::check_seats(new.seats).map_err(|m| invalid("seats", m))?;
+            crate::tables::check_layout(&new.layout).map_err(|(f, m)| invalid(f, m))?;
+            let id = match new.id {
+                Some(id) => {
+                    crate::tables::check_id(id).map_err(|m| invalid("id", m))?;
+                    if tables.contains_key(&id) {
+                        return Err(StoreError::Conflict(format!("table {id} already exists")));
+                    }
+                    id
+                }
+                None => next_id(tables)?,
+            };
+            ensure_number_free(tables, &new.number, None)?;
+            let table = Table {
+                id,
+                number: new.number,
+                zone: new.zone,
+                seats: new.seats,
+                layout: new.layout,
+                state: TableState::Free,
+                people: None,
+                since: now.clone(),
+                hold_until: None,
+                reservation: None,
+            };
+            write_table(conn, &table)?;
+            let event = record(EventType::TableCreated, Some(id), json!({ "table": table }))?;
+            Ok(written(table, event))
+        }
+        Change::UpdateTable { id, patch } => {
+            let mut table = tables
+                .get(&id)
+                .cloned()
+                .ok_or(StoreError::TableNotFound(id))?;
+            if let Some(number) = patch.number {
+                crate::tables::check_number(&number).map_err(|m| invalid("number", m))?;
+                ensure_number_free(tables, &number, Some(id))?;
+                table.number = number;
+            }
+            if let Some(zone) = patch.zone {
+                table.zone = zone;
+            }
+            if let Some(seats) = patch.seats {
+                crate::tables::check_seats(seats).map_err(|m| invalid("seats", m))?;
+                table.seats = seats;
+            }
+            let l = &mut table.layout;
+            l.x = patch.x.unwrap_or(l.x);
+            l.y = patch.y.unwrap_or(l.y);
+            l.w = patch.w.unwrap_or(l.w);
+            l.h = patch.h.unwrap_or(l.h);
+            l.shape = patch.shape.unwrap_or(l.shape);
+            crate::tables::check_layout(&table.layout).map_err(|(f, m)| invalid(f, m))?;
+            if tables.get(&id) == Some(&table) {
+                return Ok(unchanged(table));
+            }
+            write_table(conn, &table)?;
+            let event = record(EventType::TableUpdated, Some(id), json!({ "table": table }))?;
+            Ok(written(table, event))
+        }
+        Change::DeleteTable { id } => {
+            let table = tables
+                .get(&id)
+                .cloned()
+                .ok_or(StoreError::TableNotFound(id))?;
+            conn.execute("DELETE FROM tables WHERE id = ?1", params![id])?;
+            let event = record(EventType::TableDeleted, Some(id), json!({ "table": table }))?;
+            Ok(Effect {
+                remove: Some(id),
+                applied: Applied {
+                    event: Some(event),
+                    table: Some(table),
+                },
+                ..Effect::default()
+            })
+        }
+        Change::SetState {
+            id,
+            state,
+            hold,
+            people,
+            guard,
+        } => {
+            let current = tables.get(&id).ok_or(StoreError::TableNotFound(id))?;
+            if let Guard::Sensor { expected } = guard {
+                if current.state != expected {
+                    return Err(StoreError::Refused(format!(
+                        "table {id} is {} now, not {expected}",
+                        current.state
+                    )));
+                }
+                if let Some(until) = current.hold_until.as_deref().and_then(clock::parse) {
+                    if until > std::time::SystemTime::now() {
+                        return Err(StoreError::Refused(format!(
+                            "table {id} is held until {}",
+                            clock::format(until)
+                        )));
+                    }
+                }
+            }
+            let mut table = current.clone();
+            table.state = state;
+            // Only an occupied table has a people estimate.
+            table.people = if state == TableState::Occupied {
+                people.or(current.people)
+            } else {
+                None
+            };
+            table.hold_until = match (guard, hold) {
+                (Guard::Staff, Hold::Clear) => None,
+                (_, Hold::Until(t)) => Some(clock::format(t)),
+                (Guard::Sensor { .. }, Hold::Clear) => None,
+            };
+            if table.state != current.state {
+                table.since = now.clone();
+            }
+            if &table == current {
+                return Ok(unchanged(table));
+            }
+            write_table(conn, &table)?;
+            let event = record(
+                EventType::TableState,
+                Some(id),
+                json!({ "from": current.state, "to": state, "table": table }),
+            )?;
+            Ok(written(table, event))
+        }
+        Change::Record { kind, table, data } => {
+            let event = record(kind, table, data)?;
+            Ok(Effect {
+                applied: Applied {
+                    event: Some(event),
+                    table: None,
+                },
+                ..Effect::default()
+            })
+        }
+        Change::Prune { before } => {
+            // Only a prefix of seqs goes: up to (not including) the first
+            // event still inside the window, even if older-stamped events
+            // follow it (written while the clock was wrong). The `+` keeps
+            // SQLite on the seq order, so this reads only the prefix.
+            let first_kept: Option<i64> = conn
+                .query_row(
+                    "SELECT seq FROM events WHERE +ts >= ?1 ORDER BY seq LIMIT 1",
+                    params![clock::format(before)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let through = match first_kept {
+                Some(seq) => Seq::try_from(seq.saturating_sub(1)).unwrap_or_default(),
+                None => state.head,
+            };
+            if through <= state.pruned_through {
+                return Ok(Effect::default());
+            }
+            let through_sql = seq_sql(through)?;
+            let removed =
+                conn.execute("DELETE FROM events WHERE seq <= ?1", params![through_sql])?;
+            conn.execute(
+                "UPDATE retention SET pruned_through = ?1",
+                params![through_sql],
+            )?;
+            tracing::info!(
+                removed,
+                pruned_through = through,
+                "old events deleted (retention)"
+            );
+            Ok(Effect {
+                pruned_through: Some(through),
+                ..Effect::default()
+            })
+        }
+    }
+}
+
+/// A table row written, with the event that says so.
+fn written(table: Table, event: Event) -> Effect {
+    Effect {
+        upsert: Some(table.clone()),
+        applied: Applied {
+            event: Some(event),
+            table: Some(table),
+        },
+        ..Effect::default()
+    }
+}
+
+fn unchanged(table: Table) -> Effect {
+    Effect {
+        applied: Applied {
+            event: None,
+            table: Some(table),
+        },
+        ..Effect::default()
+    }
+}
+
+fn seq_sql(seq: Seq) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid("seq overflow".into()))
+}
+
+/// The id after the highest one; refused (naming `id`) once the highest
+/// is [`crate::tables::MAX_TABLE_ID`], instead of wrapping to a negative.
+fn next_id(tables: &BTreeMap<TableId, Table>) -> Result<TableId, StoreError> {
+    let Some(&last) = tables.keys().next_back() else {
+        return Ok(1);
+    };
+    last.checked_add(1)
+        .filter(|id| crate::tables::check_id(*id).is_ok())
+        .ok_or_else(|| {
+            StoreError::Conflict(format!(
+                "id: no id left after table {last} (ids go up to {}); give an unused id explicitly",
+                crate::tables::MAX_TABLE_ID
+            ))
+        })
+}
+
+fn ensure_number_free(
+    tables: &BTreeMap<TableId, Table>,
+    number: &str,
+    except: Option<TableId>,
+) -> Result<(), StoreError> {
+    match tables
+        .values()
+        .find(|t| t.number == number && Some(t.id) != except)
+    {
+        Some(other) => Err(StoreError::Conflict(format!(
+            "number {number:?} is already used by table {}",
+            other.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn write_table(conn: &Connection, t: &Table) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tables (id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(id) DO UPDATE SET number = excluded.number, zone = excluded.zone,
+           seats = excluded.seats, x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h,
+           shape = excluded.shape, state = excluded.state, people = excluded.people,
+           since = excluded.since, hold_until = excluded.hold_until, reservation = excluded.reservation",
+    )?
+    .execute(params![
+        t.id,
+        t.number,
+        t.zone,
+        t.seats,
+        t.layout.x,
+        t.layout.y,
+        t.layout.w,
+        t.layout.h,
+        t.layout.shape.as_str(),
+        t.state.as_str(),
+        t.people,
+        t.since,
+        t.hold_until,
+        t.reservation,
+    ])?;
+    Ok(())
+}
+
+fn record_event(
+    conn: &Connection,
+    seq: Seq,
+    ts: &str,
+    kind: EventType,
+    table: Option<TableId>,
+    actor: &Actor,
+    data: serde_json::Value,
+) -> Result<Event, StoreError> {
+    let event = Event {
+        seq,
+        ts: ts.to_string(),
+        kind: kind.as_str().to_string(),
+        table,
+        actor: actor.to_string(),
+        data,
+    };
+    let seq_sql = seq_sql(seq)?;
+    conn.prepare_cached(
+        "INSERT INTO events (seq, ts, type, table_id, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        seq_sql,
+        event.ts,
+        event.kind,
+        event.table,
+        event.actor,
+        event.data.to_string(),
+    ])?;
+    Ok(event)
+}
