@@ -9,14 +9,13 @@
 //! invariant stated here breaks, which is what the fuzzer reports.
 //!
 //! Everything is exercised the way the daemon does it, through the same
-//! public functions: the MQTT payload parsers, rumqttd's codec with the
-//! configured packet limit, the real HTTP router on a real SQLite file, the
+//! public functions: the MQTT payload parsers, the MQTT session layer's
+//! screen in front of rumqttd, the SSE client parser, the real HTTP router on a real SQLite file, the
 //! config loader, and the AMG8833 driver on a bus that returns the
 //! fuzzer's bytes.
 
 use crate::broker::topics::{
-    Inbound, MAX_DETECTIONS, MAX_PEOPLE, SensorMessage, Topics, parse_detections, parse_sensor,
-    parse_set,
+    MAX_DETECTIONS, MAX_PEOPLE, SensorMessage, parse_detections, parse_sensor, parse_set,
 };
 use crate::config::Config;
 use crate::sensors::PollSensor as _;
@@ -37,7 +36,8 @@ pub const TARGETS: &[Target] = &[
     ("sensor_payload", sensor_payload),
     ("detections", detections),
     ("set_command", set_command),
-    ("mqtt_codec", mqtt_codec),
+    ("mqtt_session", mqtt_session),
+    ("sse_client", sse_client),
     ("http_json", http_json),
     ("config_toml", config_toml),
     ("amg8833", amg8833),
@@ -80,11 +80,6 @@ fn config() -> &'static Config {
         Config::from_toml(Path::new("fuzz.toml"), CONFIG, [])
             .unwrap_or_else(|e| panic!("the fuzzing config is invalid: {e}"))
     })
-}
-
-fn topics() -> &'static Topics {
-    static TOPICS: OnceLock<Topics> = OnceLock::new();
-    TOPICS.get_or_init(|| Topics::new(&config().site.id))
 }
 
 /// A sensor node's payload (`mesero/<site>/sensors/<id>`).
@@ -158,92 +153,26 @@ fn check_set(raw_id: &str, payload: &[u8]) {
     }
 }
 
-/// Raw bytes from an MQTT client, decoded as the session does
-/// (`Shared::decode`: rumqttd's 3.1.1 codec with `mqtt.max_payload`), then
-/// each packet checked the way the session checks it today, and what the
-/// session lets through handed to the rumqttd functions the router applies
-/// to it. Peer bytes must never reach a panic in rumqttd.
-///
-/// Replaced by the session layer's own entry point once it has one (see
-/// docs/FUZZING.md).
-pub fn mqtt_codec(data: &[u8]) {
+/// Raw bytes from an MQTT client through the session layer's screen
+/// ([`crate::broker::fuzz_session_bytes`]: the sessions' decoder and
+/// packet limit, the topic, will, filter and client-id checks, and the
+/// rumqttd functions the router applies to whatever passes). Then every
+/// PUBLISH the codec decodes is encoded again as the router does for each
+/// subscriber, and must come back unchanged. Peer bytes must never reach a
+/// panic in rumqttd.
+pub fn mqtt_session(data: &[u8]) {
+    crate::broker::fuzz_session_bytes(data);
     let max = config().mqtt.max_payload;
     let mut buf = BytesMut::from(data);
-    // The session reads until a packet is complete and closes the
-    // connection on the first error.
     while let Ok(packet) = V4.read_mut(&mut buf, max) {
-        match packet {
-            // The will is sent when the connection is lost.
-            Packet::Connect(_, _, Some(will), _, _) => {
-                if let Some(publish) = session_will(will) {
-                    to_router(publish, max);
-                }
-            }
-            Packet::Publish(publish, _) => {
-                if let Some(publish) = session_publish(publish) {
-                    to_router(publish, max);
-                }
-            }
-            Packet::Subscribe(subscribe, _) => {
-                for filter in &subscribe.filters {
-                    // The router matches every published topic against
-                    // each filter it holds.
-                    for topic in ["mesero/fuzz/status", "a/b", "$SYS/x"] {
-                        let _ = rumqttd::protocol::matches(topic, &filter.path);
-                    }
-                }
-            }
-            _ => {}
+        if let Packet::Publish(publish, _) = packet {
+            round_trip(publish, max);
         }
     }
 }
 
-/// `Shared::will_allowed` and `Session::finish` as they are today: the
-/// will is classified from its topic's lossy text, read as a sensor
-/// payload on a sensor topic, and handed to the router as a PUBLISH.
-fn session_will(will: rumqttd::protocol::LastWill) -> Option<Publish> {
-    let topic = String::from_utf8_lossy(&will.topic).into_owned();
-    match topics().inbound(&topic) {
-        Inbound::DaemonOwned | Inbound::Set(_) => return None,
-        Inbound::Sensor(_) => check_sensor(parse_sensor(&will.message)),
-        _ => {}
-    }
-    Some(Publish::new(will.topic, will.message, will.retain))
-}
-
-/// `Session::on_publish` as it is today: the topic check, then the
-/// payload parsers for the topics the daemon reads. `None`: not routed.
-fn session_publish(publish: Publish) -> Option<Publish> {
-    let topic = match std::str::from_utf8(&publish.topic) {
-        Ok(t) if !t.is_empty() && !t.contains(['+', '#', '\0']) => t.to_string(),
-        _ => return None,
-    };
-    let clearing = publish.retain && publish.payload.is_empty();
-    match topics().inbound(&topic) {
-        Inbound::Set(raw_id) => {
-            check_set(raw_id, &publish.payload);
-            return None;
-        }
-        Inbound::DaemonOwned => return None,
-        Inbound::Sensor(_) if !clearing => check_sensor(parse_sensor(&publish.payload)),
-        Inbound::Detections if !clearing => check_detections(parse_detections(&publish.payload)),
-        _ => {}
-    }
-    Some(publish)
-}
-
-/// What rumqttd's router does with a PUBLISH it accepts: the topic is
-/// matched against its subscription filters (and its retained topics
-/// against each new filter), and the message is encoded again for every
-/// subscriber.
-fn to_router(publish: Publish, max: usize) {
-    let Ok(topic) = std::str::from_utf8(&publish.topic) else {
-        // The router refuses a non-UTF-8 topic itself.
-        return;
-    };
-    for filter in ["#", "+/#", "mesero/fuzz/#", "a/+/c"] {
-        let _ = rumqttd::protocol::matches(topic, filter);
-    }
+/// A PUBLISH encoded for a subscriber decodes to the same topic and payload.
+fn round_trip(publish: Publish, max: usize) {
     let mut out = BytesMut::new();
     let encoded = V4.write(Packet::Publish(publish.clone(), None), &mut out);
     assert!(
@@ -260,6 +189,27 @@ fn to_router(publish: Publish, max: usize) {
         }
         other => panic!("a routed PUBLISH does not decode again: {other:?}"),
     }
+}
+
+/// `mesero watch`'s SSE parser: the first byte picks chunk sizes, the rest
+/// is the stream. The same stream cut anywhere (a multi-byte character or
+/// a CRLF split across chunks) parses to the same messages as in one piece.
+pub fn sse_client(data: &[u8]) {
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    let whole = crate::watch::SseParser::default().push(stream);
+    let mut parser = crate::watch::SseParser::default();
+    let mut chunked = Vec::new();
+    let mut rest = stream;
+    let mut size = usize::from(seed % 7) + 1;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        chunked.extend(parser.push(chunk));
+        rest = tail;
+        size = size % 7 + 1;
+    }
+    assert_eq!(whole, chunked, "chunking changed what was parsed");
 }
 
 /// Most requests one `http_json` input makes.

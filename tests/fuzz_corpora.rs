@@ -84,26 +84,3 @@ fn every_committed_corpus_input_passes() {
         failed.len()
     );
 }
-
-/// Inputs that crashed a target and whose fix is not merged yet
-/// (fuzz/crashes/<target>/, each described in docs/FUZZING.md). Run with
-/// `cargo test --test fuzz_corpora -- --ignored`; once one passes, move it
-/// into fuzz/corpus/<target>/ so the replay above keeps it fixed.
-#[test]
-#[ignore = "known crashes awaiting their fixes; see docs/FUZZING.md"]
-fn crashes_found_by_fuzzing_are_fixed() {
-    let mut still = Vec::new();
-    for (name, run) in mesero::fuzzing::TARGETS {
-        let dir = fuzz_dir().join("crashes").join(name);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for file in entries.map(|e| e.expect("directory entry").path()) {
-            let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            if std::panic::catch_unwind(|| run(&data)).is_err() {
-                still.push(file.display().to_string());
-            }
-        }
-    }
-    assert!(still.is_empty(), "still crashing: {still:#?}");
-}
