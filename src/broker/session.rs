@@ -945,15 +945,14 @@ impl Session {
             self.refuse(topic, "set commands need an MQTT user with role staff");
             return self.ack_own(publish);
         }
-        match parse_set(raw_id, &publish.payload) {
+        let parsed = parse_set(raw_id, &publish.payload).map(|(id, command)| {
+            let hold = Hold::from_minutes(command.hold_minutes, SystemTime::now());
+            (id, command, hold)
+        });
+        match parsed {
             Err(e) => self.malformed(PayloadKind::Set, topic, &e.to_string()),
-            Ok((id, command)) => {
-                let hold = match command.hold_minutes {
-                    None | Some(0) => Hold::Clear,
-                    Some(m) => Hold::Until(
-                        SystemTime::now() + Duration::from_secs(u64::try_from(m).unwrap_or(0) * 60),
-                    ),
-                };
+            Ok((_, _, Err(e))) => self.malformed(PayloadKind::Set, topic, &e),
+            Ok((id, command, Ok(hold))) => {
                 let change = Change::SetState {
                     id,
                     state: command.state,

@@ -7,7 +7,7 @@ pub mod mqtt;
 use mesero::config::Config;
 use mesero::daemon::Daemon;
 use mesero::systemd::Supervision;
-use mesero::watch::{SseMessage, SseParser};
+use mesero::sse::{SseMessage, SseParser};
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
