@@ -221,8 +221,14 @@ mod tests {
 
     #[test]
     fn frames_one_message_per_event_and_one_data_field_per_line() {
-        assert_eq!(frame(3, "table.state", "{}"), "id: 3\nevent: table.state\ndata: {}\n\n");
-        assert_eq!(frame(4, "a\nid: 9", "x\r\ny"), "id: 4\nevent: a id: 9\ndata: x\ndata: y\n\n");
+        assert_eq!(
+            frame(3, "table.state", "{}"),
+            "id: 3\nevent: table.state\ndata: {}\n\n"
+        );
+        assert_eq!(
+            frame(4, "a\nid: 9", "x\r\ny"),
+            "id: 4\nevent: a id: 9\ndata: x\ndata: y\n\n"
+        );
         let mut parser = SseParser::default();
         assert_eq!(
             parser.push(frame(5, "e", "one\ntwo").as_bytes()),

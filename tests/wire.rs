@@ -34,16 +34,86 @@ const WIRE: [&str; 10] = [
 
 /// The same events' rows in SQLite: `(seq, ts, type, table_id, actor, data)`.
 const ROWS: [(i64, &str, &str, Option<i64>, &str, &str); 10] = [
-    (5, "2026-12-01T22:06:24.091Z", "table.created", Some(7), "staff:ana", r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":4,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#),
-    (6, "2026-12-01T22:06:24.103Z", "table.updated", Some(7), "staff:ana", r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#),
-    (7, "2026-12-01T22:06:24.123Z", "table.state", Some(7), "mqtt:host-tablet", r#"{"from":"free","table":{"h":0.75,"hold_until":"2096-10-02T07:06:40.000Z","id":7,"number":"7","people":3,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.123Z","state":"occupied","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"occupied"}"#),
-    (8, "2026-12-01T22:06:24.129Z", "table.state", Some(7), "sensor:pir-7", r#"{"from":"occupied","table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"free"}"#),
-    (9, "2026-12-01T22:06:24.134Z", "alert.raised", Some(7), "sensor:call-7", r#"{"kind":"bill","message":"bill requested (long press)","priority":"normal","sensor":"call-7","table":7}"#),
-    (10, "2026-12-01T22:06:24.146Z", "alert.raised", None, "sensor:call-x", r#"{"kind":"call","message":"call button pressed","priority":"normal","sensor":"call-x","table":null}"#),
-    (11, "2026-12-01T22:06:24.158Z", "sensor.fault", Some(7), "sensor:node-1", r#"{"kind":"mqtt","reason":"no reading for 1s \"x\"\n","sensor":"node-1"}"#),
-    (12, "2026-12-01T22:06:24.167Z", "sensor.recovered", None, "sensor:node-1", r#"{"kind":"mqtt","sensor":"node-1"}"#),
-    (13, "2026-12-01T22:06:24.170Z", "system.started", None, "system", r#"{"site":"test","version":"0.1.0"}"#),
-    (14, "2026-12-01T22:06:24.174Z", "table.deleted", Some(7), "staff:anonymous", r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#),
+    (
+        5,
+        "2026-12-01T22:06:24.091Z",
+        "table.created",
+        Some(7),
+        "staff:ana",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":4,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
+    (
+        6,
+        "2026-12-01T22:06:24.103Z",
+        "table.updated",
+        Some(7),
+        "staff:ana",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
+    (
+        7,
+        "2026-12-01T22:06:24.123Z",
+        "table.state",
+        Some(7),
+        "mqtt:host-tablet",
+        r#"{"from":"free","table":{"h":0.75,"hold_until":"2096-10-02T07:06:40.000Z","id":7,"number":"7","people":3,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.123Z","state":"occupied","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"occupied"}"#,
+    ),
+    (
+        8,
+        "2026-12-01T22:06:24.129Z",
+        "table.state",
+        Some(7),
+        "sensor:pir-7",
+        r#"{"from":"occupied","table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"free"}"#,
+    ),
+    (
+        9,
+        "2026-12-01T22:06:24.134Z",
+        "alert.raised",
+        Some(7),
+        "sensor:call-7",
+        r#"{"kind":"bill","message":"bill requested (long press)","priority":"normal","sensor":"call-7","table":7}"#,
+    ),
+    (
+        10,
+        "2026-12-01T22:06:24.146Z",
+        "alert.raised",
+        None,
+        "sensor:call-x",
+        r#"{"kind":"call","message":"call button pressed","priority":"normal","sensor":"call-x","table":null}"#,
+    ),
+    (
+        11,
+        "2026-12-01T22:06:24.158Z",
+        "sensor.fault",
+        Some(7),
+        "sensor:node-1",
+        r#"{"kind":"mqtt","reason":"no reading for 1s \"x\"\n","sensor":"node-1"}"#,
+    ),
+    (
+        12,
+        "2026-12-01T22:06:24.167Z",
+        "sensor.recovered",
+        None,
+        "sensor:node-1",
+        r#"{"kind":"mqtt","sensor":"node-1"}"#,
+    ),
+    (
+        13,
+        "2026-12-01T22:06:24.170Z",
+        "system.started",
+        None,
+        "system",
+        r#"{"site":"test","version":"0.1.0"}"#,
+    ),
+    (
+        14,
+        "2026-12-01T22:06:24.174Z",
+        "table.deleted",
+        Some(7),
+        "staff:anonymous",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
 ];
 
 fn table(state: TableState, seats: u32, since: &str) -> Table {
@@ -260,13 +330,25 @@ fn open(dir: &std::path::Path) -> Store {
     Store::open(&config, hub, metrics).expect("open store")
 }
 
-fn raw_rows(dir: &std::path::Path, after: i64) -> Vec<(i64, String, String, Option<i64>, String, String)> {
+fn raw_rows(
+    dir: &std::path::Path,
+    after: i64,
+) -> Vec<(i64, String, String, Option<i64>, String, String)> {
     let conn = rusqlite::Connection::open(dir.join("mesero.db")).expect("open db");
     let mut stmt = conn
-        .prepare("SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?1 ORDER BY seq")
+        .prepare(
+            "SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?1 ORDER BY seq",
+        )
         .expect("prepare");
     stmt.query_map([after], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
     })
     .expect("query")
     .collect::<Result<_, _>>()
@@ -395,7 +477,10 @@ async fn events_are_stored_in_the_same_rows_as_before() {
             .expect("record");
     }
     store
-        .apply(Change::DeleteTable { id: 7 }, Actor::Staff("anonymous".into()))
+        .apply(
+            Change::DeleteTable { id: 7 },
+            Actor::Staff("anonymous".into()),
+        )
         .await
         .expect("delete");
     store.shutdown().await;

@@ -9,8 +9,8 @@
 mod output;
 mod watch;
 
-pub use output::{note, out};
 pub(crate) use output::say;
+pub use output::{note, out};
 
 use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
@@ -212,9 +212,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             runtime()?.block_on(crate::sensors::cli::watch(&config))
         }
-        Command::Watch { url, token } => {
-            runtime()?.block_on(watch::run(&url, token.as_deref()))
-        }
+        Command::Watch { url, token } => runtime()?.block_on(watch::run(&url, token.as_deref())),
     }
 }
 

@@ -5,9 +5,9 @@
 //! shown twice across daemon restarts and network blips.
 
 use crate::domain::{Event, EventData};
-use serde::Deserialize as _;
 use crate::sse::{SseMessage, SseParser};
 use futures_util::StreamExt as _;
+use serde::Deserialize as _;
 use std::time::Duration;
 
 /// Wait before the first reconnect, unless the server's `retry:` says

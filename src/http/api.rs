@@ -170,8 +170,8 @@ pub async fn set_state(
     JsonBody(body): JsonBody<SetStateBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let hold =
-        Hold::from_minutes(body.hold_minutes, SystemTime::now()).map_err(ApiError::invalid_value)?;
+    let hold = Hold::from_minutes(body.hold_minutes, SystemTime::now())
+        .map_err(ApiError::invalid_value)?;
     let applied = app
         .store
         .apply(
