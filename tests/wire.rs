@@ -32,8 +32,11 @@ const WIRE: [&str; 10] = [
     r#"{"seq":14,"ts":"2026-12-01T22:06:24.174Z","type":"table.deleted","table":7,"actor":"staff:anonymous","data":{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}}"#,
 ];
 
-/// The same events' rows in SQLite: `(seq, ts, type, table_id, actor, data)`.
-const ROWS: [(i64, &str, &str, Option<i64>, &str, &str); 10] = [
+/// A row of the `events` table: `(seq, ts, type, table_id, actor, data)`.
+type Row<'a> = (i64, &'a str, &'a str, Option<i64>, &'a str, &'a str);
+
+/// The same events' rows in SQLite.
+const ROWS: [Row<'static>; 10] = [
     (
         5,
         "2026-12-01T22:06:24.091Z",

@@ -177,7 +177,9 @@ type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
 enum Command {
     Apply {
-        change: Change,
+        /// Boxed: a change carries a whole event payload, and the queue
+        /// holds up to [`WRITER_QUEUE`] commands.
+        change: Box<Change>,
         actor: Actor,
         reply: Option<Reply>,
     },
@@ -290,7 +292,7 @@ impl Store {
         self.inner
             .commands
             .send(Command::Apply {
-                change,
+                change: Box::new(change),
                 actor,
                 reply: Some(reply),
             })

@@ -194,7 +194,7 @@ impl Writer {
                         actor,
                         reply,
                     } => batch.push(Pending {
-                        change,
+                        change: *change,
                         actor,
                         reply,
                     }),
