@@ -149,7 +149,7 @@ fn check_set(raw_id: &str, payload: &[u8]) {
             assert_eq!(raw_id.parse::<i64>().ok(), Some(id), "id from {raw_id:?}");
             if let Some(m) = command.hold_minutes {
                 assert!(
-                    (0..=crate::http::MAX_HOLD_MINUTES).contains(&m),
+                    (0..=crate::tables::MAX_HOLD_MINUTES).contains(&m),
                     "hold_minutes {m}"
                 );
             }
