@@ -9,15 +9,15 @@
 //!   server works, not only ours.
 
 /// Frames one message: `id: <id>\nevent: <event>\ndata: <line>\n...\n\n`.
-/// Each line of `data` gets its own `data:` field, so the client joins
-/// them back to `data`; a line break in `event` (which a stored type from
-/// elsewhere could carry) is replaced by a space, so it cannot start a
-/// field of its own.
+/// Each line of `data` (ended by LF, CR or CRLF, as the parser reads them)
+/// gets its own `data:` field, so the client joins them back to `data`; a
+/// line break in `event` (which a stored type from elsewhere could carry)
+/// is replaced by a space, so it cannot start a field of its own.
 pub fn frame(id: impl std::fmt::Display, event: &str, data: &str) -> String {
     let mut out = format!("id: {id}\nevent: {}\n", event.replace(['\r', '\n'], " "));
-    for line in data.split('\n') {
+    for line in data.replace("\r\n", "\n").split(['\r', '\n']) {
         out.push_str("data: ");
-        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push_str(line);
         out.push('\n');
     }
     out.push('\n');
@@ -226,8 +226,8 @@ mod tests {
             "id: 3\nevent: table.state\ndata: {}\n\n"
         );
         assert_eq!(
-            frame(4, "a\nid: 9", "x\r\ny"),
-            "id: 4\nevent: a id: 9\ndata: x\ndata: y\n\n"
+            frame(4, "a\nid: 9", "x\r\ny\rz"),
+            "id: 4\nevent: a id: 9\ndata: x\ndata: y\ndata: z\n\n"
         );
         let mut parser = SseParser::default();
         assert_eq!(
