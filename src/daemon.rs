@@ -17,14 +17,13 @@
 
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::domain::{Actor, EventType};
+use crate::domain::{Actor, EventData};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::status::Sources;
 use crate::store::{Change, Store};
 use crate::systemd::{Heartbeat, Liveness, Notifier, Supervision};
 use anyhow::Context as _;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -200,9 +199,11 @@ async fn bring_up(
     store
         .apply(
             Change::Record {
-                kind: EventType::SystemStarted,
                 table: None,
-                data: json!({ "version": env!("CARGO_PKG_VERSION"), "site": config.site.id }),
+                data: EventData::SystemStarted {
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    site: config.site.id.clone(),
+                },
             },
             Actor::System,
         )

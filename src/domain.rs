@@ -2,8 +2,17 @@
 //!
 //! These types are what the store persists, the hub fans out and the HTTP
 //! API serialises; their serde names are part of the public contract.
+//!
+//! An [`Event`]'s payload is an [`EventData`] variant, one per event type;
+//! its wire form (SSE, WebSocket, `/api/v1/events`, MQTT `events/<type>`,
+//! the `events` table) is pinned byte for byte by `tests/wire.rs`. A new
+//! event type is one new variant (with its `rename`) and one arm in
+//! [`EventData::event_type`]; the compiler points at every consumer that
+//! matches on it.
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::{Error as _, SerializeStruct as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
@@ -150,7 +159,7 @@ pub struct Table {
 }
 
 /// Who caused an event (SPEC §1: `sensor:<id>`, `staff:<token name>`,
-/// `mqtt:<client id>` or `system`).
+/// `mqtt:<client id>` or `system`); serialised as that text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     Sensor(String),
@@ -170,7 +179,38 @@ impl fmt::Display for Actor {
     }
 }
 
-/// Event types of SPEC §1.
+impl FromStr for Actor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "system" {
+            return Ok(Actor::System);
+        }
+        match s.split_once(':') {
+            Some(("sensor", id)) => Ok(Actor::Sensor(id.to_string())),
+            Some(("staff", name)) => Ok(Actor::Staff(name.to_string())),
+            Some(("mqtt", client)) => Ok(Actor::Mqtt(client.to_string())),
+            _ => Err(format!(
+                "unknown actor {s:?} (sensor:<id>, staff:<name>, mqtt:<client>, system)"
+            )),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(D::Error::custom)
+    }
+}
+
+/// Event types of SPEC §1: the names `?types=` filters accept, including
+/// those nothing produces yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     TableState,
@@ -225,6 +265,13 @@ impl EventType {
             EventType::SystemStarted => "system.started",
         }
     }
+
+    /// Whether `prefix` names this type or a dotted prefix of it (`table`
+    /// matches `table.state`, `tab` does not).
+    pub fn matches_prefix(name: &str, prefix: &str) -> bool {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    }
 }
 
 impl fmt::Display for EventType {
@@ -243,23 +290,204 @@ impl FromStr for EventType {
     }
 }
 
-/// One recorded change (SPEC §1 "Event — the spine").
+/// What a call button asks for (SPEC §1 Alert `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    Call,
+    Bill,
+    Kitchen,
+    Refill,
+    Custom,
+}
+
+/// SPEC §1 Alert `priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Normal,
+    High,
+    Urgent,
+}
+
+/// The `type` and `data` of an event: one variant per type produced
+/// today. The serde `rename` of each variant is its wire name and must be
+/// its [`EventType::as_str`] (the golden test checks both).
+///
+/// [`EventData::Other`] carries what this binary cannot type exactly (a
+/// row written by another version: an unknown type, a missing or extra
+/// field) and passes it through unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventData {
+    /// A table's state changed; `table` is the table after the change.
+    #[serde(rename = "table.state")]
+    TableState {
+        from: TableState,
+        to: TableState,
+        table: Table,
+    },
+    #[serde(rename = "table.created")]
+    TableCreated { table: Table },
+    /// `table` is the table after the edit.
+    #[serde(rename = "table.updated")]
+    TableUpdated { table: Table },
+    /// `table` is the table as it was.
+    #[serde(rename = "table.deleted")]
+    TableDeleted { table: Table },
+    /// A call button was pressed (`sensor` is the button's id).
+    #[serde(rename = "alert.raised")]
+    AlertRaised {
+        table: Option<TableId>,
+        kind: AlertKind,
+        priority: Priority,
+        message: String,
+        sensor: String,
+    },
+    /// `kind` is the sensor's config kind (`gpio`, `mqtt`, ...).
+    #[serde(rename = "sensor.fault")]
+    SensorFault {
+        sensor: String,
+        kind: String,
+        reason: String,
+    },
+    #[serde(rename = "sensor.recovered")]
+    SensorRecovered { sensor: String, kind: String },
+    #[serde(rename = "system.started")]
+    SystemStarted { version: String, site: String },
+    #[serde(skip)]
+    Other {
+        kind: String,
+        data: serde_json::Value,
+    },
+}
+
+impl EventData {
+    /// The type, `None` for [`EventData::Other`].
+    pub fn event_type(&self) -> Option<EventType> {
+        Some(match self {
+            EventData::TableState { .. } => EventType::TableState,
+            EventData::TableCreated { .. } => EventType::TableCreated,
+            EventData::TableUpdated { .. } => EventType::TableUpdated,
+            EventData::TableDeleted { .. } => EventType::TableDeleted,
+            EventData::AlertRaised { .. } => EventType::AlertRaised,
+            EventData::SensorFault { .. } => EventType::SensorFault,
+            EventData::SensorRecovered { .. } => EventType::SensorRecovered,
+            EventData::SystemStarted { .. } => EventType::SystemStarted,
+            EventData::Other { .. } => return None,
+        })
+    }
+
+    /// The wire `type`.
+    pub fn kind(&self) -> &str {
+        match self {
+            EventData::Other { kind, .. } => kind,
+            typed => typed.event_type().map_or("", EventType::as_str),
+        }
+    }
+
+    /// The table after the change, for the table events that carry one.
+    pub fn table(&self) -> Option<&Table> {
+        match self {
+            EventData::TableState { table, .. }
+            | EventData::TableCreated { table }
+            | EventData::TableUpdated { table }
+            | EventData::TableDeleted { table } => Some(table),
+            _ => None,
+        }
+    }
+
+    /// The wire `data` object. It goes through [`serde_json::Value`], whose
+    /// objects keep their keys sorted: that is the byte order clients and
+    /// stored rows have always had (the events were built with `json!`).
+    pub fn to_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            EventData::Other { data, .. } => Ok(data.clone()),
+            typed => {
+                let mut tagged = serde_json::to_value(typed)?;
+                Ok(tagged
+                    .get_mut("data")
+                    .map(serde_json::Value::take)
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// Reads a `type` and its `data` (a stored row, a received event). It is
+    /// typed only if the variant gives back exactly `data`; anything else is
+    /// kept as [`EventData::Other`], so it goes out again unchanged.
+    pub fn from_parts(kind: &str, data: serde_json::Value) -> EventData {
+        let mut tagged = serde_json::Value::Object(serde_json::Map::from_iter([
+            ("type".to_string(), serde_json::Value::from(kind)),
+            ("data".to_string(), data),
+        ]));
+        if let Ok(typed) = EventData::deserialize(&tagged) {
+            if typed.to_json().ok().as_ref() == tagged.get("data") {
+                return typed;
+            }
+        }
+        EventData::Other {
+            kind: kind.to_string(),
+            data: tagged
+                .get_mut("data")
+                .map(serde_json::Value::take)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// One recorded change (SPEC §1 "Event — the spine"). On the wire:
+/// `{"seq", "ts", "type", "table", "actor", "data"}` in that order.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub seq: Seq,
     pub ts: String,
-    #[serde(rename = "type")]
-    pub kind: String,
     pub table: Option<TableId>,
-    pub actor: String,
-    pub data: serde_json::Value,
+    pub actor: Actor,
+    /// The type and its payload.
+    pub data: EventData,
 }
 
 impl Event {
-    /// The whole table an event carries in `data.table` (`table.state`,
-    /// `table.created`, `table.updated`: the table after the change), read
-    /// in place without copying the JSON.
-    pub fn table_data(&self) -> Result<Table, serde_json::Error> {
-        Table::deserialize(&self.data["table"])
+    /// The wire `type`.
+    pub fn kind(&self) -> &str {
+        self.data.kind()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let data = self.data.to_json().map_err(S::Error::custom)?;
+        let mut s = serializer.serialize_struct("Event", 6)?;
+        s.serialize_field("seq", &self.seq)?;
+        s.serialize_field("ts", &self.ts)?;
+        s.serialize_field("type", self.kind())?;
+        s.serialize_field("table", &self.table)?;
+        s.serialize_field("actor", &self.actor)?;
+        s.serialize_field("data", &data)?;
+        s.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            seq: Seq,
+            ts: String,
+            #[serde(rename = "type")]
+            kind: String,
+            table: Option<TableId>,
+            actor: Actor,
+            data: serde_json::Value,
+        }
+        let w = Wire::deserialize(deserializer)?;
+        Ok(Event {
+            seq: w.seq,
+            ts: w.ts,
+            table: w.table,
+            actor: w.actor,
+            data: EventData::from_parts(&w.kind, w.data),
+        })
     }
 }

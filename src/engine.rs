@@ -29,7 +29,7 @@
 //! reading recovers it.
 
 use crate::config::{Config, SensorKind};
-use crate::domain::{Actor, Event, EventType, Table, TableId};
+use crate::domain::{Actor, AlertKind, Event, EventData, Priority, Table, TableId};
 use crate::hub::{ClientKind, Hub};
 use crate::occupancy::{Engine, EngineConfig, Transition};
 use crate::sensors::Reading;
@@ -39,7 +39,6 @@ use crate::sensors::tasks::{Report, Reporter};
 use crate::store::{Change, Guard, Hold, Store, StoreError};
 use crate::systemd::Heartbeat;
 use serde::Serialize;
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -362,14 +361,11 @@ impl EngineTask {
         if self.synced.get(&id).is_some_and(|seen| event.seq <= *seen) {
             return;
         }
-        match event.kind.as_str() {
-            "table.state" | "table.created" => match event.table_data() {
-                Ok(table) => self.sync(&table, event.seq, Instant::now()),
-                Err(e) => {
-                    tracing::warn!(seq = event.seq, error = ?e, "unreadable table in event")
-                }
-            },
-            "table.deleted" => {
+        match &event.data {
+            EventData::TableState { table, .. } | EventData::TableCreated { table } => {
+                self.sync(table, event.seq, Instant::now())
+            }
+            EventData::TableDeleted { .. } => {
                 self.engine.remove_table(id);
                 self.synced.remove(&id);
             }
@@ -449,10 +445,13 @@ impl EngineTask {
         // The reason may come from the sensor node (MQTT): Debug-escaped.
         tracing::warn!(sensor, kind, reason = ?reason, "sensor faulted");
         self.record(
-            EventType::SensorFault,
             sensor,
             table,
-            json!({ "sensor": sensor, "kind": kind, "reason": reason }),
+            EventData::SensorFault {
+                sensor: sensor.to_string(),
+                kind: kind.to_string(),
+                reason,
+            },
         )
         .await;
         let transitions = self.engine.sensor_faulted(sensor, now);
@@ -476,10 +475,12 @@ impl EngineTask {
         }
         tracing::info!(sensor, kind, "sensor recovered");
         self.record(
-            EventType::SensorRecovered,
             sensor,
             table,
-            json!({ "sensor": sensor, "kind": kind }),
+            EventData::SensorRecovered {
+                sensor: sensor.to_string(),
+                kind: kind.to_string(),
+            },
         )
         .await;
         let transitions = self.engine.sensor_recovered(sensor, now);
@@ -490,41 +491,32 @@ impl EngineTask {
         let Some(&(_, table)) = self.sensors.get(sensor) else {
             return;
         };
-        let kind = match event {
-            ButtonEvent::Call => "call",
-            ButtonEvent::Bill => "bill",
+        let (kind, label, message) = match event {
+            ButtonEvent::Call => (AlertKind::Call, "call", "call button pressed"),
+            ButtonEvent::Bill => (AlertKind::Bill, "bill", "bill requested (long press)"),
         };
         self.board.update(sensor, |v| {
             v.health = HealthState::Ok;
             v.reading_since = Some(crate::clock::now());
         });
-        tracing::info!(sensor, table, kind, "call button");
+        tracing::info!(sensor, table, kind = label, "call button");
         self.record(
-            EventType::AlertRaised,
             sensor,
             table,
-            json!({
-                "table": table,
-                "kind": kind,
-                "priority": "normal",
-                "message": match event {
-                    ButtonEvent::Call => "call button pressed",
-                    ButtonEvent::Bill => "bill requested (long press)",
-                },
-                "sensor": sensor,
-            }),
+            EventData::AlertRaised {
+                table,
+                kind,
+                priority: Priority::Normal,
+                message: message.to_string(),
+                sensor: sensor.to_string(),
+            },
         )
         .await;
     }
 
-    async fn record(
-        &self,
-        kind: EventType,
-        sensor: &str,
-        table: Option<TableId>,
-        data: serde_json::Value,
-    ) {
-        let change = Change::Record { kind, table, data };
+    async fn record(&self, sensor: &str, table: Option<TableId>, data: EventData) {
+        let kind = data.kind().to_string();
+        let change = Change::Record { table, data };
         if let Err(e) = self
             .store
             .apply(change, Actor::Sensor(sensor.to_string()))
@@ -578,6 +570,7 @@ impl EngineTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::TableState;
     use crate::metrics::Metrics;
     use std::path::Path;
     use std::time::Duration;
@@ -655,7 +648,7 @@ stale_after = "1s"
         tokio::time::timeout(Duration::from_secs(20), async {
             loop {
                 let published = rx.recv().await.expect("hub open");
-                if published.event.kind == kind {
+                if published.event.kind() == kind {
                     return published.event.clone();
                 }
             }
@@ -680,10 +673,13 @@ stale_after = "1s"
                 .await
         );
         let event = next_event(&mut sub.rx, "alert.raised").await;
-        assert_eq!(event.actor, "sensor:call-1");
+        assert_eq!(event.actor, Actor::Sensor("call-1".into()));
         assert_eq!(event.table, Some(1));
-        assert_eq!(event.data["kind"], "bill");
-        assert_eq!(event.data["priority"], "normal");
+        let EventData::AlertRaised { kind, priority, .. } = event.data else {
+            panic!("not an alert: {event:?}");
+        };
+        assert_eq!(kind, AlertKind::Bill);
+        assert_eq!(priority, Priority::Normal);
         let stored = f
             .store
             .events(crate::store::EventQuery {
@@ -726,27 +722,34 @@ stale_after = "1s"
         // Silent for stale_after (1 s): faulted, and the table, whose only
         // presence sensor it is, becomes unknown.
         let fault = next_event(&mut sub.rx, "sensor.fault").await;
-        assert_eq!(fault.actor, "sensor:node-1");
+        assert_eq!(fault.actor, Actor::Sensor("node-1".into()));
         assert!(
-            fault.data["reason"]
-                .as_str()
-                .unwrap_or("")
-                .contains("no reading")
+            matches!(&fault.data, EventData::SensorFault { reason, .. } if reason.contains("no reading"))
         );
         let unknown = next_event(&mut sub.rx, "table.state").await;
-        assert_eq!(unknown.data["to"], "unknown");
+        assert!(matches!(
+            unknown.data,
+            EventData::TableState {
+                to: TableState::Unknown,
+                ..
+            }
+        ));
         let board = f.sensors.board.snapshot();
         let node = board.iter().find(|v| v.id == "node-1").expect("node-1");
         assert_eq!((node.health, node.faults), (HealthState::Faulted, 1));
         // The next reading recovers it and restores the table's state.
         input.reading("node-1", present).expect("accepted");
         let recovered = next_event(&mut sub.rx, "sensor.recovered").await;
-        assert_eq!(recovered.actor, "sensor:node-1");
+        assert_eq!(recovered.actor, Actor::Sensor("node-1".into()));
         let restored = next_event(&mut sub.rx, "table.state").await;
-        assert_eq!(
-            (&restored.data["from"], &restored.data["to"]),
-            (&json!("unknown"), &json!("free"))
-        );
+        assert!(matches!(
+            restored.data,
+            EventData::TableState {
+                from: TableState::Unknown,
+                to: TableState::Free,
+                ..
+            }
+        ));
         f.stop().await;
     }
 
@@ -764,12 +767,14 @@ stale_after = "1s"
             .fault("node-1", "the node reported offline")
             .expect("accepted");
         let fault = next_event(&mut sub.rx, "sensor.fault").await;
-        assert_eq!(fault.data["reason"], "the node reported offline");
+        assert!(
+            matches!(&fault.data, EventData::SensorFault { reason, .. } if reason == "the node reported offline")
+        );
         input
             .reading("node-1", Reading::presence(false))
             .expect("accepted");
         let recovered = next_event(&mut sub.rx, "sensor.recovered").await;
-        assert_eq!(recovered.actor, "sensor:node-1");
+        assert_eq!(recovered.actor, Actor::Sensor("node-1".into()));
         f.stop().await;
     }
 }

@@ -62,10 +62,9 @@ impl Filter {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| {
-                let known = EventType::ALL.iter().any(|t| {
-                    let t = t.as_str();
-                    t == s || t.strip_prefix(s).is_some_and(|rest| rest.starts_with('.'))
-                });
+                let known = EventType::ALL
+                    .iter()
+                    .any(|t| EventType::matches_prefix(t.as_str(), s));
                 if known {
                     Ok(s.to_string())
                 } else {
@@ -81,13 +80,10 @@ impl Filter {
         let table_ok =
             self.tables.is_empty() || event.table.is_some_and(|t| self.tables.contains(&t));
         let type_ok = self.types.is_empty()
-            || self.types.iter().any(|p| {
-                event.kind == *p
-                    || event
-                        .kind
-                        .strip_prefix(p.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-            });
+            || self
+                .types
+                .iter()
+                .any(|p| EventType::matches_prefix(event.kind(), p));
         table_ok && type_ok
     }
 
@@ -267,10 +263,12 @@ mod tests {
         Event {
             seq: 1,
             ts: String::new(),
-            kind: kind.into(),
             table,
-            actor: "system".into(),
-            data: serde_json::Value::Null,
+            actor: crate::domain::Actor::System,
+            data: crate::domain::EventData::Other {
+                kind: kind.into(),
+                data: serde_json::Value::Null,
+            },
         }
     }
 

@@ -144,7 +144,7 @@ fn check_set(raw_id: &str, payload: &[u8]) {
             assert_eq!(raw_id.parse::<i64>().ok(), Some(id), "id from {raw_id:?}");
             if let Some(m) = command.hold_minutes {
                 assert!(
-                    (0..=crate::http::MAX_HOLD_MINUTES).contains(&m),
+                    (0..=crate::tables::MAX_HOLD_MINUTES).contains(&m),
                     "hold_minutes {m}"
                 );
             }
@@ -198,8 +198,8 @@ pub fn sse_client(data: &[u8]) {
     let Some((&seed, stream)) = data.split_first() else {
         return;
     };
-    let whole = crate::watch::SseParser::default().push(stream);
-    let mut parser = crate::watch::SseParser::default();
+    let whole = crate::sse::SseParser::default().push(stream);
+    let mut parser = crate::sse::SseParser::default();
     let mut chunked = Vec::new();
     let mut rest = stream;
     let mut size = usize::from(seed % 7) + 1;

@@ -17,7 +17,6 @@
 
 use crate::domain::{Event, Seq, Table};
 use crate::metrics::Metrics;
-use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,23 +32,20 @@ const REAP_EVERY: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Published {
     pub event: Event,
-    /// `id: <seq>\nevent: <type>\ndata: <json>\n\n`
+    /// `id: <seq>\nevent: <type>\ndata: <json>\n\n` ([`crate::sse::frame`]).
     pub sse: Bytes,
-    /// The event JSON (a WebSocket text frame, an MQTT payload).
-    pub json: Utf8Bytes,
+    /// The event JSON, UTF-8 (a WebSocket text frame, an MQTT payload).
+    pub json: Bytes,
 }
 
 impl Published {
     pub fn new(event: Event) -> Published {
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
-        let sse = Bytes::from(format!(
-            "id: {}\nevent: {}\ndata: {json}\n\n",
-            event.seq, event.kind
-        ));
+        let sse = Bytes::from(crate::sse::frame(event.seq, event.kind(), &json));
         Published {
             event,
             sse,
-            json: Utf8Bytes::from(json),
+            json: Bytes::from(json),
         }
     }
 }

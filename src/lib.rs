@@ -9,13 +9,15 @@
 //! - [`sensors`]: drivers (GPIO, I2C, simulated) and their health.
 //! - [`engine`]: the task that runs the engine and commits its decisions.
 //! - [`feed`]: one client's gap-free view (snapshot, replay, live).
+//! - [`domain`]: tables, typed events ([`domain::EventData`]), actors.
 //! - [`http`]: REST, SSE, WebSocket, the floor-plan page.
 //! - [`daemon`]: start-up and shutdown order.
 //! - [`systemd`]: `sd_notify` (READY, STATUS, STOPPING) and the watchdog,
 //!   fed only while every loop checks in; [`status`] is the status line.
 //! - [`logging`]: journald under systemd, stderr otherwise; [`throttle`]
 //!   rate-limits lines about misbehaving peers.
-//! - [`cli`]: the `mesero` command; [`watch`] its live event printer.
+//! - [`cli`]: the `mesero` command (and `mesero watch`, the live event
+//!   printer); [`sse`]: SSE framing and the SSE client parser.
 //! - [`text`]: untrusted text shown on one line, escaped.
 
 pub mod auth;
@@ -37,10 +39,10 @@ pub mod metrics;
 pub mod occupancy;
 pub mod sensors;
 pub mod signals;
+pub mod sse;
 pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod tables;
 pub mod text;
 pub mod throttle;
-pub mod watch;

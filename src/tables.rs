@@ -1,7 +1,9 @@
 //! Floor-plan rules shared by the config seed and the HTTP API, so a table
-//! that can be seeded can be created and vice versa.
+//! that can be seeded can be created and vice versa, and the manual hold
+//! rules shared by HTTP and MQTT state changes.
 
 use crate::domain::{Layout, TableId};
+use std::time::{Duration, SystemTime};
 
 /// Highest table id (2^53 - 1): ids travel as JSON numbers to the browser
 /// UI, which cannot tell larger integers apart, and an auto-assigned id
@@ -17,6 +19,46 @@ pub const MAX_SEATS: u32 = 100;
 
 /// Longest table number label.
 pub const MAX_NUMBER_LEN: usize = 16;
+
+/// Longest manual hold (`hold_minutes` of a state change, HTTP or MQTT):
+/// a day. A longer one is more likely a typo than a decision, and would
+/// silently disable the sensors of that table.
+pub const MAX_HOLD_MINUTES: i64 = 24 * 60;
+
+/// What happens to a table's manual hold on a state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Staff change without `hold_minutes`: any earlier hold ends.
+    Clear,
+    /// Pin the state until this time; sensors cannot change it before.
+    Until(SystemTime),
+}
+
+impl Hold {
+    /// The hold a staff change asks for with `hold_minutes`: none or 0
+    /// clears it, 1 to [`MAX_HOLD_MINUTES`] pins the state until `now`
+    /// plus that; anything else is refused, naming the field.
+    pub fn from_minutes(minutes: Option<i64>, now: SystemTime) -> Result<Hold, String> {
+        match minutes {
+            None | Some(0) => Ok(Hold::Clear),
+            Some(m) => {
+                check_hold_minutes(m)?;
+                let secs = u64::try_from(m).unwrap_or(0) * 60;
+                Ok(Hold::Until(now + Duration::from_secs(secs)))
+            }
+        }
+    }
+}
+
+/// Checks `hold_minutes`: 0 (no hold) to [`MAX_HOLD_MINUTES`].
+pub fn check_hold_minutes(minutes: i64) -> Result<(), String> {
+    if !(0..=MAX_HOLD_MINUTES).contains(&minutes) {
+        return Err(format!(
+            "hold_minutes: {minutes} is out of range (0..={MAX_HOLD_MINUTES})"
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a table id: 1 to [`MAX_TABLE_ID`].
 pub fn check_id(id: TableId) -> Result<(), String> {

@@ -8,11 +8,10 @@ mod common;
 
 use common::*;
 use mesero::daemon::{RETENTION_EVERY, retention_loop};
-use mesero::domain::{Actor, EventType};
+use mesero::domain::{Actor, AlertKind, EventData, Priority};
 use mesero::hub::Hub;
 use mesero::metrics::Metrics;
 use mesero::store::{Change, Store};
-use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,9 +54,14 @@ where
 
 fn record(store: &Store, n: usize) -> u64 {
     let change = Change::Record {
-        kind: EventType::AlertRaised,
         table: None,
-        data: json!({ "n": n }),
+        data: EventData::AlertRaised {
+            table: None,
+            kind: AlertKind::Custom,
+            priority: Priority::Normal,
+            message: format!("n = {n}"),
+            sensor: "retention".into(),
+        },
     };
     let applied = block(store.apply(change, Actor::System)).expect("apply");
     applied.event.expect("an event").seq

@@ -5,11 +5,10 @@
 mod common;
 
 use common::*;
-use mesero::domain::{Actor, EventType, TableState};
+use mesero::domain::{Actor, AlertKind, EventData, Priority, TableState};
 use mesero::hub::Hub;
 use mesero::metrics::Metrics;
 use mesero::store::{Change, Guard, Hold, Store, StoreError};
-use serde_json::json;
 use std::sync::Arc;
 
 fn open(dir: &std::path::Path) -> (Store, Arc<Metrics>) {
@@ -22,9 +21,14 @@ fn open(dir: &std::path::Path) -> (Store, Arc<Metrics>) {
 
 fn record(n: usize) -> Change {
     Change::Record {
-        kind: EventType::AlertRaised,
         table: None,
-        data: json!({ "n": n }),
+        data: EventData::AlertRaised {
+            table: None,
+            kind: AlertKind::Custom,
+            priority: Priority::Normal,
+            message: format!("n = {n}"),
+            sensor: "load".into(),
+        },
     }
 }
 

@@ -21,7 +21,7 @@
 
 use super::Shared;
 use super::topics::state_payload;
-use crate::domain::{Event, EventType, Seq, Table};
+use crate::domain::{EventData, Seq, Table};
 use crate::hub::{ClientKind, Published, Subscription};
 use crate::systemd::Heartbeat;
 use bytes::Bytes;
@@ -161,42 +161,24 @@ impl Bridge {
 
     async fn on_event(&mut self, published: &Published) {
         let event = &published.event;
-        let topic = self.shared.topics.event(&event.kind);
-        self.publish(topic, published.json.as_str(), false).await;
-        match event.kind.parse::<EventType>() {
-            Ok(EventType::TableState) => {
-                if let Some(table) = self.table_of(event) {
-                    self.publish_state(&table, event.seq).await;
-                }
+        let topic = self.shared.topics.event(event.kind());
+        self.publish(topic, published.json.clone(), false).await;
+        match &event.data {
+            EventData::TableState { table, .. } => self.publish_state(table, event.seq).await,
+            EventData::TableCreated { table } | EventData::TableUpdated { table } => {
+                self.publish_state(table, event.seq).await;
+                self.publish_discovery(table).await;
             }
-            Ok(EventType::TableCreated | EventType::TableUpdated) => {
-                if let Some(table) = self.table_of(event) {
-                    self.publish_state(&table, event.seq).await;
-                    self.publish_discovery(&table).await;
-                }
-            }
-            Ok(EventType::TableDeleted) => {
-                if let Some(id) = event.table {
-                    let topic = self.shared.topics.table_state(id);
-                    self.publish(topic, "", true).await;
-                    if self.shared.homeassistant {
-                        let topic = self.shared.topics.ha_config(id);
-                        self.publish(topic, "", true).await;
-                    }
+            EventData::TableDeleted { table } => {
+                let topic = self.shared.topics.table_state(table.id);
+                self.publish(topic, Bytes::new(), true).await;
+                if self.shared.homeassistant {
+                    let topic = self.shared.topics.ha_config(table.id);
+                    self.publish(topic, Bytes::new(), true).await;
                 }
             }
             _ => {}
         }
-    }
-
-    /// The table an event carries in `data.table`.
-    fn table_of(&self, event: &Event) -> Option<Table> {
-        event
-            .table_data()
-            .map_err(|e| {
-                tracing::warn!(seq = event.seq, kind = %event.kind, error = %e, "event without a readable table; MQTT state not updated");
-            })
-            .ok()
     }
 
     async fn publish_all(&mut self, head: Seq, tables: &[Table]) {
@@ -210,7 +192,7 @@ impl Bridge {
 
     async fn publish_state(&mut self, table: &Table, seq: Seq) {
         let topic = self.shared.topics.table_state(table.id);
-        self.publish(topic, &state_payload(table, seq), true).await;
+        self.publish(topic, state_payload(table, seq), true).await;
     }
 
     async fn publish_discovery(&mut self, table: &Table) {
@@ -223,15 +205,11 @@ impl Bridge {
             .topics
             .ha_discovery(table, &self.shared.site_name, &self.shared.language)
             .to_string();
-        self.publish(topic, &config, true).await;
+        self.publish(topic, config, true).await;
     }
 
-    async fn publish(&mut self, topic: String, payload: &str, retain: bool) {
-        let publish = Publish::new(
-            Bytes::from(topic),
-            Bytes::copy_from_slice(payload.as_bytes()),
-            retain,
-        );
+    async fn publish(&mut self, topic: String, payload: impl Into<Bytes>, retain: bool) {
+        let publish = Publish::new(Bytes::from(topic), payload.into(), retain);
         // See `Session::forward` on why this send may wait but never hangs.
         if let Err(e) = self.tx.send(Packet::Publish(publish, None)).await {
             tracing::error!(error = %e, "cannot publish to the MQTT router");

@@ -346,12 +346,7 @@ pub fn parse_set(raw_id: &str, payload: &[u8]) -> Result<(TableId, SetCommand), 
     let command: SetCommand = serde_json::from_str(utf8(payload)?.trim())
         .map_err(|e| malformed(format!("expected {{\"state\", \"hold_minutes\"?}}: {e}")))?;
     if let Some(m) = command.hold_minutes {
-        let max = crate::http::MAX_HOLD_MINUTES;
-        if !(0..=max).contains(&m) {
-            return Err(malformed(format!(
-                "hold_minutes: {m} is out of range (0..={max})"
-            )));
-        }
+        crate::tables::check_hold_minutes(m).map_err(malformed)?;
     }
     Ok((id, command))
 }

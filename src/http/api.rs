@@ -11,11 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime};
-
-/// Longest manual hold: a day. A longer one is more likely a typo than a
-/// decision, and would silently disable the sensors of that table.
-pub const MAX_HOLD_MINUTES: i64 = 24 * 60;
+use std::time::SystemTime;
 
 /// Default and largest page of `/events`.
 const EVENTS_DEFAULT_LIMIT: u64 = 100;
@@ -174,17 +170,8 @@ pub async fn set_state(
     JsonBody(body): JsonBody<SetStateBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let hold = match body.hold_minutes {
-        None | Some(0) => Hold::Clear,
-        Some(m) if (1..=MAX_HOLD_MINUTES).contains(&m) => {
-            Hold::Until(SystemTime::now() + Duration::from_secs(u64::try_from(m).unwrap_or(0) * 60))
-        }
-        Some(m) => {
-            return Err(ApiError::invalid_value(format!(
-                "hold_minutes: {m} is out of range (0..={MAX_HOLD_MINUTES})"
-            )));
-        }
-    };
+    let hold = Hold::from_minutes(body.hold_minutes, SystemTime::now())
+        .map_err(ApiError::invalid_value)?;
     let applied = app
         .store
         .apply(

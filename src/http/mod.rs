@@ -25,7 +25,6 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::systemd::Heartbeat;
-pub use api::MAX_HOLD_MINUTES;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;

@@ -101,7 +101,7 @@ pub async fn stream(
             Err(_) => Bytes::from_static(b": heartbeat\n\n"),
             Ok(Ok(Item::Event(p))) => p.sse.clone(),
             Ok(Ok(Item::Snapshot { seq, data })) => {
-                Bytes::from(format!("id: {seq}\nevent: snapshot\ndata: {data}\n\n"))
+                Bytes::from(crate::sse::frame(seq, "snapshot", &data.to_string()))
             }
             Ok(Err(end)) => {
                 if matches!(end, FeedEnd::Lagged) {

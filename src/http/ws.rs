@@ -132,7 +132,15 @@ async fn session(
             _ = kill.cancelled() => break Some((CLOSE_SLOW_CONSUMER, "slow consumer")),
             item = feed.next() => {
                 let text = match item {
-                    Ok(Item::Event(p)) => p.json.clone(),
+                    // The hub's JSON is a serde_json string, so this UTF-8
+                    // check (the price of a hub that knows no axum) passes.
+                    Ok(Item::Event(p)) => match Utf8Bytes::try_from(p.json.clone()) {
+                        Ok(text) => text,
+                        Err(e) => {
+                            tracing::error!(error = %e, "event JSON is not UTF-8");
+                            break Some((1011, "internal error"));
+                        }
+                    },
                     Ok(Item::Snapshot { seq, data }) => Utf8Bytes::from(
                         json!({ "type": "snapshot", "seq": seq, "data": data }).to_string(),
                     ),

@@ -22,7 +22,7 @@
 mod schema;
 mod writer;
 
-use crate::domain::{Actor, Event, EventType, Layout, Seq, Table, TableId, TableState};
+use crate::domain::{Actor, Event, EventData, Layout, Seq, Table, TableId, TableState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::tables::Hold;
 pub use writer::WriterConfig;
 
 /// Most read connections kept open between queries.
@@ -124,15 +125,6 @@ pub struct TablePatch {
     pub shape: Option<crate::domain::Shape>,
 }
 
-/// What happens to a table's manual hold on a state change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hold {
-    /// Staff change without `hold_minutes`: any earlier hold ends.
-    Clear,
-    /// Pin the state until this time; sensors cannot change it before.
-    Until(SystemTime),
-}
-
 /// Who may overrule whom on a state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard {
@@ -162,9 +154,8 @@ pub enum Change {
     },
     /// An event that changes no table row (sensor faults, alerts, start).
     Record {
-        kind: EventType,
         table: Option<TableId>,
-        data: serde_json::Value,
+        data: EventData,
     },
     /// Deletes the longest prefix of the log (by seq) whose events were
     /// all recorded before the cutoff, and raises the watermark.
@@ -186,7 +177,9 @@ type Reply = oneshot::Sender<Result<Applied, StoreError>>;
 
 enum Command {
     Apply {
-        change: Change,
+        /// Boxed: a change carries a whole event payload, and the queue
+        /// holds up to [`WRITER_QUEUE`] commands.
+        change: Box<Change>,
         actor: Actor,
         reply: Option<Reply>,
     },
@@ -299,7 +292,7 @@ impl Store {
         self.inner
             .commands
             .send(Command::Apply {
-                change,
+                change: Box::new(change),
                 actor,
                 reply: Some(reply),
             })
@@ -422,14 +415,21 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
     let events = {
         let mut stmt = tx.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |row| {
+            let kind: String = row.get(2)?;
+            let actor: String = row.get(4)?;
             let data: String = row.get(5)?;
+            let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
             Ok(Event {
                 seq: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
                 ts: row.get(1)?,
-                kind: row.get(2)?,
                 table: row.get(3)?,
-                actor: row.get(4)?,
-                data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                // Only the writer fills this column, from an `Actor`; a row
+                // it cannot read (edited by hand) is shown as the system's
+                // rather than failing the whole page.
+                actor: actor.parse().unwrap_or(Actor::System),
+                // A type or shape this binary does not know (a newer mesero
+                // wrote it) is passed through as it is stored.
+                data: EventData::from_parts(&kind, data),
             })
         })?;
         rows.collect::<Result<Vec<_>, _>>()?

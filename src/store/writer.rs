@@ -202,7 +202,7 @@ impl Writer {
                         actor,
                         reply,
                     } => batch.push(Pending {
-                        change,
+                        change: *change,
                         actor,
                         reply,
                     }),

@@ -6,8 +6,8 @@ pub mod mqtt;
 
 use mesero::config::Config;
 use mesero::daemon::Daemon;
+use mesero::sse::{SseMessage, SseParser};
 use mesero::systemd::Supervision;
-use mesero::watch::{SseMessage, SseParser};
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use crate::sensors::Reading;
 use crate::store::{Change, Guard, Hold, StoreError};
 use rumqttd::protocol::{LastWill, Packet, PubAck, PubAckReason, Publish};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 impl Session {
     pub(super) async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
@@ -180,15 +180,14 @@ impl Session {
             self.refuse(topic, "set commands need an MQTT user with role staff");
             return self.ack_own(publish);
         }
-        match parse_set(raw_id, &publish.payload) {
+        let parsed = parse_set(raw_id, &publish.payload).map(|(id, command)| {
+            let hold = Hold::from_minutes(command.hold_minutes, SystemTime::now());
+            (id, command, hold)
+        });
+        match parsed {
             Err(e) => self.malformed(PayloadKind::Set, topic, &e.to_string()),
-            Ok((id, command)) => {
-                let hold = match command.hold_minutes {
-                    None | Some(0) => Hold::Clear,
-                    Some(m) => Hold::Until(
-                        SystemTime::now() + Duration::from_secs(u64::try_from(m).unwrap_or(0) * 60),
-                    ),
-                };
+            Ok((_, _, Err(e))) => self.malformed(PayloadKind::Set, topic, &e),
+            Ok((id, command, Ok(hold))) => {
                 let change = Change::SetState {
                     id,
                     state: command.state,

@@ -5,10 +5,9 @@
 
 use super::{Committed, Effect};
 use crate::clock;
-use crate::domain::{Actor, Event, EventType, Seq, Table, TableId, TableState};
+use crate::domain::{Actor, Event, EventData, Seq, Table, TableId, TableState};
 use crate::store::{Applied, Change, Guard, Hold, StoreError};
 use rusqlite::{Connection, OptionalExtension as _, params};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -30,8 +29,8 @@ pub(super) fn apply(
 ) -> Result<Effect, StoreError> {
     let tables = &state.tables;
     let now = clock::format(stamp);
-    let record = |kind: EventType, table: Option<TableId>, data: serde_json::Value| {
-        record_event(conn, state.head + 1, &now, kind, table, actor, data)
+    let record = |table: Option<TableId>, data: EventData| {
+        record_event(conn, state.head + 1, &now, table, actor, data)
     };
     match change {
         Change::CreateTable(new) => {
@@ -62,7 +61,12 @@ pub(super) fn apply(
                 reservation: None,
             };
             write_table(conn, &table)?;
-            let event = record(EventType::TableCreated, Some(id), json!({ "table": table }))?;
+            let event = record(
+                Some(id),
+                EventData::TableCreated {
+                    table: table.clone(),
+                },
+            )?;
             Ok(written(table, event))
         }
         Change::UpdateTable { id, patch } => {
@@ -93,7 +97,12 @@ pub(super) fn apply(
                 return Ok(unchanged(table));
             }
             write_table(conn, &table)?;
-            let event = record(EventType::TableUpdated, Some(id), json!({ "table": table }))?;
+            let event = record(
+                Some(id),
+                EventData::TableUpdated {
+                    table: table.clone(),
+                },
+            )?;
             Ok(written(table, event))
         }
         Change::DeleteTable { id } => {
@@ -102,7 +111,12 @@ pub(super) fn apply(
                 .cloned()
                 .ok_or(StoreError::TableNotFound(id))?;
             conn.execute("DELETE FROM tables WHERE id = ?1", params![id])?;
-            let event = record(EventType::TableDeleted, Some(id), json!({ "table": table }))?;
+            let event = record(
+                Some(id),
+                EventData::TableDeleted {
+                    table: table.clone(),
+                },
+            )?;
             Ok(Effect {
                 remove: Some(id),
                 applied: Applied {
@@ -157,14 +171,17 @@ pub(super) fn apply(
             }
             write_table(conn, &table)?;
             let event = record(
-                EventType::TableState,
                 Some(id),
-                json!({ "from": current.state, "to": state, "table": table }),
+                EventData::TableState {
+                    from: current.state,
+                    to: state,
+                    table: table.clone(),
+                },
             )?;
             Ok(written(table, event))
         }
-        Change::Record { kind, table, data } => {
-            let event = record(kind, table, data)?;
+        Change::Record { table, data } => {
+            let event = record(table, data)?;
             Ok(Effect {
                 applied: Applied {
                     event: Some(event),
@@ -303,19 +320,21 @@ fn record_event(
     conn: &Connection,
     seq: Seq,
     ts: &str,
-    kind: EventType,
     table: Option<TableId>,
     actor: &Actor,
-    data: serde_json::Value,
+    data: EventData,
 ) -> Result<Event, StoreError> {
     let event = Event {
         seq,
         ts: ts.to_string(),
-        kind: kind.as_str().to_string(),
         table,
-        actor: actor.to_string(),
+        actor: actor.clone(),
         data,
     };
+    let json = event
+        .data
+        .to_json()
+        .map_err(|e| StoreError::Invalid(format!("event data: {e}")))?;
     let seq_sql = seq_sql(seq)?;
     conn.prepare_cached(
         "INSERT INTO events (seq, ts, type, table_id, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -323,10 +342,10 @@ fn record_event(
     .execute(params![
         seq_sql,
         event.ts,
-        event.kind,
+        event.kind(),
         event.table,
-        event.actor,
-        event.data.to_string(),
+        event.actor.to_string(),
+        json.to_string(),
     ])?;
     Ok(event)
 }

@@ -1,23 +1,28 @@
-//! `mesero watch`: a terminal client that prints live events.
+//! Server-Sent Events, both ends (a leaf module: it knows no other part
+//! of mesero).
 //!
-//! It reads the SSE stream, remembers the last seq, and on any drop
-//! reconnects with `Last-Event-ID`, so nothing is missed or shown twice
-//! across daemon restarts and network blips.
-//!
-//! [`SseParser`] is the crate's one SSE client parser (the integration
-//! tests' SSE client uses it too): it follows the WHATWG event-stream
-//! rules on bytes, so any conforming server works, not only ours.
+//! - Server side: [`frame`] is the one place an SSE message is framed (the
+//!   hub renders each event with it once; the stream adds the snapshot).
+//! - Client side: [`SseParser`] is the crate's one SSE client parser
+//!   (`mesero watch` and the integration tests' SSE client use it): it
+//!   follows the WHATWG event-stream rules on bytes, so any conforming
+//!   server works, not only ours.
 
-use futures_util::StreamExt as _;
-use std::time::Duration;
-
-/// Wait before the first reconnect, unless the server's `retry:` says
-/// otherwise; doubled after each failed attempt up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// Bounds on the server's `retry:` hint, so a hostile or broken server can
-/// neither make `watch` hammer it nor wait for ever.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Frames one message: `id: <id>\nevent: <event>\ndata: <line>\n...\n\n`.
+/// Each line of `data` (ended by LF, CR or CRLF, as the parser reads them)
+/// gets its own `data:` field, so the client joins them back to `data`; a
+/// line break in `event` (which a stored type from elsewhere could carry)
+/// is replaced by a space, so it cannot start a field of its own.
+pub fn frame(id: impl std::fmt::Display, event: &str, data: &str) -> String {
+    let mut out = format!("id: {id}\nevent: {}\n", event.replace(['\r', '\n'], " "));
+    for line in data.replace("\r\n", "\n").split(['\r', '\n']) {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
 
 /// Longest line, and most `data` of one message, the parser holds
 /// (16 MiB). Anything longer is dropped rather than buffered: a server (or
@@ -209,103 +214,31 @@ impl SseParser {
     }
 }
 
-/// One line for a human: `#seq time type table actor detail`. Control
-/// characters in what the server sent are shown escaped
-/// ([`printable`](crate::text::printable)), so a string cannot print a line
-/// of its own.
-pub fn describe(msg: &SseMessage) -> String {
-    crate::text::printable(&line(msg)).into_owned()
-}
-
-fn line(msg: &SseMessage) -> String {
-    let seq = msg.id.as_deref().unwrap_or("-");
-    let kind = msg.event.as_deref().unwrap_or("message");
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&msg.data) else {
-        return format!("#{seq} {kind} {}", msg.data);
-    };
-    if kind == "snapshot" {
-        let tables = value["tables"].as_array().map_or(0, Vec::len);
-        let reset = if value["reset"] == true {
-            " (reset)"
-        } else {
-            ""
-        };
-        return format!("#{seq} snapshot{reset}: {tables} tables");
-    }
-    let table = value["table"]
-        .as_i64()
-        .map_or(String::new(), |t| format!(" table {t}"));
-    let detail = match kind {
-        "table.state" => format!(
-            " {} -> {}",
-            value["data"]["from"].as_str().unwrap_or("?"),
-            value["data"]["to"].as_str().unwrap_or("?")
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "#{seq} {} {kind}{table}{detail} by {}",
-        value["ts"].as_str().unwrap_or(""),
-        value["actor"].as_str().unwrap_or("?"),
-    )
-}
-
-/// Runs until Ctrl-C. `url` is the daemon's base URL.
-pub async fn run(url: &str, token: Option<&str>) -> anyhow::Result<()> {
-    let stream_url = format!("{}/api/v1/stream", url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()?;
-    let mut last_id: Option<String> = None;
-    let mut backoff = FIRST_BACKOFF;
-    let note = |args: std::fmt::Arguments<'_>| crate::cli::note(args);
-    loop {
-        let mut request = client.get(&stream_url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(id) = &last_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                note(format_args!("connected to {stream_url}"));
-                let mut parser = SseParser::resuming(last_id.take());
-                let mut body = response.bytes_stream();
-                while let Some(chunk) = body.next().await {
-                    let Ok(chunk) = chunk else { break };
-                    for msg in parser.push(&chunk) {
-                        crate::cli::say!("{}", describe(&msg))?;
-                    }
-                }
-                last_id = parser.last_event_id().map(str::to_owned);
-                // The server's `retry:` hint, within our own bounds.
-                backoff = parser
-                    .retry()
-                    .unwrap_or(FIRST_BACKOFF)
-                    .clamp(MIN_BACKOFF, MAX_BACKOFF);
-                note(format_args!("stream closed; reconnecting"));
-            }
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                if status.is_client_error() {
-                    anyhow::bail!("{stream_url}: {status}: {}", crate::text::printable(&text));
-                }
-                note(format_args!(
-                    "{stream_url}: {status}; retrying in {backoff:?}"
-                ));
-            }
-            Err(e) => note(format_args!("{stream_url}: {e}; retrying in {backoff:?}")),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn frames_one_message_per_event_and_one_data_field_per_line() {
+        assert_eq!(
+            frame(3, "table.state", "{}"),
+            "id: 3\nevent: table.state\ndata: {}\n\n"
+        );
+        assert_eq!(
+            frame(4, "a\nid: 9", "x\r\ny\rz"),
+            "id: 4\nevent: a id: 9\ndata: x\ndata: y\ndata: z\n\n"
+        );
+        let mut parser = SseParser::default();
+        assert_eq!(
+            parser.push(frame(5, "e", "one\ntwo").as_bytes()),
+            vec![SseMessage {
+                id: Some("5".into()),
+                event: Some("e".into()),
+                data: "one\ntwo".into()
+            }]
+        );
+    }
 
     #[test]
     fn parses_messages_split_across_chunks() {
@@ -441,18 +374,5 @@ mod tests {
         }
         assert_eq!(p.push(b"\ndata: next\n\n"), vec![one(None, None, "next")]);
         assert_eq!(p.dropped(), 2);
-    }
-
-    #[test]
-    fn describes_a_state_change() {
-        let msg = SseMessage {
-            id: Some("3".into()),
-            event: Some("table.state".into()),
-            data: r#"{"seq":3,"ts":"T","type":"table.state","table":4,"actor":"staff:x","data":{"from":"free","to":"occupied"}}"#.into(),
-        };
-        assert_eq!(
-            describe(&msg),
-            "#3 T table.state table 4 free -> occupied by staff:x"
-        );
     }
 }

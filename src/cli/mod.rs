@@ -2,6 +2,15 @@
 //! errors are printed once, with their chain, and give a non-zero exit:
 //! [`EX_CONFIG`] for a bad config (or a database from a newer mesero), 1
 //! for anything else.
+//!
+//! The top of the layering: nothing outside `cli/` uses it. `output` holds
+//! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client.
+
+mod output;
+mod watch;
+
+pub(crate) use output::say;
+pub use output::{note, out};
 
 use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
@@ -105,35 +114,6 @@ enum DbCommand {
     },
 }
 
-/// Writes command output to stdout, flushed. Errors are returned, never
-/// panicked on (`print!` would panic, and with `panic = "abort"` that is a
-/// crash); they carry their [`std::io::ErrorKind`], so [`main`] can tell a
-/// reader that went away (`mesero check | head -1`: exit 0) from a full
-/// disk (exit 1).
-pub fn out(text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_fmt(text)
-        .and_then(|()| stdout.flush())
-        .map_err(|e| std::io::Error::new(e.kind(), format!("writing to stdout: {e}")))
-}
-
-/// `println!` through [`out`]: evaluates to `std::io::Result<()>`.
-macro_rules! say {
-    ($($arg:tt)*) => {
-        $crate::cli::out(format_args!("{}\n", format_args!($($arg)*)))
-    };
-}
-pub(crate) use say;
-
-/// A line for the user on stderr. If stderr is gone too there is nobody
-/// left to tell, so a failed write is ignored (`eprintln!` would panic).
-pub fn note(text: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
-}
-
 /// Whether `e` is stdout's reader having gone away (EPIPE): the command
 /// was cut short on purpose, which is not a failure.
 fn closed_pipe(e: &anyhow::Error) -> bool {
@@ -232,9 +212,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             runtime()?.block_on(crate::sensors::cli::watch(&config))
         }
-        Command::Watch { url, token } => {
-            runtime()?.block_on(crate::watch::run(&url, token.as_deref()))
-        }
+        Command::Watch { url, token } => runtime()?.block_on(watch::run(&url, token.as_deref())),
     }
 }
 

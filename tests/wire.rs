@@ -1,0 +1,508 @@
+//! The wire format of events, pinned byte for byte (issue 10: typed
+//! events must go out exactly as the `json!`-built ones did).
+//!
+//! The literal strings below were captured from the code before the
+//! payload was typed: the JSON every client gets (SSE `data`, WebSocket
+//! text, `/api/v1/events` items, MQTT `events/<type>` payloads, all the
+//! same text) and the rows of the `events` table. Key order is part of it:
+//! `seq, ts, type, table, actor, data`, and inside `data` sorted keys.
+
+mod common;
+
+use common::*;
+use mesero::domain::{
+    Actor, AlertKind, Event, EventData, EventType, Layout, Priority, Shape, Table, TableState,
+};
+use mesero::hub::{Hub, Published};
+use mesero::metrics::Metrics;
+use mesero::store::{Change, EventQuery, Guard, Hold, NewTable, Store, TablePatch};
+use std::sync::Arc;
+
+/// The JSON of events 5 to 14 as the code before typed events sent them.
+const WIRE: [&str; 10] = [
+    r#"{"seq":5,"ts":"2026-12-01T22:06:24.091Z","type":"table.created","table":7,"actor":"staff:ana","data":{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":4,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}}"#,
+    r#"{"seq":6,"ts":"2026-12-01T22:06:24.103Z","type":"table.updated","table":7,"actor":"staff:ana","data":{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}}"#,
+    r#"{"seq":7,"ts":"2026-12-01T22:06:24.123Z","type":"table.state","table":7,"actor":"mqtt:host-tablet","data":{"from":"free","table":{"h":0.75,"hold_until":"2096-10-02T07:06:40.000Z","id":7,"number":"7","people":3,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.123Z","state":"occupied","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"occupied"}}"#,
+    r#"{"seq":8,"ts":"2026-12-01T22:06:24.129Z","type":"table.state","table":7,"actor":"sensor:pir-7","data":{"from":"occupied","table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"free"}}"#,
+    r#"{"seq":9,"ts":"2026-12-01T22:06:24.134Z","type":"alert.raised","table":7,"actor":"sensor:call-7","data":{"kind":"bill","message":"bill requested (long press)","priority":"normal","sensor":"call-7","table":7}}"#,
+    r#"{"seq":10,"ts":"2026-12-01T22:06:24.146Z","type":"alert.raised","table":null,"actor":"sensor:call-x","data":{"kind":"call","message":"call button pressed","priority":"normal","sensor":"call-x","table":null}}"#,
+    r#"{"seq":11,"ts":"2026-12-01T22:06:24.158Z","type":"sensor.fault","table":7,"actor":"sensor:node-1","data":{"kind":"mqtt","reason":"no reading for 1s \"x\"\n","sensor":"node-1"}}"#,
+    r#"{"seq":12,"ts":"2026-12-01T22:06:24.167Z","type":"sensor.recovered","table":null,"actor":"sensor:node-1","data":{"kind":"mqtt","sensor":"node-1"}}"#,
+    r#"{"seq":13,"ts":"2026-12-01T22:06:24.170Z","type":"system.started","table":null,"actor":"system","data":{"site":"test","version":"0.1.0"}}"#,
+    r#"{"seq":14,"ts":"2026-12-01T22:06:24.174Z","type":"table.deleted","table":7,"actor":"staff:anonymous","data":{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}}"#,
+];
+
+/// A row of the `events` table: `(seq, ts, type, table_id, actor, data)`.
+type Row<'a> = (i64, &'a str, &'a str, Option<i64>, &'a str, &'a str);
+
+/// The same events' rows in SQLite.
+const ROWS: [Row<'static>; 10] = [
+    (
+        5,
+        "2026-12-01T22:06:24.091Z",
+        "table.created",
+        Some(7),
+        "staff:ana",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":4,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
+    (
+        6,
+        "2026-12-01T22:06:24.103Z",
+        "table.updated",
+        Some(7),
+        "staff:ana",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.091Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
+    (
+        7,
+        "2026-12-01T22:06:24.123Z",
+        "table.state",
+        Some(7),
+        "mqtt:host-tablet",
+        r#"{"from":"free","table":{"h":0.75,"hold_until":"2096-10-02T07:06:40.000Z","id":7,"number":"7","people":3,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.123Z","state":"occupied","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"occupied"}"#,
+    ),
+    (
+        8,
+        "2026-12-01T22:06:24.129Z",
+        "table.state",
+        Some(7),
+        "sensor:pir-7",
+        r#"{"from":"occupied","table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"free"}"#,
+    ),
+    (
+        9,
+        "2026-12-01T22:06:24.134Z",
+        "alert.raised",
+        Some(7),
+        "sensor:call-7",
+        r#"{"kind":"bill","message":"bill requested (long press)","priority":"normal","sensor":"call-7","table":7}"#,
+    ),
+    (
+        10,
+        "2026-12-01T22:06:24.146Z",
+        "alert.raised",
+        None,
+        "sensor:call-x",
+        r#"{"kind":"call","message":"call button pressed","priority":"normal","sensor":"call-x","table":null}"#,
+    ),
+    (
+        11,
+        "2026-12-01T22:06:24.158Z",
+        "sensor.fault",
+        Some(7),
+        "sensor:node-1",
+        r#"{"kind":"mqtt","reason":"no reading for 1s \"x\"\n","sensor":"node-1"}"#,
+    ),
+    (
+        12,
+        "2026-12-01T22:06:24.167Z",
+        "sensor.recovered",
+        None,
+        "sensor:node-1",
+        r#"{"kind":"mqtt","sensor":"node-1"}"#,
+    ),
+    (
+        13,
+        "2026-12-01T22:06:24.170Z",
+        "system.started",
+        None,
+        "system",
+        r#"{"site":"test","version":"0.1.0"}"#,
+    ),
+    (
+        14,
+        "2026-12-01T22:06:24.174Z",
+        "table.deleted",
+        Some(7),
+        "staff:anonymous",
+        r#"{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}"#,
+    ),
+];
+
+fn table(state: TableState, seats: u32, since: &str) -> Table {
+    Table {
+        id: 7,
+        number: "7".into(),
+        zone: "terrace".into(),
+        seats,
+        layout: Layout {
+            x: 1.5,
+            y: 2.0,
+            w: 1.0,
+            h: 0.75,
+            shape: Shape::Round,
+        },
+        state,
+        people: None,
+        since: since.into(),
+        hold_until: None,
+        reservation: None,
+    }
+}
+
+/// Events 5 to 14, built the typed way.
+fn typed() -> Vec<Event> {
+    let event = |seq: u64, ts: &str, table: Option<i64>, actor: Actor, data: EventData| Event {
+        seq,
+        ts: ts.into(),
+        table,
+        actor,
+        data,
+    };
+    let created = "2026-12-01T22:06:24.091Z";
+    let seated = Table {
+        people: Some(3),
+        hold_until: Some("2096-10-02T07:06:40.000Z".into()),
+        ..table(TableState::Occupied, 6, "2026-12-01T22:06:24.123Z")
+    };
+    let freed = table(TableState::Free, 6, "2026-12-01T22:06:24.129Z");
+    vec![
+        event(
+            5,
+            created,
+            Some(7),
+            Actor::Staff("ana".into()),
+            EventData::TableCreated {
+                table: table(TableState::Free, 4, created),
+            },
+        ),
+        event(
+            6,
+            "2026-12-01T22:06:24.103Z",
+            Some(7),
+            Actor::Staff("ana".into()),
+            EventData::TableUpdated {
+                table: table(TableState::Free, 6, created),
+            },
+        ),
+        event(
+            7,
+            "2026-12-01T22:06:24.123Z",
+            Some(7),
+            Actor::Mqtt("host-tablet".into()),
+            EventData::TableState {
+                from: TableState::Free,
+                to: TableState::Occupied,
+                table: seated,
+            },
+        ),
+        event(
+            8,
+            "2026-12-01T22:06:24.129Z",
+            Some(7),
+            Actor::Sensor("pir-7".into()),
+            EventData::TableState {
+                from: TableState::Occupied,
+                to: TableState::Free,
+                table: freed.clone(),
+            },
+        ),
+        event(
+            9,
+            "2026-12-01T22:06:24.134Z",
+            Some(7),
+            Actor::Sensor("call-7".into()),
+            EventData::AlertRaised {
+                table: Some(7),
+                kind: AlertKind::Bill,
+                priority: Priority::Normal,
+                message: "bill requested (long press)".into(),
+                sensor: "call-7".into(),
+            },
+        ),
+        event(
+            10,
+            "2026-12-01T22:06:24.146Z",
+            None,
+            Actor::Sensor("call-x".into()),
+            EventData::AlertRaised {
+                table: None,
+                kind: AlertKind::Call,
+                priority: Priority::Normal,
+                message: "call button pressed".into(),
+                sensor: "call-x".into(),
+            },
+        ),
+        event(
+            11,
+            "2026-12-01T22:06:24.158Z",
+            Some(7),
+            Actor::Sensor("node-1".into()),
+            EventData::SensorFault {
+                sensor: "node-1".into(),
+                kind: "mqtt".into(),
+                reason: "no reading for 1s \"x\"\n".into(),
+            },
+        ),
+        event(
+            12,
+            "2026-12-01T22:06:24.167Z",
+            None,
+            Actor::Sensor("node-1".into()),
+            EventData::SensorRecovered {
+                sensor: "node-1".into(),
+                kind: "mqtt".into(),
+            },
+        ),
+        event(
+            13,
+            "2026-12-01T22:06:24.170Z",
+            None,
+            Actor::System,
+            EventData::SystemStarted {
+                version: "0.1.0".into(),
+                site: "test".into(),
+            },
+        ),
+        event(
+            14,
+            "2026-12-01T22:06:24.174Z",
+            Some(7),
+            Actor::Staff("anonymous".into()),
+            EventData::TableDeleted { table: freed },
+        ),
+    ]
+}
+
+/// Which variant an event is; exhaustive on purpose, so that a new
+/// variant does not compile until it has a golden case here.
+fn variant(data: &EventData) -> usize {
+    match data {
+        EventData::TableState { .. } => 0,
+        EventData::TableCreated { .. } => 1,
+        EventData::TableUpdated { .. } => 2,
+        EventData::TableDeleted { .. } => 3,
+        EventData::AlertRaised { .. } => 4,
+        EventData::SensorFault { .. } => 5,
+        EventData::SensorRecovered { .. } => 6,
+        EventData::SystemStarted { .. } => 7,
+        EventData::Other { .. } => 8,
+    }
+}
+
+#[test]
+fn every_event_type_goes_out_byte_for_byte_as_before() {
+    let events = typed();
+    let mut seen = [false; 8];
+    for (event, wire) in events.into_iter().zip(WIRE) {
+        seen[variant(&event.data)] = true;
+        assert_eq!(serde_json::to_string(&event).expect("serialise"), wire);
+        let kind = event.kind().to_string();
+        assert_eq!(
+            event.data.event_type().map(EventType::as_str),
+            Some(kind.as_str())
+        );
+        // Read back (a client, `mesero watch`): the same typed event.
+        let back: Event = serde_json::from_str(wire).expect("deserialise");
+        assert_eq!(back, event, "{wire}");
+        let published = Published::new(event);
+        assert_eq!(
+            published.sse,
+            format!("id: {}\nevent: {kind}\ndata: {wire}\n\n", back.seq).as_bytes()
+        );
+        assert_eq!(published.json, wire.as_bytes());
+    }
+    assert_eq!(seen, [true; 8], "a golden case for every variant");
+}
+
+#[test]
+fn what_this_binary_cannot_type_passes_through_unchanged() {
+    for wire in [
+        // A type it does not know (a newer mesero wrote it).
+        r#"{"seq":20,"ts":"T","type":"waitlist.added","table":null,"actor":"staff:ana","data":{"name":"Ana","party_size":2}}"#,
+        // A known type with a field it does not know.
+        r#"{"seq":21,"ts":"T","type":"sensor.recovered","table":null,"actor":"sensor:n","data":{"kind":"mqtt","sensor":"n","x":1}}"#,
+        // A known type missing a field, or with a value it does not know.
+        r#"{"seq":22,"ts":"T","type":"table.state","table":4,"actor":"staff:x","data":{"from":"free","to":"occupied"}}"#,
+        r#"{"seq":23,"ts":"T","type":"alert.raised","table":null,"actor":"system","data":{"kind":"fire","message":"m","priority":"normal","sensor":"s","table":null}}"#,
+        r#"{"seq":24,"ts":"T","type":"system.started","table":null,"actor":"system","data":null}"#,
+    ] {
+        let event: Event = serde_json::from_str(wire).expect("deserialise");
+        assert!(
+            matches!(event.data, EventData::Other { .. }),
+            "{wire}: {event:?}"
+        );
+        assert_eq!(serde_json::to_string(&event).expect("serialise"), wire);
+    }
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    let config = config(dir, &[]);
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
+    Store::open(&config, hub, metrics).expect("open store")
+}
+
+fn raw_rows(
+    dir: &std::path::Path,
+    after: i64,
+) -> Vec<(i64, String, String, Option<i64>, String, String)> {
+    let conn = rusqlite::Connection::open(dir.join("mesero.db")).expect("open db");
+    let mut stmt = conn
+        .prepare(
+            "SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?1 ORDER BY seq",
+        )
+        .expect("prepare");
+    stmt.query_map([after], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .expect("query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_written_before_typed_events_are_read_and_sent_as_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The fixture's four tables are seeded as events 1 to 4.
+    open(dir.path()).shutdown().await;
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("mesero.db")).expect("open db");
+        for (seq, ts, kind, table, actor, data) in ROWS {
+            conn.execute(
+                "INSERT INTO events (seq, ts, type, table_id, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![seq, ts, kind, table, actor, data],
+            )
+            .expect("insert");
+        }
+        conn.execute(
+            "INSERT INTO events (seq, ts, type, table_id, actor, data) VALUES (15, 'T', 'waitlist.added', NULL, 'staff:ana', '{\"b\":1,\"a\":2}')",
+            [],
+        )
+        .expect("insert");
+    }
+    let store = open(dir.path());
+    let page = store
+        .events(EventQuery {
+            after: 4,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let expected = typed();
+    assert_eq!(page.events.len(), 11);
+    for ((event, wire), typed) in page.events.iter().zip(WIRE).zip(&expected) {
+        assert_eq!(event, typed, "read as the typed event");
+        assert_eq!(serde_json::to_string(event).expect("serialise"), wire);
+    }
+    // A row this binary does not know goes out as it is stored (the
+    // stored text's key order included: it is sorted on the way out, as
+    // it always was).
+    assert_eq!(
+        serde_json::to_string(&page.events[10]).expect("serialise"),
+        r#"{"seq":15,"ts":"T","type":"waitlist.added","table":null,"actor":"staff:ana","data":{"a":2,"b":1}}"#
+    );
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_stored_in_the_same_rows_as_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let staff = Actor::Staff("ana".into());
+    store
+        .apply(
+            Change::CreateTable(NewTable {
+                id: Some(7),
+                number: "7".into(),
+                zone: "terrace".into(),
+                seats: 4,
+                layout: Layout {
+                    x: 1.5,
+                    y: 2.0,
+                    w: 1.0,
+                    h: 0.75,
+                    shape: Shape::Round,
+                },
+            }),
+            staff.clone(),
+        )
+        .await
+        .expect("create");
+    store
+        .apply(
+            Change::UpdateTable {
+                id: 7,
+                patch: TablePatch {
+                    seats: Some(6),
+                    ..Default::default()
+                },
+            },
+            staff,
+        )
+        .await
+        .expect("update");
+    let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(4_000_000_000);
+    store
+        .apply(
+            Change::SetState {
+                id: 7,
+                state: TableState::Occupied,
+                hold: Hold::Until(until),
+                people: Some(3),
+                guard: Guard::Staff,
+            },
+            Actor::Mqtt("host-tablet".into()),
+        )
+        .await
+        .expect("set");
+    store
+        .apply(
+            Change::SetState {
+                id: 7,
+                state: TableState::Free,
+                hold: Hold::Clear,
+                people: None,
+                guard: Guard::Staff,
+            },
+            Actor::Sensor("pir-7".into()),
+        )
+        .await
+        .expect("set");
+    for event in typed().into_iter().skip(4).take(5) {
+        store
+            .apply(
+                Change::Record {
+                    table: event.table,
+                    data: event.data,
+                },
+                event.actor,
+            )
+            .await
+            .expect("record");
+    }
+    store
+        .apply(
+            Change::DeleteTable { id: 7 },
+            Actor::Staff("anonymous".into()),
+        )
+        .await
+        .expect("delete");
+    store.shutdown().await;
+    let rows = raw_rows(dir.path(), 4);
+    assert_eq!(rows.len(), ROWS.len());
+    for (row, (seq, _, kind, table, actor, data)) in rows.iter().zip(ROWS) {
+        assert_eq!(
+            (row.0, row.2.as_str(), row.3, row.4.as_str()),
+            (seq, kind, table, actor)
+        );
+        // The times are this run's: put them where the captured ones were
+        // (through placeholders, so one replacement cannot hit another).
+        let mut data = data.to_string();
+        for (i, then) in ROWS.iter().map(|r| r.1).enumerate() {
+            data = data.replace(then, &format!("<{i}>"));
+        }
+        for (i, now) in rows.iter().map(|r| r.1.as_str()).enumerate() {
+            data = data.replace(&format!("<{i}>"), now);
+        }
+        assert_eq!(row.5, data, "seq {seq}");
+    }
+}
