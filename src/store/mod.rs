@@ -31,6 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
+/// The schema version this binary writes (`PRAGMA user_version`).
+pub use schema::VERSION;
 pub use writer::WriterConfig;
 
 /// Most read connections kept open between queries.
