@@ -1173,9 +1173,13 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     );
     drop(taken);
 
-    // Off means off: nothing listens.
+    // Off means off: nothing listens, not even on the port the config
+    // names (the one just freed).
     let d = mesero::daemon::Daemon::start(
-        config(dir.path(), &[("MESERO_MQTT_ENABLED", "false")]),
+        config(
+            dir.path(),
+            &[("MESERO_MQTT_ENABLED", "false"), ("MESERO_MQTT_LISTEN", &addr)],
+        ),
         Some(
             tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -1186,6 +1190,12 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     .await
     .expect("starts without MQTT");
     assert_eq!(d.mqtt_addr(), None);
+    let connect = tokio::net::TcpStream::connect(&addr).await;
+    assert_eq!(
+        connect.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a connect to mqtt.listen {addr} with MQTT off is refused: {connect:?}"
+    );
     d.stop().await;
 }
 
