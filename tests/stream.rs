@@ -383,9 +383,16 @@ async fn a_websocket_peer_that_stops_answering_pings_is_dropped() {
     // A live peer answers pings (tungstenite does while it is read).
     let mut alive = ws_connect(&d.base, "").await;
     assert_eq!(ws_next(&mut alive).await["type"], "snapshot");
-    // A dead one: connected, then never read again, so it never pongs.
-    let _dead = ws_connect(&d.base, "").await;
-    assert_eq!(ws_clients().await, 2);
+    // A dead one: connected, read up to its snapshot, then never read
+    // again, so it never pongs. The gauge goes up in the upgraded task,
+    // after the handshake the client saw, so it is waited on; the dead
+    // peer is dropped only after two silent ping periods.
+    let mut dead = ws_connect(&d.base, "").await;
+    assert_eq!(ws_next(&mut dead).await["type"], "snapshot");
+    stats_until(&d.base, "both peers counted", |s| {
+        s["connections"]["ws"] == 2
+    })
+    .await;
 
     // The live peer keeps reading (and so answering pings); it reports
     // each ping it gets.
