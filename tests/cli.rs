@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::BufRead as _;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -95,14 +96,53 @@ async fn db_backup_copies_the_live_database() {
     drop(daemon);
 }
 
+/// A loopback port that was free when asked.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe port")
+        .local_addr()
+        .expect("addr")
+}
+
+/// Whether the daemon's log says its port was taken.
+fn port_taken(log: &str) -> bool {
+    log.contains("in use")
+}
+
+/// The daemon on a port of its own that a restart can bind again. The port
+/// is free when chosen, but anything may take it before the daemon binds
+/// it: then another one is chosen.
+fn start_on_a_fixed_port(dir: &std::path::Path) -> (Process, SocketAddr) {
+    for _attempt in 0..10 {
+        let listen = free_port();
+        match Process::try_start(dir, &[("MESERO_HTTP_LISTEN", &listen.to_string())]) {
+            Ok(daemon) => return (daemon, listen),
+            Err(log) if port_taken(&log) => eprintln!("{listen} was taken; another"),
+            Err(log) => panic!("{log}"),
+        }
+    }
+    panic!("no free port in 10 attempts");
+}
+
+/// The daemon again on `listen`, retrying while something else briefly
+/// holds the port (an outgoing connection's ephemeral port).
+fn restart_on(dir: &std::path::Path, listen: SocketAddr) -> Process {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match Process::try_start(dir, &[("MESERO_HTTP_LISTEN", &listen.to_string())]) {
+            Ok(daemon) => return daemon,
+            Err(log) if port_taken(&log) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(log) => panic!("{log}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_live_events_and_resumes_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listen = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-        probe.local_addr().expect("addr")
-    };
-    let daemon = Process::start(dir.path(), &[("MESERO_HTTP_LISTEN", &listen.to_string())]);
+    let (daemon, listen) = start_on_a_fixed_port(dir.path());
     let mut watch = mesero()
         .args(["watch", "--url", &daemon.base])
         .stdout(Stdio::piped())
@@ -121,24 +161,40 @@ async fn watch_prints_live_events_and_resumes_after_a_restart() {
             }
         }
     });
-    let next_line = |want: &str| loop {
-        let line = rx.recv_timeout(PATIENCE).expect("watch printed a line");
-        if line.contains(want) {
-            return line;
+    // Every line up to and including the first that contains `want`.
+    let lines_until = |want: &str| {
+        let mut lines = Vec::new();
+        loop {
+            let line = rx.recv_timeout(PATIENCE).expect("watch printed a line");
+            let done = line.contains(want);
+            lines.push(line);
+            if done {
+                return lines;
+            }
         }
     };
-    next_line("snapshot");
+    lines_until("snapshot");
     put_state(&daemon.base, Some(STAFF), 4, r#"{"state":"occupied"}"#).await;
-    let line = next_line("table.state");
+    let lines = lines_until("table.state");
+    let line = lines.last().expect("a line");
     assert!(line.contains("table 4 free -> occupied"), "{line}");
 
-    // The daemon restarts on the same port; watch reconnects and resumes,
-    // so a change made while it was down still shows up.
+    // The daemon restarts on the same port; watch reconnects and resumes
+    // by seq: the restart's own event and a change made while it was down
+    // show up, and no new snapshot is printed (it would mean watch started
+    // over instead of resuming).
     drop(daemon);
-    let daemon = Process::start(dir.path(), &[("MESERO_HTTP_LISTEN", &listen.to_string())]);
+    let daemon = restart_on(dir.path(), listen);
     put_state(&daemon.base, Some(STAFF), 4, r#"{"state":"free"}"#).await;
-    let line = next_line("table 4 occupied -> free");
-    assert!(!line.contains("snapshot"));
+    let lines = lines_until("table 4 occupied -> free");
+    assert!(
+        lines.iter().all(|l| !l.contains("snapshot")),
+        "no snapshot after the restart: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("system.started")),
+        "the restart's system.started: {lines:?}"
+    );
     let _ = watch.kill();
     let _ = watch.wait();
 }
@@ -213,20 +269,27 @@ fn check_takes_the_file_either_way_and_a_bad_config_exits_78() {
 #[test]
 fn output_to_a_closed_pipe_or_full_disk_is_not_a_crash() {
     // The reader goes away first (`mesero check | head -1` on a slow
-    // pipe): a quiet exit 0, not a panic.
-    let mut child = mesero()
-        .args(["check", "config/mesero.toml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    // pipe): a quiet exit 0, not a panic. The pipe's read end belongs to
+    // a `true` that has exited before mesero starts, so mesero's very
+    // first write meets a closed pipe (closing our own read end after the
+    // spawn could come after mesero had written everything).
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
         .spawn()
-        .expect("spawn");
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("wait");
+        .expect("spawn true");
+    let write_end = reader.stdin.take().expect("pipe");
+    assert!(reader.wait().expect("true exits").success());
+    let out = mesero()
+        .args(["check", "config/mesero.toml"])
+        .stdout(Stdio::from(write_end))
+        .output()
+        .expect("run mesero");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Other write errors are one line and a non-zero exit.
     let full = std::fs::OpenOptions::new()
@@ -515,12 +578,6 @@ async fn assert_nothing_left(dir: &std::path::Path, ports: &[std::net::SocketAdd
 async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running() {
     use mesero::daemon::Daemon;
     use mesero::systemd::Supervision;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("probe")
-            .local_addr()
-            .expect("addr")
-    };
 
     // Late error: the writer, engine and sensors run and HTTP is bound
     // when the MQTT port turns out to be taken.
@@ -543,9 +600,10 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
     // Abandoned: the caller drops the start future (a stop requested
     // during start-up) while it waits for the broker's thread.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mqtt_addr = free_port();
     let mut abandoned = false;
     for _attempt in 0..5 {
+        // Chosen afresh each time: anything may take a freed port.
+        let mqtt_addr = free_port();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -560,7 +618,7 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         let finished = loop {
             tokio::select! {
                 biased;
-                daemon = &mut start => break Some(daemon.expect("daemon starts")),
+                daemon = &mut start => break Some(daemon),
                 () = tokio::task::yield_now() => {}
             }
             // `start` is pending: if the broker's thread runs, start-up is
@@ -572,7 +630,10 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         };
         match finished {
             // Start-up outran the check; try again.
-            Some(daemon) => daemon.stop().await,
+            Some(Ok(daemon)) => daemon.stop().await,
+            // The freed MQTT port was taken meanwhile; try again.
+            Some(Err(e)) if port_taken(&format!("{e:#}")) => {}
+            Some(Err(e)) => panic!("daemon starts: {e:#}"),
             None => {
                 drop(start);
                 assert_nothing_left(dir.path(), &[http_addr, mqtt_addr]).await;
