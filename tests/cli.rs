@@ -15,42 +15,137 @@ fn mesero() -> Command {
     cmd
 }
 
+/// How an SSE response ended.
+#[derive(Debug, PartialEq)]
+enum SseEnd {
+    /// The server finished the body (the last chunk of a chunked body).
+    Clean,
+    /// The connection broke first (a reset, a close mid-body).
+    Broken(String),
+}
+
+/// Reads an SSE response to its end in a task: messages on the channel,
+/// then how it ended.
+fn sse_reader(
+    mut res: reqwest::Response,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<mesero::watch::SseMessage>,
+    tokio::task::JoinHandle<SseEnd>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut parser = mesero::watch::SseParser::default();
+        loop {
+            match res.chunk().await {
+                Ok(Some(chunk)) => {
+                    for msg in parser.push(&chunk) {
+                        let _ = tx.send(msg);
+                    }
+                }
+                Ok(None) => return SseEnd::Clean,
+                Err(e) => return SseEnd::Broken(format!("{e:#}")),
+            }
+        }
+    });
+    (rx, task)
+}
+
+async fn next_sse(
+    sse: &mut tokio::sync::mpsc::UnboundedReceiver<mesero::watch::SseMessage>,
+) -> Option<mesero::watch::SseMessage> {
+    tokio::time::timeout(PATIENCE, sse.recv())
+        .await
+        .expect("an SSE message")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_streams_and_exits_0_within_5s() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = Process::start(dir.path(), &[]);
-    let mut sse = Sse::connect(&daemon.base, "/api/v1/stream", &[]).await;
-    sse.next_json().await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/stream", daemon.base))
+        .send()
+        .await
+        .expect("SSE connect");
+    assert_eq!(res.status(), 200);
+    let (mut sse, sse_end) = sse_reader(res);
+    let snapshot = next_sse(&mut sse).await;
+    assert_eq!(snapshot.expect("snapshot").event.as_deref(), Some("snapshot"));
     let ws_url = format!("ws://{}/api/v1/ws", daemon.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    let mut next_ws = async || {
+        tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a WebSocket frame")
+    };
     let (status, body) = put_state(&daemon.base, Some(STAFF), 3, r#"{"state":"occupied"}"#).await;
     assert_eq!(status, 200);
     let seq = body["seq"].as_u64().expect("seq");
 
+    // The change reaches both streams before the daemon is asked to stop.
+    loop {
+        let msg = next_sse(&mut sse).await.expect("SSE open");
+        if msg.id == Some(seq.to_string()) {
+            break;
+        }
+    }
+    loop {
+        match next_ws().await {
+            Some(Ok(Message::Text(text))) => {
+                let event: serde_json::Value = serde_json::from_str(&text).expect("json");
+                if event["seq"] == seq {
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the WebSocket ended before seq {seq}: {other:?}"),
+        }
+    }
+
     let asked = Instant::now();
     daemon.signal("TERM");
+
+    // The WebSocket gets a Close with 1001 (going away): nothing else but
+    // pings may come first.
+    let close = loop {
+        match next_ws().await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => break other,
+        }
+    };
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001, "{frame:?}");
+        }
+        other => panic!("expected Close(1001), got {other:?}"),
+    }
+    // The SSE response is finished by the server, not cut off.
+    let end = tokio::time::timeout(PATIENCE, sse_end)
+        .await
+        .expect("the SSE stream ended")
+        .expect("reader");
+    assert_eq!(end, SseEnd::Clean);
+    while let Ok(msg) = sse.try_recv() {
+        assert_ne!(msg.event.as_deref(), Some("snapshot"));
+    }
+
     let exit = daemon.wait();
     let took = asked.elapsed();
     eprintln!("SIGTERM -> exit in {took:?}");
     assert!(exit.success(), "exit status {exit:?}");
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
 
-    // Both streams were ended by the daemon, not left hanging.
-    while let Some(msg) = sse.next().await {
-        assert_ne!(msg.event.as_deref(), Some("snapshot"));
-    }
-    use futures_util::StreamExt as _;
-    while let Some(Ok(frame)) = tokio::time::timeout(PATIENCE, ws.next())
-        .await
-        .expect("ws ends")
-    {
-        if frame.is_close() {
-            break;
-        }
+    // The writer said it stopped (it flushed and closed the database): a
+    // `kill -9` would leave the change on disk too, but not this line.
+    let deadline = Instant::now() + PATIENCE;
+    while daemon.log_lines("writer stopped").is_empty() {
+        assert!(Instant::now() < deadline, "the writer logged that it stopped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    // The acknowledged change is on disk and the log says the daemon stopped
-    // cleanly (the writer flushed).
+    // The acknowledged change is on disk.
     let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
     let kind: String = conn
         .query_row(
