@@ -137,11 +137,17 @@ async fn sigterm_drains_streams_and_exits_0_within_5s() {
     assert!(exit.success(), "exit status {exit:?}");
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
 
-    // The writer said it stopped (it flushed and closed the database): a
-    // `kill -9` would leave the change on disk too, but not this line.
+    // The daemon said it stopped, which it does only once the writer has
+    // answered its shutdown after the final commit and closed the database:
+    // a `kill -9` would leave the change on disk too, but not this line.
+    // (The writer's own "writer stopped" comes after that answer, so the
+    // process may exit before printing it.)
     let deadline = Instant::now() + PATIENCE;
-    while daemon.log_lines("writer stopped").is_empty() {
-        assert!(Instant::now() < deadline, "the writer logged that it stopped");
+    while daemon.log_lines("mesero::daemon: stopped").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon logged that it stopped"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
