@@ -72,7 +72,10 @@ async fn sigterm_drains_streams_and_exits_0_within_5s() {
     assert_eq!(res.status(), 200);
     let (mut sse, sse_end) = sse_reader(res);
     let snapshot = next_sse(&mut sse).await;
-    assert_eq!(snapshot.expect("snapshot").event.as_deref(), Some("snapshot"));
+    assert_eq!(
+        snapshot.expect("snapshot").event.as_deref(),
+        Some("snapshot")
+    );
     let ws_url = format!("ws://{}/api/v1/ws", daemon.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
     let mut next_ws = async || {
@@ -390,7 +393,11 @@ fn output_to_a_closed_pipe_or_full_disk_is_not_a_crash() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Other write errors are one line and a non-zero exit.
     let full = std::fs::OpenOptions::new()

@@ -115,7 +115,9 @@ fn a_stalled_subscriber_slows_no_one() {
         without = without.min(healthy_delivery(false));
         with = with.min(healthy_delivery(true));
     }
-    eprintln!("{EVENTS} events to a healthy client: alone {without:?}, beside a stalled one {with:?}");
+    eprintln!(
+        "{EVENTS} events to a healthy client: alone {without:?}, beside a stalled one {with:?}"
+    );
     assert!(
         with < without * 3,
         "a stalled subscriber slowed the healthy one: {with:?} vs {without:?}"

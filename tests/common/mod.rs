@@ -253,7 +253,9 @@ impl Process {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 let log = lines.lock().expect("log lines").join("\n");
-                return Err(format!("daemon exited ({status}) before it listened:\n{log}"));
+                return Err(format!(
+                    "daemon exited ({status}) before it listened:\n{log}"
+                ));
             }
             assert!(
                 std::time::Instant::now() < deadline,
