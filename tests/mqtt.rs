@@ -1812,3 +1812,34 @@ async fn an_mqtt_bridge_that_falls_behind_republishes_the_states_of_the_snapshot
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_mqtt_max_connections_a_login_is_refused_and_a_freed_slot_admits_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_MAX_CONNECTIONS", "2")])).await;
+    let first = mqtt::client(d.mqtt, "first", Some(NODE)).await;
+    let _second = mqtt::client(d.mqtt, "second", Some(HOST)).await;
+    stats_until(&d.base, "two MQTT clients", |s| {
+        s["connections"]["mqtt"] == 2
+    })
+    .await;
+
+    // One over the limit: CONNACK 3 (server unavailable), counted.
+    assert_eq!(
+        mqtt::refused(d.mqtt, "third", Some(NODE)).await,
+        ConnectReturnCode::ServiceUnavailable
+    );
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["connections_refused"], 1, "{s}");
+    assert_eq!(s["connections"]["mqtt"], 2, "{s}");
+
+    // A client leaves; its slot admits the next one, which works.
+    drop(first);
+    stats_until(&d.base, "the slot freed", |s| s["connections"]["mqtt"] == 1).await;
+    let mut next = mqtt::client(d.mqtt, "next", Some(NODE)).await;
+    next.subscribe(&state_topic(1)).await;
+    assert!(next.next_on(&state_topic(1)).await.retain);
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["connections_refused"], 1, "{s}");
+    d.stop().await;
+}
