@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::io::BufRead as _;
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,42 +15,146 @@ fn mesero() -> Command {
     cmd
 }
 
+/// How an SSE response ended.
+#[derive(Debug, PartialEq)]
+enum SseEnd {
+    /// The server finished the body (the last chunk of a chunked body).
+    Clean,
+    /// The connection broke first (a reset, a close mid-body).
+    Broken(String),
+}
+
+/// Reads an SSE response to its end in a task: messages on the channel,
+/// then how it ended.
+fn sse_reader(
+    mut res: reqwest::Response,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<mesero::sse::SseMessage>,
+    tokio::task::JoinHandle<SseEnd>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut parser = mesero::sse::SseParser::default();
+        loop {
+            match res.chunk().await {
+                Ok(Some(chunk)) => {
+                    for msg in parser.push(&chunk) {
+                        let _ = tx.send(msg);
+                    }
+                }
+                Ok(None) => return SseEnd::Clean,
+                Err(e) => return SseEnd::Broken(format!("{e:#}")),
+            }
+        }
+    });
+    (rx, task)
+}
+
+async fn next_sse(
+    sse: &mut tokio::sync::mpsc::UnboundedReceiver<mesero::sse::SseMessage>,
+) -> Option<mesero::sse::SseMessage> {
+    tokio::time::timeout(PATIENCE, sse.recv())
+        .await
+        .expect("an SSE message")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_streams_and_exits_0_within_5s() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = Process::start(dir.path(), &[]);
-    let mut sse = Sse::connect(&daemon.base, "/api/v1/stream", &[]).await;
-    sse.next_json().await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v1/stream", daemon.base))
+        .send()
+        .await
+        .expect("SSE connect");
+    assert_eq!(res.status(), 200);
+    let (mut sse, sse_end) = sse_reader(res);
+    let snapshot = next_sse(&mut sse).await;
+    assert_eq!(
+        snapshot.expect("snapshot").event.as_deref(),
+        Some("snapshot")
+    );
     let ws_url = format!("ws://{}/api/v1/ws", daemon.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+    let mut next_ws = async || {
+        tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a WebSocket frame")
+    };
     let (status, body) = put_state(&daemon.base, Some(STAFF), 3, r#"{"state":"occupied"}"#).await;
     assert_eq!(status, 200);
     let seq = body["seq"].as_u64().expect("seq");
 
+    // The change reaches both streams before the daemon is asked to stop.
+    loop {
+        let msg = next_sse(&mut sse).await.expect("SSE open");
+        if msg.id == Some(seq.to_string()) {
+            break;
+        }
+    }
+    loop {
+        match next_ws().await {
+            Some(Ok(Message::Text(text))) => {
+                let event: serde_json::Value = serde_json::from_str(&text).expect("json");
+                if event["seq"] == seq {
+                    break;
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the WebSocket ended before seq {seq}: {other:?}"),
+        }
+    }
+
     let asked = Instant::now();
     daemon.signal("TERM");
+
+    // The WebSocket gets a Close with 1001 (going away): nothing else but
+    // pings may come first.
+    let close = loop {
+        match next_ws().await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => break other,
+        }
+    };
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 1001, "{frame:?}");
+        }
+        other => panic!("expected Close(1001), got {other:?}"),
+    }
+    // The SSE response is finished by the server, not cut off.
+    let end = tokio::time::timeout(PATIENCE, sse_end)
+        .await
+        .expect("the SSE stream ended")
+        .expect("reader");
+    assert_eq!(end, SseEnd::Clean);
+    while let Ok(msg) = sse.try_recv() {
+        assert_ne!(msg.event.as_deref(), Some("snapshot"));
+    }
+
     let exit = daemon.wait();
     let took = asked.elapsed();
     eprintln!("SIGTERM -> exit in {took:?}");
     assert!(exit.success(), "exit status {exit:?}");
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
 
-    // Both streams were ended by the daemon, not left hanging.
-    while let Some(msg) = sse.next().await {
-        assert_ne!(msg.event.as_deref(), Some("snapshot"));
-    }
-    use futures_util::StreamExt as _;
-    while let Some(Ok(frame)) = tokio::time::timeout(PATIENCE, ws.next())
-        .await
-        .expect("ws ends")
-    {
-        if frame.is_close() {
-            break;
-        }
+    // The daemon said it stopped, which it does only once the writer has
+    // answered its shutdown after the final commit and closed the database:
+    // a `kill -9` would leave the change on disk too, but not this line.
+    // (The writer's own "writer stopped" comes after that answer, so the
+    // process may exit before printing it.)
+    let deadline = Instant::now() + PATIENCE;
+    while daemon.log_lines("mesero::daemon: stopped").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon logged that it stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
-    // The acknowledged change is on disk and the log says the daemon stopped
-    // cleanly (the writer flushed).
+    // The acknowledged change is on disk.
     let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
     let kind: String = conn
         .query_row(
@@ -95,14 +200,53 @@ async fn db_backup_copies_the_live_database() {
     drop(daemon);
 }
 
+/// A loopback port that was free when asked.
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("probe port")
+        .local_addr()
+        .expect("addr")
+}
+
+/// Whether the daemon's log says its port was taken.
+fn port_taken(log: &str) -> bool {
+    log.contains("in use")
+}
+
+/// The daemon on a port of its own that a restart can bind again. The port
+/// is free when chosen, but anything may take it before the daemon binds
+/// it: then another one is chosen.
+fn start_on_a_fixed_port(dir: &std::path::Path) -> (Process, SocketAddr) {
+    for _attempt in 0..10 {
+        let listen = free_port();
+        match Process::try_start(dir, &[("MESERO_HTTP_LISTEN", &listen.to_string())]) {
+            Ok(daemon) => return (daemon, listen),
+            Err(log) if port_taken(&log) => eprintln!("{listen} was taken; another"),
+            Err(log) => panic!("{log}"),
+        }
+    }
+    panic!("no free port in 10 attempts");
+}
+
+/// The daemon again on `listen`, retrying while something else briefly
+/// holds the port (an outgoing connection's ephemeral port).
+fn restart_on(dir: &std::path::Path, listen: SocketAddr) -> Process {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match Process::try_start(dir, &[("MESERO_HTTP_LISTEN", &listen.to_string())]) {
+            Ok(daemon) => return daemon,
+            Err(log) if port_taken(&log) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(log) => panic!("{log}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_live_events_and_resumes_after_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let listen = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
-        probe.local_addr().expect("addr")
-    };
-    let daemon = Process::start(dir.path(), &[("MESERO_HTTP_LISTEN", &listen.to_string())]);
+    let (daemon, listen) = start_on_a_fixed_port(dir.path());
     let mut watch = mesero()
         .args(["watch", "--url", &daemon.base])
         .stdout(Stdio::piped())
@@ -121,24 +265,40 @@ async fn watch_prints_live_events_and_resumes_after_a_restart() {
             }
         }
     });
-    let next_line = |want: &str| loop {
-        let line = rx.recv_timeout(PATIENCE).expect("watch printed a line");
-        if line.contains(want) {
-            return line;
+    // Every line up to and including the first that contains `want`.
+    let lines_until = |want: &str| {
+        let mut lines = Vec::new();
+        loop {
+            let line = rx.recv_timeout(PATIENCE).expect("watch printed a line");
+            let done = line.contains(want);
+            lines.push(line);
+            if done {
+                return lines;
+            }
         }
     };
-    next_line("snapshot");
+    lines_until("snapshot");
     put_state(&daemon.base, Some(STAFF), 4, r#"{"state":"occupied"}"#).await;
-    let line = next_line("table.state");
+    let lines = lines_until("table.state");
+    let line = lines.last().expect("a line");
     assert!(line.contains("table 4 free -> occupied"), "{line}");
 
-    // The daemon restarts on the same port; watch reconnects and resumes,
-    // so a change made while it was down still shows up.
+    // The daemon restarts on the same port; watch reconnects and resumes
+    // by seq: the restart's own event and a change made while it was down
+    // show up, and no new snapshot is printed (it would mean watch started
+    // over instead of resuming).
     drop(daemon);
-    let daemon = Process::start(dir.path(), &[("MESERO_HTTP_LISTEN", &listen.to_string())]);
+    let daemon = restart_on(dir.path(), listen);
     put_state(&daemon.base, Some(STAFF), 4, r#"{"state":"free"}"#).await;
-    let line = next_line("table 4 occupied -> free");
-    assert!(!line.contains("snapshot"));
+    let lines = lines_until("table 4 occupied -> free");
+    assert!(
+        lines.iter().all(|l| !l.contains("snapshot")),
+        "no snapshot after the restart: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("system.started")),
+        "the restart's system.started: {lines:?}"
+    );
     let _ = watch.kill();
     let _ = watch.wait();
 }
@@ -213,17 +373,28 @@ fn check_takes_the_file_either_way_and_a_bad_config_exits_78() {
 #[test]
 fn output_to_a_closed_pipe_or_full_disk_is_not_a_crash() {
     // The reader goes away first (`mesero check | head -1` on a slow
-    // pipe): a quiet exit 0, not a panic.
-    let mut child = mesero()
-        .args(["check", "config/mesero.toml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    // pipe): a quiet exit 0, not a panic. The pipe's read end belongs to
+    // a `true` that has exited before mesero starts, so mesero's very
+    // first write meets a closed pipe (closing our own read end after the
+    // spawn could come after mesero had written everything).
+    let mut reader = Command::new("true")
+        .stdin(Stdio::piped())
         .spawn()
-        .expect("spawn");
-    drop(child.stdout.take());
-    let out = child.wait_with_output().expect("wait");
+        .expect("spawn true");
+    let write_end = reader.stdin.take().expect("pipe");
+    assert!(reader.wait().expect("true exits").success());
+    let out = mesero()
+        .args(["check", "config/mesero.toml"])
+        .stdout(Stdio::from(write_end))
+        .output()
+        .expect("run mesero");
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -515,12 +686,6 @@ async fn assert_nothing_left(dir: &std::path::Path, ports: &[std::net::SocketAdd
 async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running() {
     use mesero::daemon::Daemon;
     use mesero::systemd::Supervision;
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("probe")
-            .local_addr()
-            .expect("addr")
-    };
 
     // Late error: the writer, engine and sensors run and HTTP is bound
     // when the MQTT port turns out to be taken.
@@ -543,9 +708,10 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
     // Abandoned: the caller drops the start future (a stop requested
     // during start-up) while it waits for the broker's thread.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mqtt_addr = free_port();
     let mut abandoned = false;
     for _attempt in 0..5 {
+        // Chosen afresh each time: anything may take a freed port.
+        let mqtt_addr = free_port();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -560,7 +726,7 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         let finished = loop {
             tokio::select! {
                 biased;
-                daemon = &mut start => break Some(daemon.expect("daemon starts")),
+                daemon = &mut start => break Some(daemon),
                 () = tokio::task::yield_now() => {}
             }
             // `start` is pending: if the broker's thread runs, start-up is
@@ -572,7 +738,10 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         };
         match finished {
             // Start-up outran the check; try again.
-            Some(daemon) => daemon.stop().await,
+            Some(Ok(daemon)) => daemon.stop().await,
+            // The freed MQTT port was taken meanwhile; try again.
+            Some(Err(e)) if port_taken(&format!("{e:#}")) => {}
+            Some(Err(e)) => panic!("daemon starts: {e:#}"),
             None => {
                 drop(start);
                 assert_nothing_left(dir.path(), &[http_addr, mqtt_addr]).await;

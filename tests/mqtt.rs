@@ -1173,9 +1173,16 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     );
     drop(taken);
 
-    // Off means off: nothing listens.
+    // Off means off: nothing listens, not even on the port the config
+    // names (the one just freed).
     let d = mesero::daemon::Daemon::start(
-        config(dir.path(), &[("MESERO_MQTT_ENABLED", "false")]),
+        config(
+            dir.path(),
+            &[
+                ("MESERO_MQTT_ENABLED", "false"),
+                ("MESERO_MQTT_LISTEN", &addr),
+            ],
+        ),
         Some(
             tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
@@ -1186,6 +1193,12 @@ async fn a_taken_mqtt_port_stops_start_up_with_the_key_named() {
     .await
     .expect("starts without MQTT");
     assert_eq!(d.mqtt_addr(), None);
+    let connect = tokio::net::TcpStream::connect(&addr).await;
+    assert_eq!(
+        connect.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "a connect to mqtt.listen {addr} with MQTT off is refused: {connect:?}"
+    );
     d.stop().await;
 }
 
@@ -1701,4 +1714,132 @@ async fn peer_strings_cannot_forge_log_lines() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The retained state of tables 1..=4 as a new subscriber gets it, as
+/// topic → [state, people, since], and the highest seq among them.
+async fn retained_states(addr: std::net::SocketAddr, id: &str) -> (BTreeMap<String, Value>, u64) {
+    let mut sub = mqtt::client(addr, id, Some(NODE)).await;
+    sub.subscribe(&format!("{SITE}/tables/+/state")).await;
+    let (mut states, mut seq) = (BTreeMap::new(), 0);
+    while states.len() < 4 {
+        let p = sub.next().await;
+        assert!(p.retain, "{} arrives retained", p.topic);
+        let v: Value = serde_json::from_slice(&p.payload).expect("state JSON");
+        seq = seq.max(v["seq"].as_u64().expect("seq"));
+        states.insert(
+            p.topic.clone(),
+            json!([v["state"], v["people"], v["since"]]),
+        );
+    }
+    (states, seq)
+}
+
+/// `/api/v1/snapshot` in the same form, and its seq.
+async fn snapshot_states(base: &str) -> (BTreeMap<String, Value>, u64) {
+    let snap = get_json(base, "/api/v1/snapshot").await;
+    let states = snap["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            let id = t["id"].as_i64().expect("id");
+            (
+                state_topic(id),
+                json!([t["state"], t["people"], t["since"]]),
+            )
+        })
+        .collect();
+    (states, snap["seq"].as_u64().expect("seq"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt_bridge_that_falls_behind_republishes_the_states_of_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The smallest ring: a writer batch of more than 16 events puts the
+    // bridge a ring behind at once (the hub publishes a batch in one go).
+    // Hundreds of requests at once from one address fill writer batches.
+    let daemon = Process::start(
+        dir.path(),
+        &[
+            ("MESERO_HTTP_CLIENT_QUEUE", "16"),
+            ("MESERO_HTTP_MAX_CONNECTIONS_PER_IP", "400"),
+        ],
+    );
+    let addr = daemon.mqtt.expect("MQTT listens");
+    let states = ["occupied", "dirty", "free"];
+    let mut round = 0;
+    while daemon.log_lines("MQTT publisher fell behind").is_empty() {
+        assert!(round < 20, "the bridge never fell behind in {round} bursts");
+        // Hundreds of changes at once, table 4's one among the first: it is
+        // early in a large batch, among the events the bridge misses (the
+        // ring keeps the last ones, of tables 1..=3).
+        let table4 = states[round % 3];
+        let others = |n: usize| (1 + (n % 3) as i64, states[(n / 3) % 3]);
+        let burst = (0..60)
+            .map(others)
+            .chain(std::iter::once((4, table4)))
+            .chain((60..300).map(others))
+            .map(|(table, state)| {
+                let base = daemon.base.clone();
+                async move {
+                    let body = format!(r#"{{"state":"{state}"}}"#);
+                    put_state(&base, Some(STAFF), table, &body).await
+                }
+            });
+        futures_util::future::join_all(burst).await;
+        round += 1;
+    }
+    // The bridge re-published from the hub's tables: a new subscriber's
+    // retained states are the snapshot's, once it has caught up.
+    let (want, head) = snapshot_states(&daemon.base).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    for attempt in 0.. {
+        let (got, seq) = retained_states(addr, &format!("check-{attempt}")).await;
+        if got == want {
+            // Each retained state holds as of its seq (a table's change, or
+            // the hub's head when re-published), never beyond the snapshot.
+            assert!(
+                seq <= head,
+                "retained seq {seq} beyond the snapshot's {head}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retained states {got:?} are not the snapshot's {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_mqtt_max_connections_a_login_is_refused_and_a_freed_slot_admits_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[("MESERO_MQTT_MAX_CONNECTIONS", "2")])).await;
+    let first = mqtt::client(d.mqtt, "first", Some(NODE)).await;
+    let _second = mqtt::client(d.mqtt, "second", Some(HOST)).await;
+    stats_until(&d.base, "two MQTT clients", |s| {
+        s["connections"]["mqtt"] == 2
+    })
+    .await;
+
+    // One over the limit: CONNACK 3 (server unavailable), counted.
+    assert_eq!(
+        mqtt::refused(d.mqtt, "third", Some(NODE)).await,
+        ConnectReturnCode::ServiceUnavailable
+    );
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["connections_refused"], 1, "{s}");
+    assert_eq!(s["connections"]["mqtt"], 2, "{s}");
+
+    // A client leaves; its slot admits the next one, which works.
+    drop(first);
+    stats_until(&d.base, "the slot freed", |s| s["connections"]["mqtt"] == 1).await;
+    let mut next = mqtt::client(d.mqtt, "next", Some(NODE)).await;
+    next.subscribe(&state_topic(1)).await;
+    assert!(next.next_on(&state_topic(1)).await.retain);
+    let s = stats(&d.base).await;
+    assert_eq!(s["mqtt"]["connections_refused"], 1, "{s}");
+    d.stop().await;
 }

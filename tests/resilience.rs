@@ -103,6 +103,9 @@ async fn a_stalled_client_is_closed_and_slows_no_one() {
         "{} events; rss {rss_before} KiB -> {rss_after} KiB",
         expected.len()
     );
+    // A coarse check only: everything sent here is about 3 MB, so this
+    // bound cannot catch an unbounded queue. tests/hub.rs shows that the
+    // stalled client holds at most the ring and slows no one (a ratio).
     assert!(
         rss_after < rss_before + 16 * 1024,
         "memory stays bounded while a client is stalled: {rss_before} KiB -> {rss_after} KiB"

@@ -383,9 +383,16 @@ async fn a_websocket_peer_that_stops_answering_pings_is_dropped() {
     // A live peer answers pings (tungstenite does while it is read).
     let mut alive = ws_connect(&d.base, "").await;
     assert_eq!(ws_next(&mut alive).await["type"], "snapshot");
-    // A dead one: connected, then never read again, so it never pongs.
-    let _dead = ws_connect(&d.base, "").await;
-    assert_eq!(ws_clients().await, 2);
+    // A dead one: connected, read up to its snapshot, then never read
+    // again, so it never pongs. The gauge goes up in the upgraded task,
+    // after the handshake the client saw, so it is waited on; the dead
+    // peer is dropped only after two silent ping periods.
+    let mut dead = ws_connect(&d.base, "").await;
+    assert_eq!(ws_next(&mut dead).await["type"], "snapshot");
+    stats_until(&d.base, "both peers counted", |s| {
+        s["connections"]["ws"] == 2
+    })
+    .await;
 
     // The live peer keeps reading (and so answering pings); it reports
     // each ping it gets.
@@ -571,5 +578,103 @@ async fn events_stamped_by_a_wrong_clock_leave_no_hole_in_a_resume() {
     let first = ws_next(&mut ws).await;
     assert_eq!(first["type"], "snapshot");
     assert_eq!(first["data"]["reset"], true, "{first}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_a_ring_behind_is_closed_4008_and_resumes_by_seq_without_a_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The smallest ring, and room for hundreds of requests from one
+    // address: a writer batch of more than 16 events puts the socket's
+    // feed a ring behind at once, while its client reads all along.
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[
+            ("MESERO_HTTP_CLIENT_QUEUE", "16"),
+            ("MESERO_HTTP_MAX_CONNECTIONS_PER_IP", "400"),
+        ],
+    ))
+    .await;
+    let mut ws = ws_connect(&d.base, "").await;
+    let snapshot = ws_next(&mut ws).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let mut last = snapshot["seq"].as_u64().expect("seq");
+    let (frames_tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(frame) = ws.next().await {
+            let end = !matches!(
+                frame,
+                Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))
+            );
+            if frames_tx.send(frame).is_err() || end {
+                return;
+            }
+        }
+    });
+
+    let states = ["occupied", "dirty", "free"];
+    let mut close = None;
+    for _round in 0..20 {
+        let burst = (0..300).map(|n| {
+            let base = d.base.clone();
+            let body = format!(r#"{{"state":"{}"}}"#, states[(n / 4) % 3]);
+            async move { put_state(&base, Some(STAFF), 1 + (n % 4) as i64, &body).await }
+        });
+        futures_util::future::join_all(burst).await;
+        while let Ok(frame) = frames.try_recv() {
+            match frame {
+                Ok(Message::Text(text)) => {
+                    let event: Value = serde_json::from_str(&text).expect("json");
+                    let seq = event["seq"].as_u64().expect("seq");
+                    assert_eq!(seq, last + 1, "in order, no gap before the close");
+                    last = seq;
+                }
+                Ok(Message::Ping(_) | Message::Pong(_)) => {}
+                other => close = Some(other),
+            }
+        }
+        if close.is_some() {
+            break;
+        }
+    }
+    match close {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+        }
+        other => panic!("expected Close(4008) after falling a ring behind, got {other:?}"),
+    }
+    reader.await.expect("reader");
+
+    // Resuming from the last seq it got replays the rest, gap-free, with
+    // no snapshot first, and then goes on live.
+    let head = get_json(&d.base, "/api/v1/snapshot").await["seq"]
+        .as_u64()
+        .expect("seq");
+    assert!(head > last, "the close came before the end");
+    let mut ws = ws_connect(&d.base, &format!("?since={last}")).await;
+    for want in last + 1..=head {
+        let event = ws_next(&mut ws).await;
+        assert_ne!(
+            event["type"], "snapshot",
+            "a resume starts with no snapshot"
+        );
+        assert_eq!(event["seq"], want, "gap-free replay");
+    }
+    let now = get_json(&d.base, "/api/v1/tables/1").await;
+    let other = if now["state"] == "free" {
+        "occupied"
+    } else {
+        "free"
+    };
+    let (status, body) = put_state(
+        &d.base,
+        Some(STAFF),
+        1,
+        &format!(r#"{{"state":"{other}"}}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let event = ws_next(&mut ws).await;
+    assert_eq!(event["seq"], head + 1, "live after the replay: {event}");
     d.stop().await;
 }

@@ -32,6 +32,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::tables::Hold;
+/// The schema version this binary writes (`PRAGMA user_version`).
+pub use schema::VERSION;
 pub use writer::WriterConfig;
 
 /// Most read connections kept open between queries.

@@ -219,7 +219,21 @@ impl Process {
     /// [`Process::start`] through a wrapper command that execs the daemon
     /// (e.g. `prlimit --nofile=256 --`), so the pid is still the daemon's.
     pub fn start_via(wrapper: &[&str], dir: &Path, env: &[(&str, &str)]) -> Process {
-        let (child, lines) = spawn_daemon_via(wrapper, dir, env);
+        Process::try_start_via(wrapper, dir, env).unwrap_or_else(|log| panic!("{log}"))
+    }
+
+    /// [`Process::start`], or the daemon's log if it exited before it
+    /// listened (e.g. its port was taken).
+    pub fn try_start(dir: &Path, env: &[(&str, &str)]) -> Result<Process, String> {
+        Process::try_start_via(&[], dir, env)
+    }
+
+    fn try_start_via(
+        wrapper: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Process, String> {
+        let (mut child, lines) = spawn_daemon_via(wrapper, dir, env);
         let deadline = std::time::Instant::now() + PATIENCE;
         let addr: SocketAddr = loop {
             let found = lines
@@ -230,6 +244,18 @@ impl Process {
                 .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
             if let Some(addr) = found {
                 break addr.parse().expect("address parses");
+            }
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                // The stderr thread holds the other reference to `lines`
+                // until it has read the last line.
+                while Arc::strong_count(&lines) > 1 {
+                    assert!(std::time::Instant::now() < deadline, "stderr closed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let log = lines.lock().expect("log lines").join("\n");
+                return Err(format!(
+                    "daemon exited ({status}) before it listened:\n{log}"
+                ));
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -245,13 +271,13 @@ impl Process {
             .find_map(|l| l.split(" mqtt=").nth(1))
             .and_then(|a| a.split_whitespace().next())
             .and_then(|a| a.parse().ok());
-        Process {
+        Ok(Process {
             child,
             addr,
             base: format!("http://{addr}"),
             mqtt,
             lines,
-        }
+        })
     }
 
     /// The daemon's stderr lines so far that contain `needle`.
