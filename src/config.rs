@@ -12,7 +12,7 @@
 //! scalar keys (SPEC §5), so a systemd drop-in or a test can change one key
 //! without editing the file.
 
-use crate::auth::Role;
+use crate::auth::{AuthConfig, Credential, Role};
 use crate::domain::{Layout, TableId};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -452,36 +452,8 @@ pub struct MqttConfig {
     pub users: Vec<MqttUser>,
 }
 
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    /// Role of a request without a token; `None` locks reads too.
-    pub anonymous: Option<Role>,
-    pub tokens: Vec<TokenEntry>,
-}
-
-/// A named secret with a role: an API token or an MQTT user.
-#[derive(Clone)]
-pub struct Credential {
-    pub name: String,
-    pub role: Role,
-    /// Only the digest is kept in memory, so the plain secret is compared
-    /// through its hash in constant time.
-    pub sha256: [u8; 32],
-}
-
-/// An `[[auth.tokens]]` entry.
-pub type TokenEntry = Credential;
 /// An `[[mqtt.users]]` entry.
 pub type MqttUser = Credential;
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("name", &self.name)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct TableSeed {
