@@ -14,6 +14,7 @@
 
 use crate::auth::{AuthConfig, Credential, Role};
 use crate::domain::{Layout, TableId};
+use crate::sensors::spec::SensorConfig;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -21,11 +22,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod sensors;
-
-pub use sensors::{
-    Amg8833Sensor, ButtonInput, GpioInput, Pull, RETRY_INITIAL, RETRY_MAX, SensorConfig,
-    SensorKind, SimSpec, TofSensor, Window,
-};
 
 /// The documented dev default, also printed by `mesero config example`.
 pub const EXAMPLE: &str = include_str!("../config/mesero.toml");
@@ -1091,6 +1087,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sensors::spec::SensorKind;
 
     fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_toml(
