@@ -24,7 +24,7 @@ use std::time::Duration;
 mod sensors;
 
 /// The documented dev default, also printed by `mesero config example`.
-pub const EXAMPLE: &str = include_str!("../config/mesero.toml");
+pub const EXAMPLE: &str = include_str!("../../config/mesero.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -1117,7 +1117,7 @@ mod tests {
 
     #[test]
     fn the_pi_example_config_is_valid_and_locked_down() {
-        let text = include_str!("../config/pi.example.toml");
+        let text = include_str!("../../config/pi.example.toml");
         let cfg = parse(text, &[]).expect("pi example config");
         assert_eq!(cfg.auth.anonymous, None, "no anonymous access");
         assert!(!text.contains("token ="), "tokens only as token_sha256");
