@@ -43,7 +43,8 @@ const POLLED_STALE_AFTER: Duration = Duration::from_secs(30);
 /// and every few minutes at least).
 const MQTT_STALE_AFTER: Duration = Duration::from_secs(300);
 
-/// The keys every kind has.
+/// The keys every kind has. Not `deny_unknown_fields`: they are taken out
+/// of the entry first, and the rest goes to the kind's struct.
 #[derive(Debug, Deserialize)]
 struct Common {
     id: String,
@@ -135,6 +136,9 @@ impl Entry<'_> {
     }
 }
 
+/// What a kind's builder makes of an entry.
+type Built = (SensorKind, HealthConfig);
+
 /// One sensor kind: how its entries are read.
 struct Kind {
     /// The `kind` value.
@@ -143,7 +147,7 @@ struct Kind {
     keys: fn() -> &'static [&'static str],
     /// A call button need not name a table (its alerts may be general).
     needs_table: bool,
-    build: fn(&Entry, toml::Table) -> Result<(SensorKind, HealthConfig), ConfigError>,
+    build: fn(&Entry, toml::Table) -> Result<Built, ConfigError>,
 }
 
 /// Every kind, in the order the errors list them.
@@ -321,7 +325,7 @@ fn health(
     })
 }
 
-fn gpio(e: &Entry, raw: Gpio) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn gpio(e: &Entry, raw: Gpio) -> Result<Built, ConfigError> {
     let health = health(e, raw.fault_after, None, None)?;
     let pins = PinKeys {
         pin: raw.pin,
@@ -333,7 +337,7 @@ fn gpio(e: &Entry, raw: Gpio) -> Result<(SensorKind, HealthConfig), ConfigError>
     Ok((SensorKind::Gpio(input), health))
 }
 
-fn button(e: &Entry, raw: Button) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn button(e: &Entry, raw: Button) -> Result<Built, ConfigError> {
     let health = health(e, raw.fault_after, None, None)?;
     let pins = PinKeys {
         pin: raw.pin,
@@ -356,7 +360,7 @@ fn button(e: &Entry, raw: Button) -> Result<(SensorKind, HealthConfig), ConfigEr
     Ok((SensorKind::Button(button), health))
 }
 
-fn mqtt(e: &Entry, raw: Mqtt) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn mqtt(e: &Entry, raw: Mqtt) -> Result<Built, ConfigError> {
     let health = health(e, None, raw.stale_after.as_deref(), Some(MQTT_STALE_AFTER))?;
     Ok((SensorKind::Mqtt, health))
 }
@@ -435,7 +439,7 @@ fn interval(e: &Entry, value: Option<&str>, default: Duration) -> Result<Duratio
     }
 }
 
-fn amg8833(e: &Entry, s: Amg8833) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn amg8833(e: &Entry, s: Amg8833) -> Result<Built, ConfigError> {
     let health = health(
         e,
         s.fault_after,
@@ -513,7 +517,7 @@ fn amg8833(e: &Entry, s: Amg8833) -> Result<(SensorKind, HealthConfig), ConfigEr
     Ok((SensorKind::Amg8833(sensor), health))
 }
 
-fn tof(e: &Entry, s: Tof, chip: TofKind) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn tof(e: &Entry, s: Tof, chip: TofKind) -> Result<Built, ConfigError> {
     let health = health(
         e,
         s.fault_after,
@@ -558,7 +562,7 @@ fn tof(e: &Entry, s: Tof, chip: TofKind) -> Result<(SensorKind, HealthConfig), C
     Ok((SensorKind::Tof(sensor), health))
 }
 
-fn sim(e: &Entry, s: Sim) -> Result<(SensorKind, HealthConfig), ConfigError> {
+fn sim(e: &Entry, s: Sim) -> Result<Built, ConfigError> {
     let health = health(e, None, None, None)?;
     Ok((SensorKind::Sim(sim_spec(e, s)?), health))
 }
