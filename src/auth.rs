@@ -1,16 +1,21 @@
-//! Who is calling: tokens, roles, and the constant-time check.
+//! Who is calling: roles, credentials, and the one constant-time check.
 //!
-//! Roles are ordered `viewer < staff < admin`. A token is presented as
+//! Roles are ordered `viewer < staff < admin`. An API token is presented as
 //! `Authorization: Bearer <token>` or `?token=` (EventSource and WebSocket
-//! cannot set headers). The config only keeps SHA-256 digests; a presented
-//! token is hashed and compared against every digest in constant time, so
-//! neither timing nor an early exit tells which byte or which token matched.
+//! cannot set headers); an MQTT client gives a username and password in its
+//! CONNECT. Both are [`Credential`]s, and both are matched by
+//! [`Credentials::find`]: the config only keeps SHA-256 digests, a presented
+//! secret is hashed and compared against every entry in constant time, so
+//! neither timing nor an early exit tells which byte, which part or which
+//! entry matched.
+//!
+//! This is a leaf module: `config` builds these types from the file, and
+//! `http` and `broker` check callers against them.
 
-use crate::config::AuthConfig;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,6 +45,62 @@ impl FromStr for Role {
             other => Err(format!("{other:?} is not one of viewer, staff, admin")),
         }
     }
+}
+
+/// A named secret with a role: an API token (`[[auth.tokens]]`) or an
+/// MQTT user (`[[mqtt.users]]`).
+#[derive(Clone)]
+pub struct Credential {
+    pub name: String,
+    pub role: Role,
+    /// Only the digest is kept in memory, so the plain secret is compared
+    /// through its hash in constant time.
+    pub sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The configured credentials of one kind (the API tokens, or the MQTT
+/// users), to match a presented secret against.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a>(pub &'a [Credential]);
+
+impl<'a> Credentials<'a> {
+    /// The entry whose secret is `secret` and, when `user` is given, whose
+    /// name is `user` (API tokens are presented without a name).
+    ///
+    /// Every entry is compared, matched or not, and name and secret are
+    /// combined without branching, so the time taken does not depend on
+    /// which entry (if any), or which part of it, matched.
+    pub fn find(self, user: Option<&str>, secret: &str) -> Option<&'a Credential> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let mut found = None;
+        for entry in self.0 {
+            let name = match user {
+                Some(user) => entry.name.as_bytes().ct_eq(user.as_bytes()),
+                None => Choice::from(1),
+            };
+            if bool::from(name & entry.sha256.ct_eq(&digest)) {
+                found = Some(entry);
+            }
+        }
+        found
+    }
+}
+
+/// The checked `[auth]` section: who may use the HTTP API.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Role of a request without a token; `None` locks reads too.
+    pub anonymous: Option<Role>,
+    pub tokens: Vec<Credential>,
 }
 
 /// The authenticated caller of one request.
@@ -73,7 +134,13 @@ pub fn authorize(
     needed: Role,
 ) -> Result<Caller, AuthError> {
     let caller = match token {
-        Some(token) => identify(auth, token).ok_or(AuthError::Unauthenticated)?,
+        Some(token) => Credentials(&auth.tokens)
+            .find(None, token)
+            .map(|entry| Caller {
+                name: Some(entry.name.clone()),
+                role: entry.role,
+            })
+            .ok_or(AuthError::Unauthenticated)?,
         None => Caller {
             name: None,
             role: auth.anonymous.ok_or(AuthError::Unauthenticated)?,
@@ -89,33 +156,16 @@ pub fn authorize(
     }
 }
 
-fn identify(auth: &AuthConfig, token: &str) -> Option<Caller> {
-    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    // Every entry is compared, matched or not, so the time taken does not
-    // depend on which token (if any) matched.
-    let mut found = None;
-    for entry in &auth.tokens {
-        if bool::from(entry.sha256.ct_eq(&digest)) {
-            found = Some(Caller {
-                name: Some(entry.name.clone()),
-                role: entry.role,
-            });
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TokenEntry;
 
     fn config(anonymous: Option<Role>) -> AuthConfig {
         AuthConfig {
             anonymous,
             tokens: ["viewer", "staff", "admin"]
                 .into_iter()
-                .map(|name| TokenEntry {
+                .map(|name| Credential {
                     name: format!("t-{name}"),
                     role: name.parse().expect("role"),
                     sha256: Sha256::digest(format!("secret-{name}").as_bytes()).into(),
@@ -157,5 +207,26 @@ mod tests {
             authorize(&locked, None, Role::Viewer),
             Err(AuthError::Unauthenticated)
         );
+    }
+
+    #[test]
+    fn find_matches_name_and_secret_together() {
+        let entry = |name: &str, secret: &str| Credential {
+            name: name.into(),
+            role: Role::Staff,
+            sha256: Sha256::digest(secret.as_bytes()).into(),
+        };
+        let all = [entry("a", "pw-a"), entry("b", "pw-b")];
+        let found = |user, secret| {
+            Credentials(&all)
+                .find(user, secret)
+                .map(|c| c.name.as_str())
+        };
+        assert_eq!(found(Some("b"), "pw-b"), Some("b"));
+        assert_eq!(found(None, "pw-a"), Some("a"), "a token has no name");
+        assert_eq!(found(Some("a"), "pw-b"), None, "another entry's secret");
+        assert_eq!(found(Some("c"), "pw-a"), None);
+        assert_eq!(found(None, ""), None);
+        assert_eq!(Credentials(&[]).find(None, "pw-a").map(|c| c.role), None);
     }
 }

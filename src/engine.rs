@@ -28,13 +28,14 @@
 //! that sends nothing for its `stale_after` is faulted here, and its next
 //! reading recovers it.
 
-use crate::config::{Config, SensorKind};
+use crate::config::Config;
 use crate::domain::{Actor, AlertKind, Event, EventData, Priority, Table, TableId};
 use crate::hub::{ClientKind, Hub};
 use crate::occupancy::{Engine, EngineConfig, Transition};
 use crate::sensors::Reading;
 use crate::sensors::gpio::ButtonEvent;
 use crate::sensors::health::{Health, HealthChange};
+use crate::sensors::spec::SensorKind;
 use crate::sensors::tasks::{Report, Reporter};
 use crate::store::{Change, Guard, Hold, Store, StoreError};
 use crate::systemd::Heartbeat;

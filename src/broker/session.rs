@@ -41,7 +41,7 @@ use super::Shared;
 use super::limits::{PendingSlot, Qos2Ids};
 use super::screen::{self, Refusal};
 use super::transport::Transport;
-use crate::auth::Role;
+use crate::auth::{Credentials, Role};
 use crate::config::MqttConfig;
 use bytes::BytesMut;
 use futures_util::FutureExt as _;
@@ -52,13 +52,11 @@ use rumqttd::protocol::{
     ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet,
     Protocol as _, PubComp, PubCompReason,
 };
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -110,20 +108,13 @@ pub fn authenticate(
             Err(ConnectReturnCode::NotAuthorized)
         };
     };
-    let digest: [u8; 32] = Sha256::digest(login.password.as_bytes()).into();
-    // Every user is compared, so the time taken does not tell which part
-    // (name or password) or which user matched.
-    let mut found = None;
-    for user in &mqtt.users {
-        let name = user.name.as_bytes().ct_eq(login.username.as_bytes());
-        if bool::from(name & user.sha256.ct_eq(&digest)) {
-            found = Some(Identity {
-                user: Some(user.name.clone()),
-                role: user.role,
-            });
-        }
-    }
-    found.ok_or(ConnectReturnCode::BadUserNamePassword)
+    Credentials(&mqtt.users)
+        .find(Some(&login.username), &login.password)
+        .map(|user| Identity {
+            user: Some(user.name.clone()),
+            role: user.role,
+        })
+        .ok_or(ConnectReturnCode::BadUserNamePassword)
 }
 
 /// Why a session ended; decides what the router is told.
@@ -588,6 +579,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::config::MqttUser;
+    use sha2::{Digest, Sha256};
 
     fn mqtt(allow_anonymous: bool) -> MqttConfig {
         let user = |name: &str, role, password: &str| MqttUser {

@@ -1,19 +1,32 @@
-//! `[[sensors]]`: the raw entry as written in the file, and its checked form.
+//! `[[sensors]]`: each entry as written in the file, and its checked form.
 //!
-//! One raw struct holds every key of every kind (so `deny_unknown_fields`
-//! still catches typos); [`check`] then rejects keys that do not belong to
-//! the entry's kind, fills per-kind defaults and checks the wiring as a
-//! whole (unique ids, pins and I2C addresses, tables that exist). Every
-//! error names the key, e.g. `sensors[2].pin`.
+//! An entry is read as a table: `id`, `kind` and `table` are common, and
+//! the rest is deserialized into the raw struct of its kind (one per kind,
+//! each `deny_unknown_fields`), so a kind takes exactly the keys its struct
+//! declares and a key of another kind is an error naming it. [`KINDS`] is
+//! the one list of kinds. [`check`] then fills per-kind defaults and checks
+//! the wiring as a whole (unique ids, pins and I2C addresses, tables that
+//! exist). Every error names the key, e.g. `sensors[2].pin`.
+//!
+//! Adding a key to a kind touches its raw struct and its builder here, and
+//! the runtime struct in [`crate::sensors::spec`].
 
-use super::{ConfigError, TableSeed, duration_in, key_error, parse_duration};
+use super::error::{ConfigError, key_error};
+use super::raw::{deserialize, fields_of};
+use super::tables::TableSeed;
+use super::value::{duration_in, int_in, parse_duration};
+use super::wiring;
 use crate::domain::TableId;
 use crate::sensors::TofKind;
 use crate::sensors::amg8833::{CountingConfig, FrameRate};
 use crate::sensors::health::HealthConfig;
 use crate::sensors::sim::{RandomConfig, Step};
+use crate::sensors::spec::{
+    Amg8833Sensor, ButtonInput, GpioInput, Pull, RETRY_INITIAL, RETRY_MAX, SensorConfig,
+    SensorKind, SimSpec, TofSensor, Window,
+};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Longest sensor id: it is part of MQTT topics and event actors.
@@ -22,290 +35,178 @@ pub const MAX_SENSOR_ID_LEN: usize = 64;
 /// BCM numbers of the GPIOs on the 40-pin header.
 pub const MAX_BCM_PIN: u8 = 27;
 
-/// GPIO 2 and 3 are SDA and SCL of I2C bus 1 on every 40-pin Pi.
-const I2C1_PINS: [u8; 2] = [2, 3];
+/// Default `stale_after` of a polled I2C sensor: it reads many times a
+/// second, so half a minute of silence means it is stuck.
+const POLLED_STALE_AFTER: Duration = Duration::from_secs(30);
 
-/// First wait after a failed retry of a faulted sensor; doubles up to
-/// [`RETRY_MAX`].
-pub const RETRY_INITIAL: Duration = Duration::from_secs(1);
-pub const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Default `stale_after` of an MQTT sensor node (nodes report on change
+/// and every few minutes at least).
+const MQTT_STALE_AFTER: Duration = Duration::from_secs(300);
 
-/// One `[[sensors]]` entry exactly as written (all kinds' keys).
+/// The keys every kind has. Not `deny_unknown_fields`: they are taken out
+/// of the entry first, and the rest goes to the kind's struct.
+#[derive(Debug, Deserialize)]
+struct Common {
+    id: String,
+    kind: String,
+    table: Option<i64>,
+}
+
+/// `kind = "gpio"`: a presence contact.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSensor {
-    pub id: String,
-    pub kind: String,
-    pub table: Option<i64>,
-    pub fault_after: Option<i64>,
-    pub stale_after: Option<String>,
-    // gpio, button
-    pub pin: Option<i64>,
-    pub pull: Option<String>,
-    pub active_low: Option<bool>,
-    pub debounce_ms: Option<i64>,
-    pub long_press: Option<String>,
-    // amg8833, vl53l0x, vl53l1x
-    pub bus: Option<i64>,
-    pub address: Option<i64>,
-    pub interval: Option<String>,
-    pub frame_rate: Option<i64>,
-    pub delta_c: Option<f64>,
-    pub min_blob: Option<i64>,
-    pub window: Option<Vec<i64>>,
-    pub max_mm: Option<i64>,
-    pub xshut_pin: Option<i64>,
-    // sim
-    pub script: Option<Vec<Vec<toml::Value>>>,
-    pub seed: Option<i64>,
-    pub gap: Option<Vec<String>>,
-    pub stay: Option<Vec<String>>,
-    pub max_party: Option<i64>,
-    pub counts: Option<bool>,
+struct Gpio {
+    pin: Option<i64>,
+    pull: Option<String>,
+    active_low: Option<bool>,
+    debounce_ms: Option<i64>,
+    fault_after: Option<i64>,
 }
 
-/// A checked sensor.
-#[derive(Debug, Clone)]
-pub struct SensorConfig {
-    pub id: String,
-    /// The table it reports on; `None` only for buttons raising general
-    /// alerts.
-    pub table: Option<TableId>,
-    pub kind: SensorKind,
-    pub health: HealthConfig,
+/// `kind = "button"`: a call button.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Button {
+    pin: Option<i64>,
+    pull: Option<String>,
+    active_low: Option<bool>,
+    debounce_ms: Option<i64>,
+    long_press: Option<String>,
+    fault_after: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
-pub enum SensorKind {
-    /// A presence contact (PIR, pressure pad, IR beam, LD2410 OUT).
-    Gpio(GpioInput),
-    /// A call button: press → call, long press → bill.
-    Button(ButtonInput),
-    Amg8833(Amg8833Sensor),
-    /// A VL53L0X or VL53L1X time-of-flight ranger.
-    Tof(TofSensor),
-    /// Readings arrive from outside (the MQTT broker) through
-    /// [`crate::engine::SensorInput`].
-    Mqtt,
-    Sim(SimSpec),
+/// `kind = "amg8833"`: the 8×8 thermal array.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Amg8833 {
+    bus: Option<i64>,
+    address: Option<i64>,
+    interval: Option<String>,
+    frame_rate: Option<i64>,
+    delta_c: Option<f64>,
+    min_blob: Option<i64>,
+    window: Option<Vec<i64>>,
+    fault_after: Option<i64>,
+    stale_after: Option<String>,
 }
 
-impl SensorKind {
-    /// The `kind` value as written in the config.
-    pub fn name(&self) -> &'static str {
-        match self {
-            SensorKind::Gpio(_) => "gpio",
-            SensorKind::Button(_) => "button",
-            SensorKind::Amg8833(_) => "amg8833",
-            SensorKind::Tof(t) => match t.chip {
-                TofKind::Vl53l0x => "vl53l0x",
-                TofKind::Vl53l1x => "vl53l1x",
-            },
-            SensorKind::Mqtt => "mqtt",
-            SensorKind::Sim(_) => "sim",
-        }
-    }
+/// `kind = "vl53l0x"` or `"vl53l1x"`: a time-of-flight ranger.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tof {
+    bus: Option<i64>,
+    address: Option<i64>,
+    interval: Option<String>,
+    max_mm: Option<i64>,
+    xshut_pin: Option<i64>,
+    fault_after: Option<i64>,
+    stale_after: Option<String>,
+}
 
-    /// The table whose occupancy this sensor feeds: a call button's table
-    /// is where its alerts come from, not a presence input.
-    pub fn occupancy_table(&self, table: Option<TableId>) -> Option<TableId> {
-        match self {
-            SensorKind::Button(_) => None,
-            _ => table,
-        }
-    }
+/// `kind = "mqtt"`: readings published to the broker by a sensor node.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mqtt {
+    stale_after: Option<String>,
+}
 
-    /// Whether the sensor needs the Pi's GPIO or I2C.
-    pub fn is_hardware(&self) -> bool {
-        matches!(
-            self,
-            SensorKind::Gpio(_)
-                | SensorKind::Button(_)
-                | SensorKind::Amg8833(_)
-                | SensorKind::Tof(_)
-        )
+/// `kind = "sim"`: the simulator, scripted or random.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sim {
+    script: Option<Vec<Vec<toml::Value>>>,
+    seed: Option<i64>,
+    gap: Option<Vec<String>>,
+    stay: Option<Vec<String>>,
+    max_party: Option<i64>,
+    counts: Option<bool>,
+}
+
+/// What the common keys of one entry say, for its kind's builder.
+struct Entry<'a> {
+    /// `sensors[i]`, the prefix of every key error.
+    key: &'a str,
+    /// Seats of its table, if it has one.
+    seats: Option<u32>,
+}
+
+impl Entry<'_> {
+    fn key(&self, name: &str) -> String {
+        format!("{}.{name}", self.key)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pull {
-    Up,
-    Down,
-    Off,
+/// What a kind's builder makes of an entry.
+type Built = (SensorKind, HealthConfig);
+
+/// One sensor kind: how its entries are read.
+struct Kind {
+    /// The `kind` value.
+    name: &'static str,
+    /// The keys it takes besides the common ones: its raw struct's fields.
+    keys: fn() -> &'static [&'static str],
+    /// A call button need not name a table (its alerts may be general).
+    needs_table: bool,
+    build: fn(&Entry, toml::Table) -> Result<Built, ConfigError>,
 }
 
-impl Pull {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Pull::Up => "up",
-            Pull::Down => "down",
-            Pull::Off => "off",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct GpioInput {
-    /// BCM number.
-    pub pin: u8,
-    pub pull: Pull,
-    pub active_low: bool,
-    pub debounce: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct ButtonInput {
-    pub input: GpioInput,
-    pub long_press: Duration,
-}
-
-/// Part of the 8×8 pixel array that belongs to one table (row and column
-/// of the top-left pixel, then height and width).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub row: u8,
-    pub col: u8,
-    pub rows: u8,
-    pub cols: u8,
-}
-
-impl Window {
-    pub const FULL: Window = Window {
-        row: 0,
-        col: 0,
-        rows: 8,
-        cols: 8,
-    };
-
-    pub fn contains(&self, pixel: usize) -> bool {
-        let (r, c) = (pixel / 8, pixel % 8);
-        let (row, col) = (usize::from(self.row), usize::from(self.col));
-        r >= row && r < row + usize::from(self.rows) && c >= col && c < col + usize::from(self.cols)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Amg8833Sensor {
-    pub bus: u8,
-    pub address: u8,
-    pub frame_rate: FrameRate,
-    /// How often a frame is read.
-    pub interval: Duration,
-    pub counting: CountingConfig,
-    pub window: Window,
-}
-
-#[derive(Debug, Clone)]
-pub struct TofSensor {
-    pub chip: TofKind,
-    pub bus: u8,
-    /// The address the chip answers at once brought up.
-    pub address: u8,
-    pub max_mm: u16,
-    /// BCM number of the pin wired to XSHUT (needed to share a bus).
-    pub xshut_pin: Option<u8>,
-    pub interval: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub enum SimSpec {
-    Scripted(Vec<Step>),
-    Random { seed: u64, config: RandomConfig },
-}
-
-/// Which keys each kind accepts besides `id`, `kind` and `table`.
-fn allowed_keys(kind: &str) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        "gpio" => &["pin", "pull", "active_low", "debounce_ms", "fault_after"],
-        "button" => &[
-            "pin",
-            "pull",
-            "active_low",
-            "debounce_ms",
-            "long_press",
-            "fault_after",
-        ],
-        "amg8833" => &[
-            "bus",
-            "address",
-            "interval",
-            "frame_rate",
-            "delta_c",
-            "min_blob",
-            "window",
-            "fault_after",
-            "stale_after",
-        ],
-        "vl53l0x" | "vl53l1x" => &[
-            "bus",
-            "address",
-            "interval",
-            "max_mm",
-            "xshut_pin",
-            "fault_after",
-            "stale_after",
-        ],
-        "mqtt" => &["stale_after"],
-        "sim" => &["script", "seed", "gap", "stay", "max_party", "counts"],
-        _ => return None,
-    })
-}
-
-impl RawSensor {
-    /// The optional keys that are set.
-    fn present_keys(&self) -> Vec<&'static str> {
-        [
-            ("fault_after", self.fault_after.is_some()),
-            ("stale_after", self.stale_after.is_some()),
-            ("pin", self.pin.is_some()),
-            ("pull", self.pull.is_some()),
-            ("active_low", self.active_low.is_some()),
-            ("debounce_ms", self.debounce_ms.is_some()),
-            ("long_press", self.long_press.is_some()),
-            ("bus", self.bus.is_some()),
-            ("address", self.address.is_some()),
-            ("interval", self.interval.is_some()),
-            ("frame_rate", self.frame_rate.is_some()),
-            ("delta_c", self.delta_c.is_some()),
-            ("min_blob", self.min_blob.is_some()),
-            ("window", self.window.is_some()),
-            ("max_mm", self.max_mm.is_some()),
-            ("xshut_pin", self.xshut_pin.is_some()),
-            ("script", self.script.is_some()),
-            ("seed", self.seed.is_some()),
-            ("gap", self.gap.is_some()),
-            ("stay", self.stay.is_some()),
-            ("max_party", self.max_party.is_some()),
-            ("counts", self.counts.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, set)| *set)
-        .map(|(key, _)| key)
-        .collect()
-    }
-}
-
-fn int_in<T: TryFrom<i64>>(key: &str, value: i64, min: i64, max: i64) -> Result<T, ConfigError> {
-    if value < min || value > max {
-        return Err(key_error(
-            key,
-            format!("{value} is out of range ({min}..={max})"),
-        ));
-    }
-    T::try_from(value).map_err(|_| key_error(key, "out of range"))
-}
+/// Every kind, in the order the errors list them.
+const KINDS: &[Kind] = &[
+    Kind {
+        name: "gpio",
+        keys: fields_of::<Gpio>,
+        needs_table: true,
+        build: |e, t| gpio(e, deserialize(e.key, t)?),
+    },
+    Kind {
+        name: "button",
+        keys: fields_of::<Button>,
+        needs_table: false,
+        build: |e, t| button(e, deserialize(e.key, t)?),
+    },
+    Kind {
+        name: "amg8833",
+        keys: fields_of::<Amg8833>,
+        needs_table: true,
+        build: |e, t| amg8833(e, deserialize(e.key, t)?),
+    },
+    Kind {
+        name: "vl53l0x",
+        keys: fields_of::<Tof>,
+        needs_table: true,
+        build: |e, t| tof(e, deserialize(e.key, t)?, TofKind::Vl53l0x),
+    },
+    Kind {
+        name: "vl53l1x",
+        keys: fields_of::<Tof>,
+        needs_table: true,
+        build: |e, t| tof(e, deserialize(e.key, t)?, TofKind::Vl53l1x),
+    },
+    Kind {
+        name: "mqtt",
+        keys: fields_of::<Mqtt>,
+        needs_table: true,
+        build: |e, t| mqtt(e, deserialize(e.key, t)?),
+    },
+    Kind {
+        name: "sim",
+        keys: fields_of::<Sim>,
+        needs_table: true,
+        build: |e, t| sim(e, deserialize(e.key, t)?),
+    },
+];
 
 /// Checks every `[[sensors]]` entry against each other and the tables.
 pub(super) fn check(
-    raw: Vec<RawSensor>,
+    raw: Vec<toml::Table>,
     tables: &[TableSeed],
 ) -> Result<Vec<SensorConfig>, ConfigError> {
     let seats: HashMap<TableId, u32> = tables.iter().map(|t| (t.id, t.seats)).collect();
     let mut ids = HashSet::new();
     let mut out = Vec::with_capacity(raw.len());
-    for (i, s) in raw.into_iter().enumerate() {
+    for (i, entry) in raw.into_iter().enumerate() {
         let key = format!("sensors[{i}]");
-        let sensor = check_one(&key, s, &seats)?;
+        let sensor = check_one(&key, entry, &seats)?;
         if !ids.insert(sensor.id.clone()) {
             return Err(key_error(
                 format!("{key}.id"),
@@ -314,19 +215,26 @@ pub(super) fn check(
         }
         out.push(sensor);
     }
-    check_wiring(&out)?;
+    wiring::check(&out)?;
     Ok(out)
 }
 
 fn check_one(
     key: &str,
-    s: RawSensor,
+    mut rest: toml::Table,
     seats: &HashMap<TableId, u32>,
 ) -> Result<SensorConfig, ConfigError> {
     let k = |name: &str| format!("{key}.{name}");
-    if s.id.is_empty()
-        || s.id.len() > MAX_SENSOR_ID_LEN
-        || !s
+    let mut common = toml::Table::new();
+    for &field in fields_of::<Common>() {
+        if let Some(value) = rest.remove(field) {
+            common.insert(field.into(), value);
+        }
+    }
+    let common: Common = deserialize(key, common)?;
+    if common.id.is_empty()
+        || common.id.len() > MAX_SENSOR_ID_LEN
+        || !common
             .id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -335,30 +243,29 @@ fn check_one(
             k("id"),
             format!(
                 "{:?} must be 1 to {MAX_SENSOR_ID_LEN} letters, digits, '-' or '_' (it is part of MQTT topics)",
-                s.id
+                common.id
             ),
         ));
     }
-    let Some(allowed) = allowed_keys(&s.kind) else {
+    let Some(kind) = KINDS.iter().find(|kind| kind.name == common.kind) else {
+        let names: Vec<&str> = KINDS.iter().map(|kind| kind.name).collect();
         return Err(key_error(
             k("kind"),
-            format!(
-                "{:?} is not one of gpio, button, amg8833, vl53l0x, vl53l1x, mqtt, sim",
-                s.kind
-            ),
+            format!("{:?} is not one of {}", common.kind, names.join(", ")),
         ));
     };
-    if let Some(extra) = s.present_keys().into_iter().find(|p| !allowed.contains(p)) {
+    let allowed = (kind.keys)();
+    if let Some(extra) = rest.keys().find(|key| !allowed.contains(&key.as_str())) {
         return Err(key_error(
             k(extra),
             format!(
                 "not a key of kind {:?} (it takes: {})",
-                s.kind,
+                kind.name,
                 allowed.join(", ")
             ),
         ));
     }
-    let table = match s.table {
+    let table = match common.table {
         Some(id) if seats.contains_key(&id) => Some(id),
         Some(id) => {
             return Err(key_error(
@@ -366,69 +273,96 @@ fn check_one(
                 format!("no table with id {id} in [[tables]]"),
             ));
         }
-        None if s.kind == "button" => None,
+        None if !kind.needs_table => None,
         None => {
             return Err(key_error(
                 k("table"),
-                format!("a {} sensor must name the table it watches", s.kind),
+                format!("a {} sensor must name the table it watches", kind.name),
             ));
         }
     };
+    let entry = Entry {
+        key,
+        seats: table.and_then(|t| seats.get(&t).copied()),
+    };
+    let (kind, health) = (kind.build)(&entry, rest)?;
+    Ok(SensorConfig {
+        id: common.id,
+        table,
+        kind,
+        health,
+    })
+}
 
-    let fault_after = match s.fault_after {
-        Some(n) => int_in(&k("fault_after"), n, 1, 1000)?,
+/// Health settings from `fault_after` and `stale_after`, for the kinds
+/// that take them (`None` otherwise: the defaults apply).
+/// `stale_default` is the kind's: edge-driven inputs are silent while
+/// nothing happens, and the simulator never fails, so they have none.
+fn health(
+    e: &Entry,
+    fault_after: Option<i64>,
+    stale_after: Option<&str>,
+    stale_default: Option<Duration>,
+) -> Result<HealthConfig, ConfigError> {
+    let fault_after = match fault_after {
+        Some(n) => int_in(&e.key("fault_after"), n, 1, 1000)?,
         None => HealthConfig::default().fault_after,
     };
-    let polled_stale = Some(Duration::from_secs(30));
-    let stale_default = match s.kind.as_str() {
-        "amg8833" | "vl53l0x" | "vl53l1x" => polled_stale,
-        "mqtt" => Some(Duration::from_secs(300)),
-        // Edge-driven inputs are silent while nothing happens, and the
-        // simulator never fails.
-        _ => None,
-    };
-    let stale_after = match &s.stale_after {
+    let stale_after = match stale_after {
         Some(v) => Some(duration_in(
-            &k("stale_after"),
+            &e.key("stale_after"),
             v,
             Duration::from_secs(1),
             Duration::from_secs(86_400),
         )?),
         None => stale_default,
     };
-    let health = HealthConfig {
+    Ok(HealthConfig {
         fault_after,
         stale_after,
         retry_initial: RETRY_INITIAL,
         retry_max: RETRY_MAX,
-    };
-
-    let kind = match s.kind.as_str() {
-        "gpio" => SensorKind::Gpio(gpio_input(key, &s, Pull::Off, false, 50)?),
-        "button" => SensorKind::Button(ButtonInput {
-            input: gpio_input(key, &s, Pull::Up, true, 30)?,
-            long_press: match &s.long_press {
-                Some(v) => duration_in(
-                    &k("long_press"),
-                    v,
-                    Duration::from_millis(200),
-                    Duration::from_secs(30),
-                )?,
-                None => Duration::from_millis(1500),
-            },
-        }),
-        "amg8833" => SensorKind::Amg8833(amg8833(key, &s)?),
-        "vl53l0x" => SensorKind::Tof(tof(key, &s, TofKind::Vl53l0x)?),
-        "vl53l1x" => SensorKind::Tof(tof(key, &s, TofKind::Vl53l1x)?),
-        "mqtt" => SensorKind::Mqtt,
-        _ => SensorKind::Sim(sim(key, &s, table.and_then(|t| seats.get(&t).copied()))?),
-    };
-    Ok(SensorConfig {
-        id: s.id,
-        table,
-        kind,
-        health,
     })
+}
+
+fn gpio(e: &Entry, raw: Gpio) -> Result<Built, ConfigError> {
+    let health = health(e, raw.fault_after, None, None)?;
+    let pins = PinKeys {
+        pin: raw.pin,
+        pull: raw.pull,
+        active_low: raw.active_low,
+        debounce_ms: raw.debounce_ms,
+    };
+    let input = gpio_input(e, pins, Pull::Off, false, 50)?;
+    Ok((SensorKind::Gpio(input), health))
+}
+
+fn button(e: &Entry, raw: Button) -> Result<Built, ConfigError> {
+    let health = health(e, raw.fault_after, None, None)?;
+    let pins = PinKeys {
+        pin: raw.pin,
+        pull: raw.pull,
+        active_low: raw.active_low,
+        debounce_ms: raw.debounce_ms,
+    };
+    let button = ButtonInput {
+        input: gpio_input(e, pins, Pull::Up, true, 30)?,
+        long_press: match &raw.long_press {
+            Some(v) => duration_in(
+                &e.key("long_press"),
+                v,
+                Duration::from_millis(200),
+                Duration::from_secs(30),
+            )?,
+            None => Duration::from_millis(1500),
+        },
+    };
+    Ok((SensorKind::Button(button), health))
+}
+
+fn mqtt(e: &Entry, raw: Mqtt) -> Result<Built, ConfigError> {
+    let health = health(e, None, raw.stale_after.as_deref(), Some(MQTT_STALE_AFTER))?;
+    Ok((SensorKind::Mqtt, health))
 }
 
 fn pin(key: &str, value: i64) -> Result<u8, ConfigError> {
@@ -440,13 +374,24 @@ fn pin(key: &str, value: i64) -> Result<u8, ConfigError> {
     })
 }
 
+/// The keys of a GPIO input, shared by `gpio` and `button`.
+struct PinKeys {
+    pin: Option<i64>,
+    pull: Option<String>,
+    active_low: Option<bool>,
+    debounce_ms: Option<i64>,
+}
+
+/// Reads `s`; `pull`, `active_low` and `debounce_ms` are the kind's
+/// defaults.
 fn gpio_input(
-    key: &str,
-    s: &RawSensor,
+    e: &Entry,
+    s: PinKeys,
     pull: Pull,
     active_low: bool,
     debounce_ms: i64,
 ) -> Result<GpioInput, ConfigError> {
+    let key = e.key;
     let Some(raw_pin) = s.pin else {
         return Err(key_error(
             format!("{key}.pin"),
@@ -478,14 +423,14 @@ fn gpio_input(
     })
 }
 
-fn bus(key: &str, s: &RawSensor) -> Result<u8, ConfigError> {
-    int_in(&format!("{key}.bus"), s.bus.unwrap_or(1), 0, 31)
+fn bus(e: &Entry, bus: Option<i64>) -> Result<u8, ConfigError> {
+    int_in(&e.key("bus"), bus.unwrap_or(1), 0, 31)
 }
 
-fn interval(key: &str, s: &RawSensor, default: Duration) -> Result<Duration, ConfigError> {
-    match &s.interval {
+fn interval(e: &Entry, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
         Some(v) => duration_in(
-            &format!("{key}.interval"),
+            &e.key("interval"),
             v,
             Duration::from_millis(50),
             Duration::from_secs(60),
@@ -494,7 +439,14 @@ fn interval(key: &str, s: &RawSensor, default: Duration) -> Result<Duration, Con
     }
 }
 
-fn amg8833(key: &str, s: &RawSensor) -> Result<Amg8833Sensor, ConfigError> {
+fn amg8833(e: &Entry, s: Amg8833) -> Result<Built, ConfigError> {
+    let health = health(
+        e,
+        s.fault_after,
+        s.stale_after.as_deref(),
+        Some(POLLED_STALE_AFTER),
+    )?;
+    let key = e.key;
     let address = match s.address.unwrap_or(0x68) {
         0x68 => 0x68,
         0x69 => 0x69,
@@ -554,17 +506,25 @@ fn amg8833(key: &str, s: &RawSensor) -> Result<Amg8833Sensor, ConfigError> {
             }
         }
     };
-    Ok(Amg8833Sensor {
-        bus: bus(key, s)?,
+    let sensor = Amg8833Sensor {
+        bus: bus(e, s.bus)?,
         address,
         frame_rate,
-        interval: interval(key, s, default_interval)?,
+        interval: interval(e, s.interval.as_deref(), default_interval)?,
         counting,
         window,
-    })
+    };
+    Ok((SensorKind::Amg8833(sensor), health))
 }
 
-fn tof(key: &str, s: &RawSensor, chip: TofKind) -> Result<TofSensor, ConfigError> {
+fn tof(e: &Entry, s: Tof, chip: TofKind) -> Result<Built, ConfigError> {
+    let health = health(
+        e,
+        s.fault_after,
+        s.stale_after.as_deref(),
+        Some(POLLED_STALE_AFTER),
+    )?;
+    let key = e.key;
     let address = int_in(
         &format!("{key}.address"),
         s.address
@@ -586,9 +546,9 @@ fn tof(key: &str, s: &RawSensor, chip: TofKind) -> Result<TofSensor, ConfigError
         TofKind::Vl53l0x => 2000,
         TofKind::Vl53l1x => 4000,
     };
-    Ok(TofSensor {
+    let sensor = TofSensor {
         chip,
-        bus: bus(key, s)?,
+        bus: bus(e, s.bus)?,
         address,
         max_mm: int_in(
             &format!("{key}.max_mm"),
@@ -597,11 +557,18 @@ fn tof(key: &str, s: &RawSensor, chip: TofKind) -> Result<TofSensor, ConfigError
             max_range,
         )?,
         xshut_pin,
-        interval: interval(key, s, Duration::from_millis(200))?,
-    })
+        interval: interval(e, s.interval.as_deref(), Duration::from_millis(200))?,
+    };
+    Ok((SensorKind::Tof(sensor), health))
 }
 
-fn sim(key: &str, s: &RawSensor, seats: Option<u32>) -> Result<SimSpec, ConfigError> {
+fn sim(e: &Entry, s: Sim) -> Result<Built, ConfigError> {
+    let health = health(e, None, None, None)?;
+    Ok((SensorKind::Sim(sim_spec(e, s)?), health))
+}
+
+fn sim_spec(e: &Entry, s: Sim) -> Result<SimSpec, ConfigError> {
+    let key = e.key;
     match (&s.script, s.seed) {
         (Some(_), Some(_)) => Err(key_error(
             format!("{key}.seed"),
@@ -612,13 +579,17 @@ fn sim(key: &str, s: &RawSensor, seats: Option<u32>) -> Result<SimSpec, ConfigEr
             "a sim sensor needs a script (scripted steps) or a seed (random)",
         )),
         (Some(script), None) => {
-            for extra in ["gap", "stay", "max_party", "counts"] {
-                if s.present_keys().contains(&extra) {
-                    return Err(key_error(
-                        format!("{key}.{extra}"),
-                        "only used by a random sim sensor (with seed)",
-                    ));
-                }
+            let random_only = [
+                ("gap", s.gap.is_some()),
+                ("stay", s.stay.is_some()),
+                ("max_party", s.max_party.is_some()),
+                ("counts", s.counts.is_some()),
+            ];
+            if let Some((extra, _)) = random_only.iter().find(|(_, set)| *set) {
+                return Err(key_error(
+                    format!("{key}.{extra}"),
+                    "only used by a random sim sensor (with seed)",
+                ));
             }
             script
                 .iter()
@@ -637,7 +608,7 @@ fn sim(key: &str, s: &RawSensor, seats: Option<u32>) -> Result<SimSpec, ConfigEr
             }
             config.max_party = match s.max_party {
                 Some(n) => int_in(&format!("{key}.max_party"), n, 1, 100)?,
-                None => seats.unwrap_or(4),
+                None => e.seats.unwrap_or(4),
             };
             config.counts = s.counts.unwrap_or(true);
             Ok(SimSpec::Random {
@@ -677,7 +648,7 @@ fn sim_step(key: &str, step: &[toml::Value]) -> Result<Step, ConfigError> {
             toml::Value::String(at),
             toml::Value::Boolean(p),
             toml::Value::Integer(n),
-        ] => (at, *p, Some(int_in::<u32>(key, *n, 0, 100)?)),
+        ] => (at, *p, Some(int_in::<i64, u32>(key, *n, 0, 100)?)),
         _ => return Err(bad()),
     };
     Ok(Step {
@@ -685,367 +656,4 @@ fn sim_step(key: &str, step: &[toml::Value]) -> Result<Step, ConfigError> {
         present,
         people,
     })
-}
-
-/// Cross-entry checks: each GPIO pin used once, each I2C address used once
-/// per bus (windows of one AMG8833 excepted), ToF chips sharing a bus all
-/// behind XSHUT with distinct addresses.
-fn check_wiring(sensors: &[SensorConfig]) -> Result<(), ConfigError> {
-    let uses_i2c1 = sensors.iter().any(|s| match &s.kind {
-        SensorKind::Amg8833(a) => a.bus == 1,
-        SensorKind::Tof(t) => t.bus == 1,
-        _ => false,
-    });
-    let mut pins: HashMap<u8, usize> = HashMap::new();
-    let mut claim_pin = |i: usize, field: &str, pin: u8| -> Result<(), ConfigError> {
-        let key = format!("sensors[{i}].{field}");
-        if uses_i2c1 && I2C1_PINS.contains(&pin) {
-            return Err(key_error(
-                key,
-                format!("GPIO {pin} is SDA/SCL of I2C bus 1, which other sensors use"),
-            ));
-        }
-        if let Some(first) = pins.insert(pin, i) {
-            return Err(key_error(
-                key,
-                format!("GPIO {pin} is already used by sensors[{first}]"),
-            ));
-        }
-        Ok(())
-    };
-    // Chip identity on a bus: (bus, address) → first entry using it.
-    let mut chips: BTreeMap<(u8, u8), usize> = BTreeMap::new();
-    let mut tofs_per_bus: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
-    for (i, s) in sensors.iter().enumerate() {
-        match &s.kind {
-            SensorKind::Gpio(g) => claim_pin(i, "pin", g.pin)?,
-            SensorKind::Button(b) => claim_pin(i, "pin", b.input.pin)?,
-            SensorKind::Tof(t) => {
-                if let Some(x) = t.xshut_pin {
-                    claim_pin(i, "xshut_pin", x)?;
-                }
-                if let Some(first) = chips.insert((t.bus, t.address), i) {
-                    return Err(address_taken(i, t.bus, t.address, first));
-                }
-                tofs_per_bus.entry(t.bus).or_default().push(i);
-            }
-            SensorKind::Amg8833(a) => match chips.get(&(a.bus, a.address)) {
-                None => {
-                    chips.insert((a.bus, a.address), i);
-                }
-                Some(&first) => {
-                    // Several tables may share one array, each with its
-                    // own window, if they agree on how it is driven.
-                    let same_chip = sensors.get(first).and_then(|f| match &f.kind {
-                        SensorKind::Amg8833(f) => Some(f),
-                        _ => None,
-                    });
-                    let compatible = same_chip.is_some_and(|f| {
-                        f.frame_rate == a.frame_rate
-                            && f.interval == a.interval
-                            && f.window != Window::FULL
-                            && a.window != Window::FULL
-                    });
-                    if !compatible {
-                        return Err(key_error(
-                            format!("sensors[{i}].address"),
-                            format!(
-                                "0x{:02x} on bus {} is already used by sensors[{first}]; to split one AMG8833 between tables give each entry a window and the same frame_rate and interval",
-                                a.address, a.bus
-                            ),
-                        ));
-                    }
-                }
-            },
-            SensorKind::Mqtt | SensorKind::Sim(_) => {}
-        }
-    }
-    for indices in tofs_per_bus.values().filter(|v| v.len() > 1) {
-        for &i in indices {
-            let missing = matches!(
-                sensors.get(i).map(|s| &s.kind),
-                Some(SensorKind::Tof(TofSensor {
-                    xshut_pin: None,
-                    ..
-                }))
-            );
-            if missing {
-                return Err(key_error(
-                    format!("sensors[{i}].xshut_pin"),
-                    "several time-of-flight sensors share this bus: each needs an xshut_pin and its own address",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn address_taken(i: usize, bus: u8, address: u8, first: usize) -> ConfigError {
-    key_error(
-        format!("sensors[{i}].address"),
-        format!("0x{address:02x} on bus {bus} is already used by sensors[{first}]"),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::Config;
-    use super::*;
-    use std::path::Path;
-
-    const TABLES: &str = "[[tables]]\nid = 1\nseats = 2\n[[tables]]\nid = 2\n";
-
-    fn parse(sensors: &str) -> Result<Config, ConfigError> {
-        Config::from_toml(
-            Path::new("test.toml"),
-            &format!("{TABLES}{sensors}"),
-            std::iter::empty(),
-        )
-    }
-
-    #[test]
-    fn every_kind_with_its_keys() {
-        let cfg = parse(
-            r#"
-[[sensors]]
-id = "pir-1"
-kind = "gpio"
-table = 1
-pin = 17
-pull = "down"
-debounce_ms = 100
-
-[[sensors]]
-id = "call-1"
-kind = "button"
-pin = 27
-
-[[sensors]]
-id = "thermal-a"
-kind = "amg8833"
-table = 1
-address = 0x69
-frame_rate = 1
-delta_c = 2.0
-min_blob = 4
-window = [0, 0, 4, 8]
-
-[[sensors]]
-id = "thermal-b"
-kind = "amg8833"
-table = 2
-address = 0x69
-frame_rate = 1
-window = [4, 0, 4, 8]
-
-[[sensors]]
-id = "tof-1"
-kind = "vl53l0x"
-table = 1
-address = 0x30
-xshut_pin = 5
-max_mm = 600
-
-[[sensors]]
-id = "tof-2"
-kind = "vl53l1x"
-table = 2
-xshut_pin = 6
-stale_after = "1m"
-
-[[sensors]]
-id = "node-1"
-kind = "mqtt"
-table = 2
-
-[[sensors]]
-id = "sim-1"
-kind = "sim"
-table = 1
-script = [["0s", false], ["30s", true, 2]]
-
-[[sensors]]
-id = "sim-2"
-kind = "sim"
-table = 2
-seed = 7
-gap = ["1m", "5m"]
-"#,
-        )
-        .expect("valid sensors");
-        let s = &cfg.sensors;
-        assert_eq!(s.len(), 9);
-        match &s[0].kind {
-            SensorKind::Gpio(g) => {
-                assert_eq!((g.pin, g.pull, g.active_low), (17, Pull::Down, false));
-                assert_eq!(g.debounce, Duration::from_millis(100));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s[0].health.stale_after, None, "edge-driven");
-        match &s[1].kind {
-            SensorKind::Button(b) => {
-                assert_eq!((b.input.pull, b.input.active_low), (Pull::Up, true));
-                assert_eq!(b.long_press, Duration::from_millis(1500));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s[1].table, None);
-        match &s[2].kind {
-            SensorKind::Amg8833(a) => {
-                assert_eq!((a.bus, a.address, a.frame_rate), (1, 0x69, FrameRate::Fps1));
-                assert_eq!(a.interval, Duration::from_secs(1));
-                assert_eq!(a.counting.min_blob, 4);
-                assert!(a.window.contains(7) && !a.window.contains(32));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s[2].health.stale_after, Some(Duration::from_secs(30)));
-        match &s[5].kind {
-            SensorKind::Tof(t) => {
-                assert_eq!((t.chip, t.address, t.max_mm), (TofKind::Vl53l1x, 0x29, 800))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s[5].health.stale_after, Some(Duration::from_secs(60)));
-        assert!(matches!(s[6].kind, SensorKind::Mqtt));
-        match &s[7].kind {
-            SensorKind::Sim(SimSpec::Scripted(steps)) => {
-                assert_eq!(steps.len(), 2);
-                assert_eq!(steps[1].at, Duration::from_secs(30));
-                assert_eq!(steps[1].people, Some(2));
-            }
-            other => panic!("{other:?}"),
-        }
-        match &s[8].kind {
-            SensorKind::Sim(SimSpec::Random { seed, config }) => {
-                assert_eq!(*seed, 7);
-                assert_eq!(config.gap_min, Duration::from_secs(60));
-                assert_eq!(config.max_party, 4, "defaults to the table's seats");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            cfg.summary()
-                .contains("sensors: 9 (gpio 1, button 1, amg8833 2")
-        );
-    }
-
-    #[test]
-    fn mistakes_name_the_key() {
-        let cases = [
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\n",
-                "sensors[0].pin",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 40\n",
-                "sensors[0].pin",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 9\npin = 4\n",
-                "sensors[0].table",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\npin = 4\n",
-                "sensors[0].table",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"laser\"\ntable = 1\n",
-                "sensors[0].kind",
-            ),
-            (
-                "[[sensors]]\nid = \"a b\"\nkind = \"mqtt\"\ntable = 1\n",
-                "sensors[0].id",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 4\ndelta_c = 2.0\n",
-                "sensors[0].delta_c",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 4\npull = \"sideways\"\n",
-                "sensors[0].pull",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 4\nstale_after = \"1m\"\n",
-                "sensors[0].stale_after",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 4\nspeed = 1\n",
-                "sensors[0].speed",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"amg8833\"\ntable = 1\naddress = 0x29\n",
-                "sensors[0].address",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"amg8833\"\ntable = 1\nwindow = [6, 0, 4, 4]\n",
-                "sensors[0].window",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"amg8833\"\ntable = 1\nframe_rate = 5\n",
-                "sensors[0].frame_rate",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"vl53l0x\"\ntable = 1\naddress = 0x30\n",
-                "sensors[0].address",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"vl53l1x\"\ntable = 1\nmax_mm = 9000\n",
-                "sensors[0].max_mm",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"sim\"\ntable = 1\n",
-                "sensors[0]",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"sim\"\ntable = 1\nscript = [[\"x\", true]]\n",
-                "sensors[0].script[0]",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"sim\"\ntable = 1\nscript = [[true, \"1s\"]]\n",
-                "sensors[0].script[0]",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"sim\"\ntable = 1\nseed = 1\ngap = [\"5m\", \"1m\"]\n",
-                "sensors[0].gap",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"mqtt\"\ntable = 1\nfault_after = 2\n",
-                "sensors[0].fault_after",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"mqtt\"\ntable = 1\n[[sensors]]\nid = \"a\"\nkind = \"mqtt\"\ntable = 2\n",
-                "sensors[1].id",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"gpio\"\ntable = 1\npin = 4\n[[sensors]]\nid = \"b\"\nkind = \"button\"\npin = 4\n",
-                "sensors[1].pin",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"vl53l0x\"\ntable = 1\n[[sensors]]\nid = \"b\"\nkind = \"vl53l1x\"\ntable = 2\n",
-                "sensors[1].address",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"vl53l0x\"\ntable = 1\n[[sensors]]\nid = \"b\"\nkind = \"vl53l1x\"\ntable = 2\naddress = 0x30\nxshut_pin = 5\n",
-                "sensors[0].xshut_pin",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"amg8833\"\ntable = 1\n[[sensors]]\nid = \"b\"\nkind = \"amg8833\"\ntable = 2\n",
-                "sensors[1].address",
-            ),
-            (
-                "[[sensors]]\nid = \"a\"\nkind = \"amg8833\"\ntable = 1\n[[sensors]]\nid = \"b\"\nkind = \"gpio\"\ntable = 2\npin = 3\n",
-                "sensors[1].pin",
-            ),
-        ];
-        for (text, key) in cases {
-            let err = parse(text).expect_err(text);
-            let message = err.to_string();
-            assert!(
-                message.starts_with(&format!("{key}:")),
-                "{text}\n→ {message}\n(expected the key {key})"
-            );
-        }
-    }
 }

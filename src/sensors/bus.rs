@@ -19,7 +19,7 @@ use super::tasks::Report;
 use super::vl53l0x::{Vl53l0x, Vl53l0xConfig};
 use super::vl53l1x::{Vl53l1x, Vl53l1xConfig};
 use super::{ChainLink, PollSensor, Reading, SensorError, TofKind};
-use crate::config::{SensorConfig, SensorKind};
+use crate::sensors::spec::{SensorConfig, SensorKind};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
 use embedded_hal::i2c::{ErrorType, I2c, Operation};

@@ -8,9 +8,10 @@
 use super::tasks::{Report, Reporter};
 use super::{vl53l0x, vl53l1x};
 use crate::cli::say;
-use crate::config::{Config, Pull, SensorKind};
+use crate::config::Config;
 use crate::domain::TableState;
 use crate::occupancy::{Engine, EngineConfig};
+use crate::sensors::spec::{Pull, SensorKind};
 use crate::text::printable;
 use anyhow::{Context as _, bail};
 use embedded_hal::i2c::I2c;
@@ -158,7 +159,7 @@ pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_pins(sensors: &[crate::config::SensorConfig]) -> std::io::Result<()> {
+fn check_pins(sensors: &[crate::sensors::spec::SensorConfig]) -> std::io::Result<()> {
     let inputs: Vec<_> = sensors
         .iter()
         .filter_map(|s| match &s.kind {

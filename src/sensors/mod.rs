@@ -15,6 +15,7 @@ pub mod gpio;
 pub mod health;
 pub mod pi;
 pub mod sim;
+pub mod spec;
 pub mod tasks;
 pub mod vl53l0x;
 pub mod vl53l1x;

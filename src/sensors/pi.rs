@@ -13,7 +13,7 @@ use super::bus::BusWorker;
 use super::gpio::{Button, ButtonConfig, PresenceConfig, PresenceInput};
 use super::health::{Health, HealthChange};
 use super::tasks::{Report, Reporter, STOP_CHECK};
-use crate::config::{GpioInput, Pull, RETRY_INITIAL, SensorConfig, SensorKind};
+use crate::sensors::spec::{GpioInput, Pull, RETRY_INITIAL, SensorConfig, SensorKind};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{self, OutputPin};
 use embedded_hal::i2c::{self, ErrorKind, ErrorType, I2c, Operation};

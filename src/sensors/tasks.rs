@@ -16,7 +16,7 @@
 use super::Reading;
 use super::gpio::ButtonEvent;
 use super::sim::SimSensor;
-use crate::config::{SensorConfig, SensorKind, SimSpec};
+use crate::sensors::spec::{SensorConfig, SensorKind, SimSpec};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
