@@ -14,11 +14,12 @@
 //! (and re-addressed) again whenever one of them has to be initialised.
 
 use super::amg8833::{Amg8833, Amg8833Config, PIXELS, PeopleCounter};
+use super::chain::{ChainLink, bring_up_chain};
 use super::health::{Health, HealthChange};
-use super::tasks::Report;
+use super::report::Report;
 use super::vl53l0x::{Vl53l0x, Vl53l0xConfig};
 use super::vl53l1x::{Vl53l1x, Vl53l1xConfig};
-use super::{ChainLink, PollSensor, Reading, SensorError, TofKind};
+use super::{PollSensor, Reading, SensorError, TofKind};
 use crate::config::{SensorConfig, SensorKind};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
@@ -254,7 +255,7 @@ impl BusWorker {
             let mut i2c = bus.clone();
             let mut delay = delay();
             let bring_up: ChainBringUp =
-                Box::new(move || super::bring_up_chain(&mut i2c, &mut links, &mut delay));
+                Box::new(move || bring_up_chain(&mut i2c, &mut links, &mut delay));
             bring_up
         });
         BusWorker {

@@ -5,12 +5,12 @@
 //! Pi they fail with one line saying so ([`require_pi`]). `watch` with only
 //! `sim`/`mqtt` sensors runs anywhere.
 
-use super::tasks::{Report, Reporter};
-use super::{vl53l0x, vl53l1x};
-use crate::cli::say;
+use super::say;
 use crate::config::{Config, Pull, SensorKind};
 use crate::domain::TableState;
 use crate::occupancy::{Engine, EngineConfig};
+use crate::sensors::report::{Report, Reporter};
+use crate::sensors::{TOF_DEFAULT_ADDRESS, vl53l0x, vl53l1x};
 use crate::text::printable;
 use anyhow::{Context as _, bail};
 use embedded_hal::i2c::I2c;
@@ -97,7 +97,7 @@ pub fn probe<I: I2c>(i2c: &mut I, address: u8, tof: &BTreeSet<u8>) -> Option<Fou
 pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
     let sensors = config.map_or(&[][..], |c| c.sensors.as_slice());
     let mut buses: BTreeSet<u8> = BTreeSet::from([1]);
-    let mut tof = BTreeSet::from([super::TOF_DEFAULT_ADDRESS]);
+    let mut tof = BTreeSet::from([TOF_DEFAULT_ADDRESS]);
     let mut expected: Vec<(u8, u8, &str, &'static str)> = Vec::new();
     for s in sensors {
         match &s.kind {
@@ -225,7 +225,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(crate::engine::REPORT_QUEUE);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    super::tasks::spawn_all(&config.sensors, &Reporter::new(tx), &shutdown, &tasks);
+    crate::sensors::tasks::spawn_all(&config.sensors, &Reporter::new(tx), &shutdown, &tasks);
     // However the loop ends (Ctrl-C, a closed stdout, an error), the
     // sensors are stopped and their pins released before returning.
     let result = print_until_stopped(config, rx).await;
@@ -318,8 +318,8 @@ async fn print_until_stopped(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::FakeI2c;
     use super::*;
+    use crate::sensors::fake::FakeI2c;
 
     #[test]
     fn probe_names_the_chips() {
