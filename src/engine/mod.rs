@@ -10,8 +10,10 @@
 //! - `sensor.fault` / `sensor.recovered` and, for call buttons,
 //!   `alert.raised` (kind `call` or `bill`) as recorded events.
 //!
-//! Every event's actor is `sensor:<id>`. Per-sensor health is kept on a
-//! [`SensorBoard`] that `/api/v1/stats` shows.
+//! Every event's actor is `sensor:<id>`. What a report means is decided
+//! by the pure [`dispatch::Dispatcher`] (also used by `mesero sensors
+//! watch`); this task only applies its [`Effect`]s: to the store, and to
+//! the [`SensorBoard`] that `/api/v1/stats` shows.
 //!
 //! # Feeding readings from outside (`kind = "mqtt"`)
 //! [`Daemon::sensor_input`](crate::daemon::Daemon::sensor_input) returns a
@@ -28,20 +30,24 @@
 //! that sends nothing for its `stale_after` is faulted here, and its next
 //! reading recovers it.
 
+pub mod board;
+pub mod dispatch;
+
+pub use board::{SensorBoard, SensorView};
+pub use dispatch::HealthState;
+
 use crate::config::{Config, SensorKind};
 use crate::domain::{Actor, Event, EventType, Table, TableId};
 use crate::hub::{ClientKind, Hub};
-use crate::occupancy::{Engine, EngineConfig, Transition};
+use crate::occupancy::Transition;
 use crate::sensors::Reading;
-use crate::sensors::health::{Health, HealthChange};
-use crate::sensors::report::ButtonEvent;
-use crate::sensors::report::{Report, Reporter};
+use crate::sensors::report::{ButtonEvent, Report, Reporter};
 use crate::store::{Change, Guard, Hold, Store, StoreError};
 use crate::systemd::Heartbeat;
-use serde::Serialize;
+use dispatch::{Dispatcher, Effect};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -129,83 +135,6 @@ impl SensorInput {
     }
 }
 
-/// A sensor's health as `/api/v1/stats` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthState {
-    /// No reading yet since start.
-    Waiting,
-    Ok,
-    Faulted,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SensorView {
-    pub id: String,
-    pub kind: &'static str,
-    pub table: Option<TableId>,
-    pub health: HealthState,
-    /// The latest reading (`null` before the first and while faulted).
-    pub reading: Option<Reading>,
-    /// When the reading last changed.
-    pub reading_since: Option<String>,
-    /// Fault episodes since start.
-    pub faults: u64,
-    pub last_error: Option<String>,
-    /// When the current fault began.
-    pub faulted_since: Option<String>,
-}
-
-/// Per-sensor health, written by the engine task, read by the HTTP API.
-#[derive(Clone, Default)]
-pub struct SensorBoard {
-    /// A std mutex: held only to copy or update one entry, never across an
-    /// await.
-    views: Arc<Mutex<Vec<SensorView>>>,
-}
-
-impl SensorBoard {
-    pub fn new(config: &Config) -> SensorBoard {
-        let views = config
-            .sensors
-            .iter()
-            .map(|s| SensorView {
-                id: s.id.clone(),
-                kind: s.kind.name(),
-                table: s.table,
-                health: HealthState::Waiting,
-                reading: None,
-                reading_since: None,
-                faults: 0,
-                last_error: None,
-                faulted_since: None,
-            })
-            .collect();
-        SensorBoard {
-            views: Arc::new(Mutex::new(views)),
-        }
-    }
-
-    /// Every sensor, in config order.
-    pub fn snapshot(&self) -> Vec<SensorView> {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SensorView>> {
-        // Entries are replaced field by field with plain assignments, so a
-        // poisoned lock still holds consistent data.
-        self.views
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn update(&self, id: &str, f: impl FnOnce(&mut SensorView)) {
-        if let Some(view) = self.lock().iter_mut().find(|v| v.id == id) {
-            f(view);
-        }
-    }
-}
-
 /// What the daemon keeps of the sensor side.
 pub struct Sensors {
     pub input: SensorInput,
@@ -225,38 +154,27 @@ pub fn start(
     let (tx, rx) = mpsc::channel(REPORT_QUEUE);
     let board = SensorBoard::new(config);
     let mut external = External::default();
-    let mut stale = HashMap::new();
-    let mut engine = Engine::new(EngineConfig {
-        occupy_after: config.occupancy.occupy_after,
-        release_after: config.occupancy.release_after,
-        bussing: config.occupancy.bussing,
-    });
-    let now = Instant::now();
-    let mut sensors = HashMap::new();
-    for s in &config.sensors {
-        engine.add_sensor(&s.id, s.kind.occupancy_table(s.table));
-        sensors.insert(s.id.clone(), (s.kind.name(), s.table));
-        if matches!(s.kind, SensorKind::Mqtt) {
-            external.ids.insert(s.id.clone());
-            if let Some(table) = s.table {
-                external
-                    .by_table
-                    .entry(table)
-                    .or_default()
-                    .push(s.id.clone());
-            }
-            stale.insert(s.id.clone(), Health::new(s.health.clone(), now));
+    for s in config
+        .sensors
+        .iter()
+        .filter(|s| matches!(s.kind, SensorKind::Mqtt))
+    {
+        external.ids.insert(s.id.clone());
+        if let Some(table) = s.table {
+            external
+                .by_table
+                .entry(table)
+                .or_default()
+                .push(s.id.clone());
         }
     }
     // Subscribed before any sensor runs, so no table change is missed.
     let subscription = hub.subscribe(ClientKind::Internal, CancellationToken::new());
     let mut task = EngineTask {
-        engine,
+        dispatcher: Dispatcher::new(config, Instant::now()),
         store,
         hub: hub.clone(),
         board: board.clone(),
-        sensors,
-        stale,
         synced: HashMap::new(),
     };
     task.resync_all(subscription.head, &subscription.tables);
@@ -272,14 +190,10 @@ pub fn start(
 }
 
 struct EngineTask {
-    engine: Engine,
+    dispatcher: Dispatcher,
     store: Store,
     hub: Hub,
     board: SensorBoard,
-    /// Kind name and table of every configured sensor.
-    sensors: HashMap<String, (&'static str, Option<TableId>)>,
-    /// Staleness of the `mqtt` sensors (the others judge their own).
-    stale: HashMap<String, Health>,
     /// Per table, the seq of the newest event the engine has synced from;
     /// older events still queued on the hub are not re-applied.
     synced: HashMap<TableId, u64>,
@@ -294,10 +208,7 @@ impl EngineTask {
         shutdown: CancellationToken,
     ) {
         loop {
-            let wake = [self.engine.next_deadline(), self.stale_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = self.dispatcher.next_wake();
             let timer = async {
                 match wake {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -317,17 +228,19 @@ impl EngineTask {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 report = reports.recv() => match report {
-                    Some(report) => self.on_report(report).await,
+                    Some(report) => {
+                        let effects = self.dispatcher.on_report(report, Instant::now());
+                        self.apply(effects).await;
+                    }
                     None => return,
                 },
-                _ = timer => self.on_timer().await,
+                _ = timer => {
+                    let effects = self.dispatcher.on_timer(Instant::now());
+                    self.apply(effects).await;
+                }
                 _ = heartbeat.tick() => heartbeat.beat(),
             }
         }
-    }
-
-    fn stale_deadline(&self) -> Option<Instant> {
-        self.stale.values().filter_map(Health::stale_deadline).min()
     }
 
     fn resync_all(&mut self, head: u64, tables: &[Table]) {
@@ -335,7 +248,7 @@ impl EngineTask {
         let known: HashSet<TableId> = tables.iter().map(|t| t.id).collect();
         for id in self.synced.keys().copied().collect::<Vec<_>>() {
             if !known.contains(&id) {
-                self.engine.remove_table(id);
+                self.dispatcher.remove_table(id);
                 self.synced.remove(&id);
             }
         }
@@ -353,7 +266,7 @@ impl EngineTask {
             // A stored time far ahead (written while the clock was wrong)
             // must not overflow the Instant: no hold lasts this long.
             .map(|left| now + left.min(crate::config::MAX_DURATION));
-        self.engine.sync_table(table.id, table.state, hold, now);
+        self.dispatcher.sync_table(table.id, table.state, hold, now);
         self.synced.insert(table.id, seq);
     }
 
@@ -370,134 +283,65 @@ impl EngineTask {
                 }
             },
             "table.deleted" => {
-                self.engine.remove_table(id);
+                self.dispatcher.remove_table(id);
                 self.synced.remove(&id);
             }
             _ => {}
         }
     }
 
-    async fn on_report(&mut self, report: Report) {
-        let now = Instant::now();
-        match report {
-            Report::Reading { sensor, reading } => {
-                if let Some(health) = self.stale.get_mut(&sensor) {
-                    health.record_ok(now);
+    /// Applies the dispatcher's effects in order: the board first, then
+    /// what each one records or commits.
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            self.board.apply(&effect);
+            match effect {
+                Effect::Reading { .. } | Effect::StillFaulted { .. } | Effect::Ready { .. } => {}
+                Effect::Faulted {
+                    sensor,
+                    kind,
+                    table,
+                    reason,
+                } => {
+                    // The reason may come from the sensor node (MQTT): Debug-escaped.
+                    tracing::warn!(sensor, kind, reason = ?reason, "sensor faulted");
+                    self.record(
+                        EventType::SensorFault,
+                        &sensor,
+                        table,
+                        json!({ "sensor": sensor, "kind": kind, "reason": reason }),
+                    )
+                    .await;
                 }
-                // A reading from a faulted sensor is its recovery, whoever
-                // faulted it: its staleness, or its source through
-                // `SensorInput::fault` (which the health tracker never
-                // saw). A no-op for a healthy sensor.
-                self.recovered(&sensor, now).await;
-                self.board.update(&sensor, |v| {
-                    if v.health == HealthState::Faulted {
-                        return;
-                    }
-                    v.health = HealthState::Ok;
-                    if v.reading != Some(reading) {
-                        v.reading = Some(reading);
-                        v.reading_since = Some(crate::clock::now());
-                    }
-                });
-                let transitions = self.engine.reading(&sensor, reading, now);
-                self.apply(transitions).await;
-            }
-            Report::Fault { sensor, reason } => self.faulted(&sensor, reason, now).await,
-            Report::Recovered { sensor } => self.recovered(&sensor, now).await,
-            Report::Button { sensor, event } => self.button(&sensor, event).await,
-            Report::Ready { sensor } => self.board.update(&sensor, |v| {
-                if v.health == HealthState::Waiting {
-                    v.health = HealthState::Ok;
+                Effect::Recovered {
+                    sensor,
+                    kind,
+                    table,
+                } => {
+                    tracing::info!(sensor, kind, "sensor recovered");
+                    self.record(
+                        EventType::SensorRecovered,
+                        &sensor,
+                        table,
+                        json!({ "sensor": sensor, "kind": kind }),
+                    )
+                    .await;
                 }
-            }),
-        }
-    }
-
-    async fn on_timer(&mut self) {
-        let now = Instant::now();
-        let mut faults = Vec::new();
-        for (id, health) in &mut self.stale {
-            if let Some(HealthChange::Faulted { reason }) = health.check(now) {
-                faults.push((id.clone(), reason));
+                Effect::Alert {
+                    sensor,
+                    table,
+                    event,
+                } => self.alert(&sensor, table, event).await,
+                Effect::Transition(t) => self.commit(t).await,
             }
         }
-        for (id, reason) in faults {
-            self.faulted(&id, reason, now).await;
-        }
-        let transitions = self.engine.tick(now);
-        self.apply(transitions).await;
     }
 
-    async fn faulted(&mut self, sensor: &str, reason: String, now: Instant) {
-        let Some(&(kind, table)) = self.sensors.get(sensor) else {
-            return;
-        };
-        let mut already = false;
-        self.board.update(sensor, |v| {
-            already = v.health == HealthState::Faulted;
-            if !already {
-                v.health = HealthState::Faulted;
-                v.faults += 1;
-                v.reading = None;
-                v.faulted_since = Some(crate::clock::now());
-            }
-            v.last_error = Some(reason.clone());
-        });
-        if already {
-            return;
-        }
-        // The reason may come from the sensor node (MQTT): Debug-escaped.
-        tracing::warn!(sensor, kind, reason = ?reason, "sensor faulted");
-        self.record(
-            EventType::SensorFault,
-            sensor,
-            table,
-            json!({ "sensor": sensor, "kind": kind, "reason": reason }),
-        )
-        .await;
-        let transitions = self.engine.sensor_faulted(sensor, now);
-        self.apply(transitions).await;
-    }
-
-    async fn recovered(&mut self, sensor: &str, now: Instant) {
-        let Some(&(kind, table)) = self.sensors.get(sensor) else {
-            return;
-        };
-        let mut was_faulted = false;
-        self.board.update(sensor, |v| {
-            was_faulted = v.health == HealthState::Faulted;
-            if was_faulted {
-                v.health = HealthState::Waiting;
-                v.faulted_since = None;
-            }
-        });
-        if !was_faulted {
-            return;
-        }
-        tracing::info!(sensor, kind, "sensor recovered");
-        self.record(
-            EventType::SensorRecovered,
-            sensor,
-            table,
-            json!({ "sensor": sensor, "kind": kind }),
-        )
-        .await;
-        let transitions = self.engine.sensor_recovered(sensor, now);
-        self.apply(transitions).await;
-    }
-
-    async fn button(&mut self, sensor: &str, event: ButtonEvent) {
-        let Some(&(_, table)) = self.sensors.get(sensor) else {
-            return;
-        };
+    async fn alert(&self, sensor: &str, table: Option<TableId>, event: ButtonEvent) {
         let kind = match event {
             ButtonEvent::Call => "call",
             ButtonEvent::Bill => "bill",
         };
-        self.board.update(sensor, |v| {
-            v.health = HealthState::Ok;
-            v.reading_since = Some(crate::clock::now());
-        });
         tracing::info!(sensor, table, kind, "call button");
         self.record(
             EventType::AlertRaised,
@@ -534,11 +378,11 @@ impl EngineTask {
         }
     }
 
-    /// Commits the engine's transitions. A refused one (staff or a hold
-    /// won the race) or a failed one re-syncs the table from the hub, which
-    /// already holds every committed change.
-    async fn apply(&mut self, transitions: Vec<Transition>) {
-        for t in transitions {
+    /// Commits one of the engine's transitions. A refused one (staff or a
+    /// hold won the race) or a failed one re-syncs the table from the hub,
+    /// which already holds every committed change.
+    async fn commit(&mut self, t: Transition) {
+        {
             let change = Change::SetState {
                 id: t.table,
                 state: t.to,
@@ -554,7 +398,7 @@ impl EngineTask {
                     tracing::info!(table = t.table, from = %t.from, to = %t.to, sensor = ?t.sensor, "table state");
                 }
                 Err(StoreError::TableNotFound(id)) => {
-                    self.engine.remove_table(id);
+                    self.dispatcher.remove_table(id);
                     self.synced.remove(&id);
                 }
                 Err(e) => {
@@ -565,7 +409,7 @@ impl EngineTask {
                     match tables.iter().find(|x| x.id == t.table) {
                         Some(table) => self.sync(table, head, Instant::now()),
                         None => {
-                            self.engine.remove_table(t.table);
+                            self.dispatcher.remove_table(t.table);
                             self.synced.remove(&t.table);
                         }
                     }
