@@ -446,7 +446,50 @@ table = 1
 stale_after = "1s"
 "#;
 
+    /// Holds tokio's paused clock still: a running blocking task inhibits
+    /// auto-advance, so time moves only by `tokio::time::advance` and the
+    /// SQLite writer thread's real latency cannot leak into the engine's
+    /// timers (nor fire a test's own).
+    struct FrozenClock(Option<std::sync::mpsc::Sender<()>>);
+
+    fn freeze_clock() -> FrozenClock {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = rx.recv();
+        });
+        FrozenClock(Some(tx))
+    }
+
+    impl Drop for FrozenClock {
+        fn drop(&mut self) {
+            self.0.take();
+        }
+    }
+
+    /// With the clock frozen no tokio timeout can fire; this real-time
+    /// watchdog ends a hung test instead.
+    struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+    fn watchdog(limit: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("engine test made no progress in {limit:?}; aborting");
+                std::process::exit(1);
+            }
+        });
+        Watchdog(Some(tx))
+    }
+
+    impl Drop for Watchdog {
+        fn drop(&mut self) {
+            self.0.take();
+        }
+    }
+
     struct Fixture {
+        _watchdog: Watchdog,
+        _clock: FrozenClock,
         _dir: tempfile::TempDir,
         store: Store,
         hub: Hub,
@@ -457,8 +500,11 @@ stale_after = "1s"
 
     /// A real store on a temporary file and the engine task with its sensor
     /// tasks (off a Pi the button's GPIO thread only retries: its
-    /// fault_after is out of reach of these tests).
+    /// fault_after is out of reach of these tests), on a frozen paused
+    /// clock.
     async fn fixture() -> Fixture {
+        let watchdog = watchdog(Duration::from_secs(60));
+        let clock = freeze_clock();
         let dir = tempfile::tempdir().expect("tempdir");
         let env = [(
             "MESERO_STORAGE_PATH".to_string(),
@@ -473,6 +519,8 @@ stale_after = "1s"
         let heartbeat = crate::systemd::Liveness::new(Duration::from_secs(1)).register("sensors");
         let sensors = start(&config, store.clone(), &hub, heartbeat, &shutdown, &tasks);
         Fixture {
+            _watchdog: watchdog,
+            _clock: clock,
             _dir: dir,
             store,
             hub,
@@ -496,19 +544,26 @@ stale_after = "1s"
         rx: &mut broadcast::Receiver<Arc<crate::hub::Published>>,
         kind: &str,
     ) -> Event {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                let published = rx.recv().await.expect("hub open");
-                if published.event.kind == kind {
-                    return published.event.clone();
-                }
+        loop {
+            let published = rx.recv().await.expect("hub open");
+            if published.event.kind == kind {
+                return published.event.clone();
             }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {kind} event"))
+        }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    /// Lets the engine task run until `sensor` shows `health` on the board.
+    async fn until_health(board: &SensorBoard, sensor: &str, health: HealthState) {
+        while !board
+            .snapshot()
+            .iter()
+            .any(|v| v.id == sensor && v.health == health)
+        {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_long_press_is_stored_as_a_bill_alert() {
         let f = fixture().await;
         let mut sub = f
@@ -542,7 +597,7 @@ stale_after = "1s"
         f.stop().await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn mqtt_input_is_checked_goes_stale_and_recovers() {
         let f = fixture().await;
         let input = f.sensors.input.clone();
@@ -567,6 +622,8 @@ stale_after = "1s"
             .hub
             .subscribe(ClientKind::Internal, CancellationToken::new());
         input.table_reading(1, present).expect("accepted");
+        until_health(&f.sensors.board, "node-1", HealthState::Ok).await;
+        tokio::time::advance(Duration::from_secs(1)).await;
         // Silent for stale_after (1 s): faulted, and the table, whose only
         // presence sensor it is, becomes unknown.
         let fault = next_event(&mut sub.rx, "sensor.fault").await;
@@ -594,7 +651,7 @@ stale_after = "1s"
         f.stop().await;
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[tokio::test(start_paused = true)]
     async fn a_fault_reported_by_the_source_is_recovered_by_the_next_reading() {
         let f = fixture().await;
         let input = f.sensors.input.clone();
