@@ -1,10 +1,12 @@
-//! The occupancy engine task: the one owner of [`Engine`] in the daemon.
+//! The occupancy engine task: the one owner, through its
+//! [`dispatch::Dispatcher`], of the [`Engine`](crate::occupancy::Engine) in
+//! the daemon.
 //!
 //! It takes sensor reports (from the sensor tasks of [`crate::sensors`]
 //! and from outside through [`SensorInput`]), follows every table change
-//! committed by anyone through the [`Hub`], wakes at the engine's next
-//! deadline (tokio time, so tests pause it), and commits what the engine
-//! decides through the store:
+//! committed by anyone through the [`Hub`], wakes at the dispatcher's next
+//! deadline (tokio time, so tests pause it), and commits what the
+//! dispatcher decides through the store:
 //! - a transition as `Change::SetState` with `Guard::Sensor { expected }`,
 //!   so a racing staff change or a hold wins and the engine re-syncs;
 //! - `sensor.fault` / `sensor.recovered` and, for call buttons,
