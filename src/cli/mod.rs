@@ -12,6 +12,8 @@ mod watch;
 pub(crate) use output::say;
 pub use output::{note, out};
 
+mod sensors;
+
 use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -198,19 +200,19 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Sensors {
             command: SensorsCommand::Scan { config },
         } => {
-            crate::sensors::cli::require_pi("sensors scan")?;
+            sensors::require_pi("sensors scan")?;
             let path = config.or_else(|| {
                 let default = PathBuf::from(DEFAULT_CONFIG);
                 default.exists().then_some(default)
             });
             let config = path.as_deref().map(Config::load).transpose()?;
-            crate::sensors::cli::scan(config.as_ref())
+            sensors::scan(config.as_ref())
         }
         Command::Sensors {
             command: SensorsCommand::Watch { config },
         } => {
             let config = Config::load(&config)?;
-            runtime()?.block_on(crate::sensors::cli::watch(&config))
+            runtime()?.block_on(sensors::watch(&config))
         }
         Command::Watch { url, token } => runtime()?.block_on(watch::run(&url, token.as_deref())),
     }

@@ -323,6 +323,25 @@ fn thermistor_c(lo: u8, hi: u8) -> f32 {
     }
 }
 
+/// Identifies an AMG8833 at `address` (0x68 or 0x69) for `mesero sensors
+/// scan`: the chip has no id register, so a thermistor reading inside the
+/// operating range, with the register's unused top bits clear, is the
+/// evidence. Returns the thermistor's °C.
+pub fn identify<I: I2c>(i2c: &mut I, address: u8) -> Result<f32, SensorError> {
+    let mut buf = [0u8; 2];
+    i2c.write_read(address, &[TTHL], &mut buf)
+        .map_err(SensorError::from_i2c)?;
+    let [lo, hi] = buf;
+    let celsius = thermistor_c(lo, hi);
+    if hi & 0xF0 != 0 || !THERMISTOR_RANGE.contains(&celsius) {
+        return Err(SensorError::NotFound {
+            expected: format!("AMG8833 at 0x{address:02x}"),
+            found: format!("thermistor register reads 0x{hi:02x}{lo:02x}"),
+        });
+    }
+    Ok(celsius)
+}
+
 pub struct Amg8833<I2C, D> {
     i2c: I2C,
     delay: D,
@@ -726,5 +745,27 @@ mod tests {
         other.pin(dev, 0x02, 0x01);
         let err = sensor(&other).init().unwrap_err();
         assert!(matches!(err, SensorError::NotFound { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn identify_wants_a_plausible_thermistor() {
+        let bus = FakeI2c::new();
+        let dev = bus.add_amg8833(0x69);
+        let mut i2c = bus.clone();
+        assert_eq!(identify(&mut i2c, 0x69).unwrap(), 25.0);
+        bus.set_regs(dev, 0x0E, &[0x90, 0x11]);
+        let err = identify(&mut i2c, 0x69).unwrap_err();
+        assert!(
+            matches!(err, SensorError::NotFound { .. }),
+            "top bits set: {err:?}"
+        );
+        bus.set_regs(dev, 0x0E, &[0xFF, 0x07]);
+        let err = identify(&mut i2c, 0x69).unwrap_err();
+        assert!(
+            matches!(err, SensorError::NotFound { .. }),
+            "127.9 °C: {err:?}"
+        );
+        let err = identify(&mut i2c, 0x68).unwrap_err();
+        assert!(matches!(err, SensorError::Bus(_)), "nothing there: {err:?}");
     }
 }

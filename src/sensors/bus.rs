@@ -6,7 +6,8 @@
 //! `interval`; errors go to its [`Health`], which decides when it is
 //! faulted (reported once) and when to retry (with backoff); a faulted
 //! device is initialised again before its next read. Readings are reported
-//! when they change.
+//! when they change. The drivers share the bus through `embedded-hal-bus`'s
+//! `RcDevice` (one thread, so an `Rc<RefCell<_>>` is all the sharing needed).
 //!
 //! Several sensors can be one device: an AMG8833 split into windows, one
 //! per table, is read once per frame and counted per window.
@@ -14,57 +15,21 @@
 //! (and re-addressed) again whenever one of them has to be initialised.
 
 use super::amg8833::{Amg8833, Amg8833Config, PIXELS, PeopleCounter};
+use super::chain::{ChainLink, bring_up_chain};
 use super::health::{Health, HealthChange};
-use super::tasks::Report;
+use super::report::Report;
 use super::vl53l0x::{Vl53l0x, Vl53l0xConfig};
 use super::vl53l1x::{Vl53l1x, Vl53l1xConfig};
-use super::{ChainLink, PollSensor, Reading, SensorError, TofKind};
+use super::{PollSensor, Reading, SensorError, TofKind};
 use crate::sensors::spec::{SensorConfig, SensorKind};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::OutputPin;
-use embedded_hal::i2c::{ErrorType, I2c, Operation};
+use embedded_hal::i2c::I2c;
+use embedded_hal_bus::i2c::RcDevice;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// One bus shared by several drivers on the same thread (each driver owns
-/// an `I2c`; these clones all lead to the one bus).
-pub struct SharedBus<I> {
-    bus: Rc<RefCell<I>>,
-}
-
-impl<I> SharedBus<I> {
-    pub fn new(bus: I) -> Self {
-        SharedBus {
-            bus: Rc::new(RefCell::new(bus)),
-        }
-    }
-}
-
-impl<I> Clone for SharedBus<I> {
-    fn clone(&self) -> Self {
-        SharedBus {
-            bus: Rc::clone(&self.bus),
-        }
-    }
-}
-
-impl<I: I2c> ErrorType for SharedBus<I> {
-    type Error = I::Error;
-}
-
-impl<I: I2c> I2c for SharedBus<I> {
-    fn transaction(
-        &mut self,
-        address: u8,
-        operations: &mut [Operation<'_>],
-    ) -> Result<(), Self::Error> {
-        // Only one driver runs at a time on this thread, so the borrow is
-        // never contended.
-        self.bus.borrow_mut().transaction(address, operations)
-    }
-}
 
 /// A chip read as a unit: one reading per sensor id it serves.
 pub trait BusDevice {
@@ -151,7 +116,11 @@ impl BusWorker {
         D: DelayNs + 'static,
         P: OutputPin + 'static,
     {
-        let bus = SharedBus::new(bus);
+        // One bus shared by every driver here (each owns an `I2c`; these
+        // devices all lead to the one bus). Only one driver runs at a time
+        // on this thread, so the RefCell's borrow is never contended.
+        let bus = Rc::new(RefCell::new(bus));
+        let device = || RcDevice::new(Rc::clone(&bus));
         let mut slots: Vec<Slot> = Vec::new();
         let mut links = Vec::new();
         // Windows of one AMG8833 (same address) become one device.
@@ -177,7 +146,7 @@ impl BusWorker {
                 SensorKind::Tof(t) => {
                     let device: Box<dyn BusDevice> = match t.chip {
                         TofKind::Vl53l0x => Box::new(Single(Vl53l0x::new(
-                            bus.clone(),
+                            device(),
                             delay(),
                             Vl53l0xConfig {
                                 address: t.address,
@@ -186,7 +155,7 @@ impl BusWorker {
                             },
                         ))),
                         TofKind::Vl53l1x => Box::new(Single(Vl53l1x::new(
-                            bus.clone(),
+                            device(),
                             delay(),
                             Vl53l1xConfig {
                                 address: t.address,
@@ -228,7 +197,7 @@ impl BusWorker {
                 })
                 .collect();
             let chip = Amg8833::new(
-                bus.clone(),
+                device(),
                 delay(),
                 Amg8833Config {
                     address,
@@ -251,10 +220,10 @@ impl BusWorker {
         // one to wake would collide with it.
         links.sort_by_key(|l| l.address == super::TOF_DEFAULT_ADDRESS);
         let chain = (!links.is_empty()).then(|| {
-            let mut i2c = bus.clone();
+            let mut i2c = device();
             let mut delay = delay();
             let bring_up: ChainBringUp =
-                Box::new(move || super::bring_up_chain(&mut i2c, &mut links, &mut delay));
+                Box::new(move || bring_up_chain(&mut i2c, &mut links, &mut delay));
             bring_up
         });
         BusWorker {

@@ -9,14 +9,17 @@
 //! XSHUT pin takes a device off the bus and back to its power-on address.
 //! Handles are cheap clones sharing one state so a test can hand the bus to
 //! a driver and still inspect it.
+//!
+//! [`FakeGpio`] hands out input pins whose level a test sets, and can refuse
+//! to hand them out (no GPIO peripheral, a pin another process holds).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::rc::Rc;
 
 use embedded_hal::delay::DelayNs;
-use embedded_hal::digital::{ErrorType as PinErrorType, OutputPin};
+use embedded_hal::digital::{ErrorType as PinErrorType, InputPin, OutputPin};
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +294,79 @@ pub struct FakeDelay {
 impl DelayNs for FakeDelay {
     fn delay_ns(&mut self, ns: u32) {
         self.total_ns = self.total_ns.saturating_add(u64::from(ns));
+    }
+}
+
+/// GPIO inputs for tests: the pins' levels, and whether claiming works.
+#[derive(Clone, Default)]
+pub struct FakeGpio {
+    levels: Rc<RefCell<HashMap<u8, Rc<Cell<bool>>>>>,
+    refusal: Rc<RefCell<Option<String>>>,
+    claims: Rc<Cell<u32>>,
+}
+
+impl FakeGpio {
+    /// Every pin reads `high` until a test sets it.
+    pub fn new() -> FakeGpio {
+        FakeGpio::default()
+    }
+
+    fn level(&self, pin: u8) -> Rc<Cell<bool>> {
+        Rc::clone(
+            self.levels
+                .borrow_mut()
+                .entry(pin)
+                .or_insert_with(|| Rc::new(Cell::new(true))),
+        )
+    }
+
+    pub fn set(&self, pin: u8, high: bool) {
+        self.level(pin).set(high);
+    }
+
+    /// Claims fail with `reason` until [`FakeGpio::allow`].
+    pub fn refuse(&self, reason: &str) {
+        *self.refusal.borrow_mut() = Some(reason.to_string());
+    }
+
+    pub fn allow(&self) {
+        *self.refusal.borrow_mut() = None;
+    }
+
+    /// How many claims were attempted.
+    pub fn claims(&self) -> u32 {
+        self.claims.get()
+    }
+
+    pub fn claim(&self, pin: u8) -> Result<FakeInput, String> {
+        self.claims.set(self.claims.get() + 1);
+        match self.refusal.borrow().as_ref() {
+            Some(reason) => Err(reason.clone()),
+            None => Ok(FakeInput {
+                pin,
+                level: self.level(pin),
+            }),
+        }
+    }
+}
+
+/// A claimed fake input pin.
+pub struct FakeInput {
+    pub pin: u8,
+    level: Rc<Cell<bool>>,
+}
+
+impl PinErrorType for FakeInput {
+    type Error = Infallible;
+}
+
+impl InputPin for FakeInput {
+    fn is_high(&mut self) -> Result<bool, Infallible> {
+        Ok(self.level.get())
+    }
+
+    fn is_low(&mut self) -> Result<bool, Infallible> {
+        Ok(!self.level.get())
     }
 }
 

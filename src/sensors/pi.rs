@@ -1,6 +1,9 @@
-//! The Raspberry Pi side, through rppal: the GPIO thread (presence inputs
-//! and call buttons on edge interrupts) and one thread per I2C bus (rppal's
-//! embedded-hal `I2c`, driving [`super::bus::BusWorker`]).
+//! The Raspberry Pi side, through rppal: embedded-hal adapters for the
+//! I2C bus ([`PiI2c`]), XSHUT outputs ([`PiOutput`]), GPIO inputs
+//! ([`PiInput`]) and a sleeping delay, and the blocking threads that step
+//! the hardware-independent workers with them: [`run_gpio`] (every GPIO
+//! input, [`super::gpio::GpioWorker`], waiting in rppal's interrupt poll)
+//! and [`run_bus`] (one I2C bus, [`super::bus::BusWorker`]).
 //!
 //! Off a Pi (or with GPIO/I2C disabled) opening the peripheral fails; that
 //! is an ordinary sensor error: the sensors fault (one `sensor.fault`
@@ -8,54 +11,19 @@
 //! Peripherals are opened lazily, on the thread that uses them, and
 //! reopened on the next retry.
 
-use super::SensorError;
 use super::bus::BusWorker;
-use super::gpio::{Button, ButtonConfig, PresenceConfig, PresenceInput};
-use super::health::{Health, HealthChange};
-use super::tasks::{Report, Reporter, STOP_CHECK};
-use crate::sensors::spec::{GpioInput, Pull, RETRY_INITIAL, SensorConfig, SensorKind};
+use super::gpio::{GpioWorker, PinEdge};
+use super::report::{Report, Reporter, STOP_CHECK};
+use crate::sensors::spec::{GpioInput, Pull, SensorConfig};
 use embedded_hal::delay::DelayNs;
 use embedded_hal::digital::{self, OutputPin};
 use embedded_hal::i2c::{self, ErrorKind, ErrorType, I2c, Operation};
 use rppal::gpio::{Gpio, InputPin, Trigger};
-use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::fmt;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-/// Starts the GPIO thread (if any input is configured) and one thread per
-/// I2C bus in use.
-pub fn spawn(
-    sensors: &[SensorConfig],
-    reporter: &Reporter,
-    shutdown: &CancellationToken,
-    tasks: &TaskTracker,
-) {
-    let inputs: Vec<SensorConfig> = sensors
-        .iter()
-        .filter(|s| matches!(s.kind, SensorKind::Gpio(_) | SensorKind::Button(_)))
-        .cloned()
-        .collect();
-    if !inputs.is_empty() {
-        let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
-        tasks.spawn_blocking(move || run_gpio(&inputs, &reporter, &shutdown));
-    }
-    let mut buses: BTreeMap<u8, Vec<SensorConfig>> = BTreeMap::new();
-    for s in sensors {
-        let bus = match &s.kind {
-            SensorKind::Amg8833(a) => a.bus,
-            SensorKind::Tof(t) => t.bus,
-            _ => continue,
-        };
-        buses.entry(bus).or_default().push(s.clone());
-    }
-    for (bus, sensors) in buses {
-        let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
-        tasks.spawn_blocking(move || run_bus(bus, &sensors, &reporter, &shutdown));
-    }
-}
 
 /// A delay that sleeps the thread (rppal's spins, which would burn a core
 /// through the drivers' 1 ms polls).
@@ -199,7 +167,77 @@ impl OutputPin for PiOutput {
     }
 }
 
-fn run_bus(bus: u8, sensors: &[SensorConfig], reporter: &Reporter, shutdown: &CancellationToken) {
+/// A claimed GPIO input with the handle its interrupts are polled on.
+pub struct PiInput {
+    gpio: Gpio,
+    pin: InputPin,
+}
+
+impl digital::ErrorType for PiInput {
+    type Error = Infallible;
+}
+
+impl digital::InputPin for PiInput {
+    fn is_high(&mut self) -> Result<bool, Infallible> {
+        Ok(self.pin.is_high())
+    }
+
+    fn is_low(&mut self) -> Result<bool, Infallible> {
+        Ok(self.pin.is_low())
+    }
+}
+
+/// The claim function of the GPIO worker: opens the GPIO peripheral on
+/// first use (and again after it failed to open), then takes the pin as an
+/// input with its pull and edge interrupts on both edges.
+fn claim_input() -> impl FnMut(&GpioInput) -> Result<PiInput, String> {
+    let mut opened: Option<Gpio> = None;
+    move |cfg| {
+        let gpio = match &opened {
+            Some(gpio) => gpio.clone(),
+            None => {
+                let gpio = Gpio::new().map_err(|e| gpio_error(&e))?;
+                opened = Some(gpio.clone());
+                gpio
+            }
+        };
+        let pin = gpio
+            .get(cfg.pin)
+            .map_err(|e| format!("GPIO {}: {}", cfg.pin, gpio_error(&e)))?;
+        let mut pin = match cfg.pull {
+            Pull::Up => pin.into_input_pullup(),
+            Pull::Down => pin.into_input_pulldown(),
+            Pull::Off => pin.into_input(),
+        };
+        pin.set_interrupt(Trigger::Both, None)
+            .map_err(|e| format!("GPIO {} interrupt: {}", cfg.pin, gpio_error(&e)))?;
+        Ok(PiInput { gpio, pin })
+    }
+}
+
+/// How long a thread may block before its worker's next wake (at most
+/// [`STOP_CHECK`]).
+fn wait_for(wake: Option<Instant>) -> Duration {
+    wake.map_or(STOP_CHECK, |at| {
+        at.saturating_duration_since(Instant::now())
+    })
+    .min(STOP_CHECK)
+}
+
+/// Sends every report; false once the engine has stopped.
+fn send_all(reporter: &Reporter, reports: Vec<Report>) -> bool {
+    reports
+        .into_iter()
+        .all(|report| reporter.blocking_send(report))
+}
+
+/// The thread of one I2C bus and the chips on it.
+pub fn run_bus(
+    bus: u8,
+    sensors: &[SensorConfig],
+    reporter: &Reporter,
+    shutdown: &CancellationToken,
+) {
     let refs: Vec<&SensorConfig> = sensors.iter().collect();
     let mut worker = BusWorker::new(
         PiI2c::new(bus),
@@ -210,250 +248,48 @@ fn run_bus(bus: u8, sensors: &[SensorConfig], reporter: &Reporter, shutdown: &Ca
     );
     tracing::info!(bus, sensors = refs.len(), "I2C bus thread started");
     while !shutdown.is_cancelled() && !reporter.is_closed() {
-        for report in worker.step(Instant::now()) {
-            if !reporter.blocking_send(report) {
-                return;
-            }
+        if !send_all(reporter, worker.step(Instant::now())) {
+            return;
         }
-        let wait = worker
-            .next_wake()
-            .map_or(STOP_CHECK, |at| {
-                at.saturating_duration_since(Instant::now())
-            })
-            .min(STOP_CHECK);
-        std::thread::sleep(wait);
+        std::thread::sleep(wait_for(worker.next_wake()));
     }
-}
-
-enum Role {
-    Presence(PresenceInput),
-    Button(Button),
-}
-
-/// One configured GPIO input and its pin once claimed.
-struct Input {
-    id: String,
-    cfg: GpioInput,
-    role: Role,
-    health: Health,
-    pin: Option<InputPin>,
-    retry_at: Instant,
-}
-
-impl Input {
-    fn new(s: &SensorConfig, now: Instant) -> Option<Input> {
-        let (cfg, role) = match &s.kind {
-            SensorKind::Gpio(g) => (
-                g.clone(),
-                Role::Presence(PresenceInput::new(&PresenceConfig {
-                    active_low: g.active_low,
-                    debounce_ms: millis(g.debounce),
-                })),
-            ),
-            SensorKind::Button(b) => (
-                b.input.clone(),
-                Role::Button(Button::new(&ButtonConfig {
-                    active_low: b.input.active_low,
-                    debounce_ms: millis(b.input.debounce),
-                    long_press: b.long_press,
-                })),
-            ),
-            _ => return None,
-        };
-        Some(Input {
-            id: s.id.clone(),
-            cfg,
-            role,
-            health: Health::new(s.health.clone(), now),
-            pin: None,
-            retry_at: now,
-        })
-    }
-
-    fn on_level(&mut self, high: bool, now: Instant, out: &mut Vec<Report>) {
-        match &mut self.role {
-            Role::Presence(p) => {
-                if let Some(reading) = p.on_level(high, now) {
-                    out.push(Report::Reading {
-                        sensor: self.id.clone(),
-                        reading,
-                    });
-                }
-            }
-            Role::Button(b) => {
-                if let Some(event) = b.on_level(high, now) {
-                    out.push(Report::Button {
-                        sensor: self.id.clone(),
-                        event,
-                    });
-                }
-            }
-        }
-    }
-
-    fn poll(&mut self, now: Instant, out: &mut Vec<Report>) {
-        match &mut self.role {
-            Role::Presence(p) => {
-                if let Some(reading) = p.poll(now) {
-                    out.push(Report::Reading {
-                        sensor: self.id.clone(),
-                        reading,
-                    });
-                }
-            }
-            Role::Button(b) => {
-                if let Some(event) = b.poll(now) {
-                    out.push(Report::Button {
-                        sensor: self.id.clone(),
-                        event,
-                    });
-                }
-            }
-        }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        match &self.role {
-            Role::Presence(p) => p.deadline(),
-            Role::Button(b) => b.deadline(),
-        }
-    }
-
-    fn failed(&mut self, reason: String, now: Instant, out: &mut Vec<Report>) {
-        self.pin = None;
-        let error = SensorError::Bus(reason);
-        if let Some(HealthChange::Faulted { reason }) = self.health.record_error(&error, now) {
-            out.push(Report::Fault {
-                sensor: self.id.clone(),
-                reason,
-            });
-        }
-        self.retry_at = self.health.next_retry(now).unwrap_or(now + RETRY_INITIAL);
-    }
-
-    /// Claims the pin as an input with its pull and edge interrupts on
-    /// both edges (debouncing is ours, with the edge times we see).
-    fn claim(&mut self, gpio: &Gpio, now: Instant, out: &mut Vec<Report>) {
-        let pin = match gpio.get(self.cfg.pin) {
-            Ok(pin) => pin,
-            Err(e) => {
-                return self.failed(
-                    format!("GPIO {}: {}", self.cfg.pin, gpio_error(&e)),
-                    now,
-                    out,
-                );
-            }
-        };
-        let mut pin = match self.cfg.pull {
-            Pull::Up => pin.into_input_pullup(),
-            Pull::Down => pin.into_input_pulldown(),
-            Pull::Off => pin.into_input(),
-        };
-        if let Err(e) = pin.set_interrupt(Trigger::Both, None) {
-            return self.failed(
-                format!("GPIO {} interrupt: {}", self.cfg.pin, gpio_error(&e)),
-                now,
-                out,
-            );
-        }
-        let high = pin.is_high();
-        self.pin = Some(pin);
-        if self.health.record_ok(now) == Some(HealthChange::Recovered) {
-            out.push(Report::Recovered {
-                sensor: self.id.clone(),
-            });
-        }
-        if matches!(self.role, Role::Button(_)) {
-            out.push(Report::Ready {
-                sensor: self.id.clone(),
-            });
-        }
-        self.on_level(high, now, out);
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The GPIO thread: claims the pins, then blocks in rppal's interrupt poll
 /// (no busy polling) until an edge, a debounce or long-press deadline, a
 /// retry, or [`STOP_CHECK`].
-fn run_gpio(sensors: &[SensorConfig], reporter: &Reporter, shutdown: &CancellationToken) {
-    let now = Instant::now();
-    let mut inputs: Vec<Input> = sensors.iter().filter_map(|s| Input::new(s, now)).collect();
-    let mut gpio: Option<Gpio> = None;
-    let mut out = Vec::new();
+pub fn run_gpio(sensors: &[SensorConfig], reporter: &Reporter, shutdown: &CancellationToken) {
+    let refs: Vec<&SensorConfig> = sensors.iter().collect();
+    let mut worker = GpioWorker::new(&refs, claim_input(), Instant::now());
+    let mut edge = None;
     while !shutdown.is_cancelled() && !reporter.is_closed() {
-        let now = Instant::now();
-        if inputs.iter().any(|i| i.pin.is_none() && i.retry_at <= now) {
-            if gpio.is_none() {
-                match Gpio::new() {
-                    Ok(g) => gpio = Some(g),
-                    Err(e) => {
-                        let reason = gpio_error(&e);
-                        for input in inputs.iter_mut().filter(|i| i.retry_at <= now) {
-                            input.failed(reason.clone(), now, &mut out);
-                        }
-                    }
-                }
-            }
-            if let Some(gpio) = &gpio {
-                for input in inputs
-                    .iter_mut()
-                    .filter(|i| i.pin.is_none() && i.retry_at <= now)
-                {
-                    input.claim(gpio, now, &mut out);
-                }
-            }
+        if !send_all(reporter, worker.step(Instant::now(), edge.take())) {
+            return;
         }
-
-        let wake = inputs
-            .iter()
-            .filter_map(|i| match i.pin {
-                Some(_) => i.deadline(),
-                None => Some(i.retry_at),
+        let timeout = wait_for(worker.next_wake());
+        let polled = {
+            let pins: Vec<&PiInput> = worker.pins().collect();
+            pins.first().map(|first| {
+                let raw: Vec<&InputPin> = pins.iter().map(|p| &p.pin).collect();
+                first
+                    .gpio
+                    .poll_interrupts(&raw, false, Some(timeout))
+                    .map(|event| {
+                        event.map(|(pin, event)| PinEdge {
+                            pin: pin.pin(),
+                            high: event.trigger == Trigger::RisingEdge,
+                        })
+                    })
             })
-            .min();
-        let timeout = wake
-            .map_or(STOP_CHECK, |at| {
-                at.saturating_duration_since(Instant::now())
-            })
-            .min(STOP_CHECK);
-        let pins: Vec<&InputPin> = inputs.iter().filter_map(|i| i.pin.as_ref()).collect();
-        let edge = match (&gpio, pins.is_empty()) {
-            (Some(gpio), false) => match gpio.poll_interrupts(&pins, false, Some(timeout)) {
-                Ok(event) => {
-                    event.map(|(pin, event)| (pin.pin(), event.trigger == Trigger::RisingEdge))
-                }
-                Err(e) => {
-                    let reason = format!("GPIO interrupt poll: {}", gpio_error(&e));
-                    drop(pins);
-                    let now = Instant::now();
-                    for input in inputs.iter_mut() {
-                        input.failed(reason.clone(), now, &mut out);
-                    }
-                    None
-                }
-            },
-            _ => {
-                drop(pins);
-                std::thread::sleep(timeout);
-                None
-            }
         };
-        let now = Instant::now();
-        if let Some((number, high)) = edge {
-            if let Some(input) = inputs.iter_mut().find(|i| i.cfg.pin == number) {
-                input.on_level(high, now, &mut out);
-            }
-        }
-        for input in inputs.iter_mut().filter(|i| i.pin.is_some()) {
-            input.poll(now, &mut out);
-        }
-        for report in out.drain(..) {
-            if !reporter.blocking_send(report) {
-                return;
+        match polled {
+            None => std::thread::sleep(timeout),
+            Some(Ok(event)) => edge = event,
+            Some(Err(e)) => {
+                let reason = format!("GPIO interrupt poll: {}", gpio_error(&e));
+                if !send_all(reporter, worker.lost(&reason, Instant::now())) {
+                    return;
+                }
             }
         }
     }

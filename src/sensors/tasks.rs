@@ -11,76 +11,15 @@
 //! - Readings are reported when they change (and once at start), so the
 //!   channel carries little; staleness is judged where the sensor is read.
 //! - Every loop ends soon after `shutdown` is cancelled (threads check it
-//!   at least every [`STOP_CHECK`]).
+//!   at least every [`super::report::STOP_CHECK`]).
 
-use super::Reading;
-use super::gpio::ButtonEvent;
+use super::report::{Report, Reporter};
 use super::sim::SimSensor;
 use crate::sensors::spec::{SensorConfig, SensorKind, SimSpec};
-use std::time::Duration;
-use tokio::sync::mpsc;
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Longest a sensor thread blocks before looking at the shutdown token.
-pub const STOP_CHECK: Duration = Duration::from_millis(250);
-
-/// What a sensor tells the engine task.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Report {
-    Reading {
-        sensor: String,
-        reading: Reading,
-    },
-    Fault {
-        sensor: String,
-        reason: String,
-    },
-    Recovered {
-        sensor: String,
-    },
-    Button {
-        sensor: String,
-        event: ButtonEvent,
-    },
-    /// Set up and working, for inputs that have no reading to show it
-    /// (a call button nobody pressed yet).
-    Ready {
-        sensor: String,
-    },
-}
-
-/// The sending side of the engine task's queue, for sensor tasks and
-/// threads. Cheap to clone.
-#[derive(Clone)]
-pub struct Reporter {
-    tx: mpsc::Sender<Report>,
-}
-
-impl Reporter {
-    pub fn new(tx: mpsc::Sender<Report>) -> Reporter {
-        Reporter { tx }
-    }
-
-    /// From async code; waits while the queue is full. False once the
-    /// engine has stopped.
-    pub async fn send(&self, report: Report) -> bool {
-        self.tx.send(report).await.is_ok()
-    }
-
-    /// True once the engine task is gone (its runtime is shutting down):
-    /// sensor threads end then even if nobody cancelled them.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// From a sensor thread; blocks that thread (never the runtime) while
-    /// the queue is full. False once the engine has stopped.
-    pub fn blocking_send(&self, report: Report) -> bool {
-        self.tx.blocking_send(report).is_ok()
-    }
-}
 
 /// Starts a task or thread for every configured sensor that has one
 /// (`mqtt` sensors are fed from outside through the engine's
@@ -105,7 +44,28 @@ pub fn spawn_all(
             ));
         }
     }
-    super::pi::spawn(sensors, reporter, shutdown, tasks);
+    let inputs: Vec<SensorConfig> = sensors
+        .iter()
+        .filter(|s| matches!(s.kind, SensorKind::Gpio(_) | SensorKind::Button(_)))
+        .cloned()
+        .collect();
+    if !inputs.is_empty() {
+        let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
+        tasks.spawn_blocking(move || super::pi::run_gpio(&inputs, &reporter, &shutdown));
+    }
+    let mut buses: BTreeMap<u8, Vec<SensorConfig>> = BTreeMap::new();
+    for s in sensors {
+        let bus = match &s.kind {
+            SensorKind::Amg8833(a) => a.bus,
+            SensorKind::Tof(t) => t.bus,
+            _ => continue,
+        };
+        buses.entry(bus).or_default().push(s.clone());
+    }
+    for (bus, sensors) in buses {
+        let (reporter, shutdown) = (reporter.clone(), shutdown.clone());
+        tasks.spawn_blocking(move || super::pi::run_bus(bus, &sensors, &reporter, &shutdown));
+    }
 }
 
 /// Plays a simulated sensor in (tokio) time: reports the reading at start
@@ -142,6 +102,8 @@ async fn run_sim(id: String, mut sim: SimSensor, reporter: Reporter, shutdown: C
 mod tests {
     use super::*;
     use crate::sensors::sim::Step;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
 
     #[tokio::test(start_paused = true)]
     async fn scripted_sim_reports_each_change_on_time() {

@@ -5,13 +5,13 @@
 //! Pi they fail with one line saying so ([`require_pi`]). `watch` with only
 //! `sim`/`mqtt` sensors runs anywhere.
 
-use super::tasks::{Report, Reporter};
-use super::{vl53l0x, vl53l1x};
-use crate::cli::say;
+use super::say;
 use crate::config::Config;
 use crate::domain::TableState;
-use crate::occupancy::{Engine, EngineConfig};
+use crate::engine::dispatch::{Dispatcher, Effect};
+use crate::sensors::report::{Report, Reporter};
 use crate::sensors::spec::{Pull, SensorKind};
+use crate::sensors::{TOF_DEFAULT_ADDRESS, amg8833, vl53l0x, vl53l1x};
 use crate::text::printable;
 use anyhow::{Context as _, bail};
 use embedded_hal::i2c::I2c;
@@ -73,21 +73,8 @@ pub fn probe<I: I2c>(i2c: &mut I, address: u8, tof: &BTreeSet<u8>) -> Option<Fou
         }
     }
     if matches!(address, 0x68 | 0x69) {
-        let mut raw = [0u8; 2];
-        if i2c.write_read(address, &[0x0E], &mut raw).is_ok() {
-            let [lo, hi] = raw;
-            let value = u16::from_le_bytes([lo, hi]);
-            let magnitude = f32::from(value & 0x07FF) * 0.0625;
-            let celsius = if value & 0x0800 != 0 {
-                -magnitude
-            } else {
-                magnitude
-            };
-            if (-20.0..=85.0).contains(&celsius) && value & 0xF000 == 0 {
-                return Some(Found::Amg8833 {
-                    thermistor_c: celsius,
-                });
-            }
+        if let Ok(thermistor_c) = amg8833::identify(i2c, address) {
+            return Some(Found::Amg8833 { thermistor_c });
         }
     }
     Some(Found::Unknown)
@@ -98,7 +85,7 @@ pub fn probe<I: I2c>(i2c: &mut I, address: u8, tof: &BTreeSet<u8>) -> Option<Fou
 pub fn scan(config: Option<&Config>) -> anyhow::Result<()> {
     let sensors = config.map_or(&[][..], |c| c.sensors.as_slice());
     let mut buses: BTreeSet<u8> = BTreeSet::from([1]);
-    let mut tof = BTreeSet::from([super::TOF_DEFAULT_ADDRESS]);
+    let mut tof = BTreeSet::from([TOF_DEFAULT_ADDRESS]);
     let mut expected: Vec<(u8, u8, &str, &'static str)> = Vec::new();
     for s in sensors {
         match &s.kind {
@@ -226,7 +213,7 @@ pub async fn watch(config: &Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(crate::engine::REPORT_QUEUE);
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    super::tasks::spawn_all(&config.sensors, &Reporter::new(tx), &shutdown, &tasks);
+    crate::sensors::tasks::spawn_all(&config.sensors, &Reporter::new(tx), &shutdown, &tasks);
     // However the loop ends (Ctrl-C, a closed stdout, an error), the
     // sensors are stopped and their pins released before returning.
     let result = print_until_stopped(config, rx).await;
@@ -240,17 +227,10 @@ async fn print_until_stopped(
     config: &Config,
     mut rx: mpsc::Receiver<Report>,
 ) -> anyhow::Result<()> {
-    let mut engine = Engine::new(EngineConfig {
-        occupy_after: config.occupancy.occupy_after,
-        release_after: config.occupancy.release_after,
-        bussing: config.occupancy.bussing,
-    });
     let start = Instant::now();
-    for s in &config.sensors {
-        engine.add_sensor(&s.id, s.kind.occupancy_table(s.table));
-    }
+    let mut dispatcher = Dispatcher::new(config, start);
     for t in &config.tables {
-        engine.sync_table(t.id, TableState::Free, None, start);
+        dispatcher.sync_table(t.id, TableState::Free, None, start);
     }
     say!(
         "watching {} sensor(s); tables start free; Ctrl-C to stop",
@@ -259,68 +239,65 @@ async fn print_until_stopped(
     let stop = crate::signals::stop_requested();
     tokio::pin!(stop);
     loop {
-        let deadline = engine.next_deadline();
+        let wake = dispatcher.next_wake();
         let timer = async {
-            match deadline {
+            match wake {
                 Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
-        let now_label = || format!("{:>8.1}s", start.elapsed().as_secs_f64());
-        let transitions = tokio::select! {
+        let effects = tokio::select! {
             signal = &mut stop => {
                 signal.context("waiting for Ctrl-C")?;
                 return Ok(());
             }
             report = rx.recv() => {
                 let Some(report) = report else { return Ok(()) };
-                let now = Instant::now();
-                match report {
-                    Report::Reading { sensor, reading } => {
-                        let people = reading.people.map_or(String::new(), |n| format!(", {n} people"));
-                        say!("{} {sensor}: {}{people}", now_label(), if reading.present { "present" } else { "nobody" })?;
-                        engine.reading(&sensor, reading, now)
-                    }
-                    Report::Fault { sensor, reason } => {
-                        // The reason may quote what a device sent.
-                        say!("{} {sensor}: FAULT: {}", now_label(), printable(&reason))?;
-                        engine.sensor_faulted(&sensor, now)
-                    }
-                    Report::Recovered { sensor } => {
-                        say!("{} {sensor}: recovered", now_label())?;
-                        engine.sensor_recovered(&sensor, now)
-                    }
-                    Report::Button { sensor, event } => {
-                        say!("{} {sensor}: button {event:?}", now_label())?;
-                        Vec::new()
-                    }
-                    Report::Ready { sensor } => {
-                        say!("{} {sensor}: ready", now_label())?;
-                        Vec::new()
-                    }
-                }
+                dispatcher.on_report(report, Instant::now())
             }
-            _ = timer => engine.tick(Instant::now()),
+            _ = timer => dispatcher.on_timer(Instant::now()),
         };
-        for t in transitions {
-            engine.sync_table(t.table, t.to, None, Instant::now());
-            let people = t.people.map_or(String::new(), |n| format!(", {n} people"));
-            say!(
-                "{} table {}: {} → {} ({}{people})",
-                now_label(),
-                t.table,
-                t.from,
-                t.to,
-                t.actor()
-            )?;
+        for effect in effects {
+            if let Effect::Transition(t) = &effect {
+                // Nothing is stored: every transition counts as committed.
+                dispatcher.sync_table(t.table, t.to, None, Instant::now());
+            }
+            say!("{:>8.1}s {}", start.elapsed().as_secs_f64(), line(&effect))?;
         }
+    }
+}
+
+/// How `sensors watch` prints one effect (after the time since start).
+fn line(effect: &Effect) -> String {
+    let people = |n: Option<u32>| n.map_or(String::new(), |n| format!(", {n} people"));
+    match effect {
+        Effect::Reading { sensor, reading } => format!(
+            "{sensor}: {}{}",
+            if reading.present { "present" } else { "nobody" },
+            people(reading.people)
+        ),
+        // The reason may quote what a device sent.
+        Effect::Faulted { sensor, reason, .. } | Effect::StillFaulted { sensor, reason } => {
+            format!("{sensor}: FAULT: {}", printable(reason))
+        }
+        Effect::Recovered { sensor, .. } => format!("{sensor}: recovered"),
+        Effect::Alert { sensor, event, .. } => format!("{sensor}: button {event:?}"),
+        Effect::Ready { sensor } => format!("{sensor}: ready"),
+        Effect::Transition(t) => format!(
+            "table {}: {} → {} ({}{})",
+            t.table,
+            t.from,
+            t.to,
+            t.actor(),
+            people(t.people)
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::FakeI2c;
     use super::*;
+    use crate::sensors::fake::FakeI2c;
 
     #[test]
     fn probe_names_the_chips() {
@@ -345,5 +322,83 @@ mod tests {
                 (0x69, Found::Amg8833 { thermistor_c: 25.0 }),
             ]
         );
+    }
+
+    #[test]
+    fn watch_prints_each_effect_on_one_line() {
+        use crate::domain::TableState;
+        use crate::occupancy::Transition;
+        use crate::sensors::Reading;
+        use crate::sensors::report::ButtonEvent;
+        let cases = [
+            (
+                Effect::Reading {
+                    sensor: "t".into(),
+                    reading: Reading {
+                        present: true,
+                        people: Some(2),
+                    },
+                },
+                "t: present, 2 people",
+            ),
+            (
+                Effect::Reading {
+                    sensor: "pad".into(),
+                    reading: Reading::presence(false),
+                },
+                "pad: nobody",
+            ),
+            (
+                Effect::Faulted {
+                    sensor: "t".into(),
+                    kind: "amg8833",
+                    table: Some(1),
+                    reason: "bus\nerror".into(),
+                },
+                "t: FAULT: bus\\nerror",
+            ),
+            (
+                Effect::StillFaulted {
+                    sensor: "t".into(),
+                    reason: "again".into(),
+                },
+                "t: FAULT: again",
+            ),
+            (
+                Effect::Recovered {
+                    sensor: "t".into(),
+                    kind: "amg8833",
+                    table: Some(1),
+                },
+                "t: recovered",
+            ),
+            (
+                Effect::Alert {
+                    sensor: "call".into(),
+                    table: Some(1),
+                    event: ButtonEvent::Bill,
+                },
+                "call: button Bill",
+            ),
+            (
+                Effect::Ready {
+                    sensor: "call".into(),
+                },
+                "call: ready",
+            ),
+            (
+                Effect::Transition(Transition {
+                    table: 3,
+                    from: TableState::Free,
+                    to: TableState::Occupied,
+                    people: Some(2),
+                    sensor: "t".into(),
+                }),
+                "table 3: free → occupied (sensor:t, 2 people)",
+            ),
+        ];
+        for (effect, expected) in cases {
+            assert_eq!(line(&effect), expected);
+        }
     }
 }
