@@ -2,6 +2,8 @@
 //!
 //! Where things live (README → module → function):
 //! - [`config`]: the TOML file, checked, with environment overrides.
+//! - [`auth`]: roles, credentials (API tokens and MQTT users) and the one
+//!   constant-time check.
 //! - [`store`]: SQLite; the single writer and the read connections.
 //! - [`hub`]: committed events fanned out to live subscribers.
 //! - [`broker`]: the embedded MQTT broker and its topics.

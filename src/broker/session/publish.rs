@@ -57,22 +57,14 @@ impl Session {
             }
             _ => {}
         }
-        // The router drops a topic's retained message on any empty
-        // payload; a non-empty retained one needs room.
-        if publish.payload.is_empty() {
-            self.shared.retained.clear(&topic);
-        } else if publish.retain {
-            if let Err(why) = self.retain(&inbound, &topic, publish.payload.len()) {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .retained_refused
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("retained", |suppressed| {
-                    tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, suppressed, "MQTT retained publish dropped: {why}");
-                });
-                return self.ack_own(&publish);
-            }
+        if !self.book_retained(
+            &inbound,
+            &topic,
+            &publish.payload,
+            publish.retain,
+            "publish",
+        ) {
+            return self.ack_own(&publish);
         }
         // An empty retained message only clears what the broker keeps; it
         // is not a reading.
@@ -100,6 +92,39 @@ impl Session {
     /// clients only on sensor topics (a node's last reading or `offline`)
     /// and under `homeassistant/` (a device's discovery config), all
     /// within the quotas of [`crate::broker::limits::Retained`].
+    /// The retained books for a message about to be routed (a publish or a
+    /// will): the router drops a topic's retained message on any empty
+    /// payload, so that frees the entry; a non-empty retained one needs
+    /// room. `false`: over a limit, counted and logged, not to be routed.
+    fn book_retained(
+        &self,
+        inbound: &Inbound<'_>,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        what: &'static str,
+    ) -> bool {
+        if payload.is_empty() {
+            self.shared.retained.clear(topic);
+            return true;
+        }
+        if !retain {
+            return true;
+        }
+        let Err(why) = self.retain(inbound, topic, payload.len()) else {
+            return true;
+        };
+        self.shared
+            .metrics
+            .mqtt
+            .retained_refused
+            .fetch_add(1, Relaxed);
+        self.shared.noise("retained", |suppressed| {
+            tracing::warn!(client = ?self.client_id, user = ?self.owner, topic, what, suppressed, "MQTT retained message dropped: {why}");
+        });
+        false
+    }
+
     fn retain(&self, inbound: &Inbound<'_>, topic: &str, size: usize) -> Result<(), &'static str> {
         let place_ok = match (self.identity.user.is_some(), self.identity.role) {
             (_, Role::Staff | Role::Admin) => true,
@@ -272,20 +297,8 @@ impl Session {
             return;
         };
         let inbound = self.shared.topics.inbound(&topic);
-        if will.message.is_empty() {
-            self.shared.retained.clear(&topic);
-        } else if will.retain {
-            if let Err(why) = self.retain(&inbound, &topic, will.message.len()) {
-                self.shared
-                    .metrics
-                    .mqtt
-                    .retained_refused
-                    .fetch_add(1, Relaxed);
-                self.shared.noise("retained", |suppressed| {
-                    tracing::warn!(client = ?self.client_id, topic, suppressed, "MQTT retained will dropped: {why}");
-                });
-                return;
-            }
+        if !self.book_retained(&inbound, &topic, &will.message, will.retain, "will") {
+            return;
         }
         // A will on the node's own sensor topic (`offline`, or a last
         // reading) counts as if the node had sent it.
