@@ -2,7 +2,7 @@
 
 use super::auth::credential;
 use super::error::{ConfigError, key_error};
-use super::value::{int_in, parse_addr, positive_duration};
+use super::value::{int_in, parse_addr, positive_duration, within};
 use crate::auth::Credential;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -155,13 +155,15 @@ pub(super) fn check(raw: Mqtt) -> Result<MqttConfig, ConfigError> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let connect_timeout = positive_duration("mqtt.connect_timeout", &raw.connect_timeout)?;
-    if connect_timeout > MAX_CONNECT_TIMEOUT {
-        return Err(key_error(
-            "mqtt.connect_timeout",
-            format!("must be at most {}s", MAX_CONNECT_TIMEOUT.as_secs()),
-        ));
-    }
+    let key = "mqtt.connect_timeout";
+    let connect_timeout = positive_duration(key, &raw.connect_timeout)?;
+    let connect_timeout = within(
+        key,
+        &raw.connect_timeout,
+        connect_timeout,
+        Duration::ZERO,
+        MAX_CONNECT_TIMEOUT,
+    )?;
     let segment_bytes: usize = int_in("mqtt.segment_bytes", raw.segment_bytes, 4096, 64 << 20)?;
     let segments: usize = int_in("mqtt.segments", raw.segments, 1, 1024)?;
     let max_filters: usize = int_in("mqtt.max_filters", raw.max_filters, 1, 100_000)?;
