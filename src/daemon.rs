@@ -16,6 +16,7 @@
 //! of them check in.
 
 use crate::broker::Broker;
+use crate::clock::Wall;
 use crate::config::Config;
 use crate::domain::{Actor, EventData};
 use crate::hub::Hub;
@@ -106,6 +107,17 @@ impl Daemon {
         listener: Option<TcpListener>,
         supervision: Supervision,
     ) -> anyhow::Result<Daemon> {
+        Daemon::start_at(config, listener, supervision, Wall::system()).await
+    }
+
+    /// [`Daemon::start`] on the clock `wall` (tests: [`Wall::manual`], to
+    /// walk through an evening of reservations and alerts).
+    pub async fn start_at(
+        config: Config,
+        listener: Option<TcpListener>,
+        supervision: Supervision,
+        wall: Wall,
+    ) -> anyhow::Result<Daemon> {
         let mut parts = Parts {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -114,7 +126,7 @@ impl Daemon {
             http: None,
         };
         let cancel_unless_started = parts.shutdown.clone().drop_guard();
-        match bring_up(&mut parts, config, listener, supervision).await {
+        match bring_up(&mut parts, config, listener, supervision, wall).await {
             Ok(Running {
                 http_addr,
                 sensor_input,
@@ -183,13 +195,14 @@ async fn bring_up(
     config: Config,
     listener: Option<TcpListener>,
     supervision: Supervision,
+    wall: Wall,
 ) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(config.http.client_queue, Arc::clone(&metrics));
     let store = {
         let (cfg, hub, metrics) = (Arc::clone(&config), hub.clone(), Arc::clone(&metrics));
-        tokio::task::spawn_blocking(move || Store::open(&cfg, hub, metrics))
+        tokio::task::spawn_blocking(move || Store::open_at(&cfg, hub, metrics, wall))
             .await
             .context("opening the database")?
             .with_context(|| format!("opening the database {}", config.storage.path.display()))?
@@ -311,7 +324,9 @@ async fn bring_up(
 }
 
 async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
-    let before = SystemTime::now()
+    let before = store
+        .wall()
+        .now()
         .checked_sub(config.storage.retention)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     store

@@ -678,3 +678,27 @@ async fn a_websocket_a_ring_behind_is_closed_4008_and_resumes_by_seq_without_a_g
     assert_eq!(event["seq"], head + 1, "live after the replay: {event}");
     d.stop().await;
 }
+
+/// Event times and holds come from the daemon's one clock: on a manual
+/// clock, a staff change is stamped with its time and a hold ends by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_times_and_holds_follow_the_daemons_clock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = mesero::clock::parse("2030-03-31T00:59:00Z").expect("time");
+    let wall = mesero::clock::Wall::manual(start);
+    let d = TestDaemon::start_at(config(dir.path(), &[]), wall.clone()).await;
+
+    let body = r#"{"state": "occupied", "hold_minutes": 10}"#;
+    let (status, answer) = put_state(&d.base, Some(STAFF), 2, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["table"]["hold_until"], "2030-03-31T01:09:00.000Z");
+    let events = all_events(&d.base, 0).await;
+    let last = events.last().expect("an event");
+    assert_eq!(last["ts"], "2030-03-31T00:59:00.000Z");
+
+    wall.advance(std::time::Duration::from_secs(11 * 60));
+    let (status, answer) = put_state(&d.base, Some(STAFF), 3, r#"{"state": "dirty"}"#).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["table"]["since"], "2030-03-31T01:10:00.000Z");
+    d.stop().await;
+}

@@ -50,7 +50,6 @@ use crate::systemd::Heartbeat;
 use dispatch::{Dispatcher, Effect};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -264,7 +263,7 @@ impl EngineTask {
             .hold_until
             .as_deref()
             .and_then(crate::clock::parse)
-            .and_then(|until| until.duration_since(SystemTime::now()).ok())
+            .and_then(|until| until.duration_since(self.store.wall().now()).ok())
             // A stored time far ahead (written while the clock was wrong)
             // must not overflow the Instant: no hold lasts this long.
             .map(|left| now + left.min(crate::config::MAX_DURATION));

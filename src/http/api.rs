@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::time::SystemTime;
 
 /// Default and largest page of `/events`.
 const EVENTS_DEFAULT_LIMIT: u64 = 100;
@@ -170,7 +169,7 @@ pub async fn set_state(
     JsonBody(body): JsonBody<SetStateBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let hold = Hold::from_minutes(body.hold_minutes, SystemTime::now())
+    let hold = Hold::from_minutes(body.hold_minutes, app.store.wall().now())
         .map_err(ApiError::invalid_value)?;
     let applied = app
         .store

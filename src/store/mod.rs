@@ -22,6 +22,7 @@
 mod schema;
 mod writer;
 
+use crate::clock::Wall;
 use crate::domain::{Actor, Event, EventData, Layout, Seq, Table, TableId, TableState};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -206,6 +207,7 @@ struct Inner {
     /// Idle read connections; a std mutex because it is only held to push
     /// or pop, never across an await.
     readers: Mutex<Vec<Connection>>,
+    wall: Wall,
 }
 
 /// A page of the event log for replay and history.
@@ -233,11 +235,22 @@ pub struct EventPage {
 
 impl Store {
     /// Opens (creating if needed) and migrates the database, seeds an empty
-    /// floor plan, and starts the writer thread.
+    /// floor plan, and starts the writer thread, on the system clock.
     pub fn open(
         config: &crate::config::Config,
         hub: Hub,
         metrics: Arc<Metrics>,
+    ) -> Result<Store, StoreError> {
+        Store::open_at(config, hub, metrics, Wall::system())
+    }
+
+    /// [`Store::open`] with the clock events are stamped by; everyone who
+    /// holds the store reads "now" from [`Store::wall`].
+    pub fn open_at(
+        config: &crate::config::Config,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        wall: Wall,
     ) -> Result<Store, StoreError> {
         let path = config.storage.path.clone();
         schema::refuse_newer(&path)?;
@@ -266,6 +279,7 @@ impl Store {
             },
             hub,
             metrics,
+            wall.clone(),
         )?;
         let seeded = writer.seed(&config.tables)?;
         if seeded > 0 {
@@ -279,12 +293,18 @@ impl Store {
                 path,
                 commands: tx,
                 readers: Mutex::new(Vec::new()),
+                wall,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The daemon's clock (the one the writer stamps events with).
+    pub fn wall(&self) -> &Wall {
+        &self.inner.wall
     }
 
     /// Commits `change` and returns what it produced; the event (if any) is

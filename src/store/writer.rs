@@ -40,7 +40,7 @@ mod apply;
 use apply::apply;
 
 use super::{Applied, Change, Command, Reply, StoreError, load_tables};
-use crate::clock;
+use crate::clock::{self, Wall};
 use crate::config::TableSeed;
 use crate::domain::{Actor, Event, Seq, Table, TableId};
 use crate::hub::Hub;
@@ -71,6 +71,8 @@ pub(super) struct Writer {
     config: WriterConfig,
     hub: Hub,
     metrics: Arc<Metrics>,
+    /// Where event times come from.
+    wall: Wall,
     /// What is committed (tables, head, watermark, last event time).
     state: Committed,
     /// Batches in a row that wrote nothing because of a storage error.
@@ -128,6 +130,7 @@ impl Writer {
         config: WriterConfig,
         hub: Hub,
         metrics: Arc<Metrics>,
+        wall: Wall,
     ) -> Result<Writer, StoreError> {
         let tables: BTreeMap<_, _> = load_tables(&conn)?.into_iter().map(|t| (t.id, t)).collect();
         let head: i64 = conn.query_row(
@@ -152,6 +155,7 @@ impl Writer {
             config,
             hub,
             metrics,
+            wall,
             state: Committed {
                 tables,
                 head,
@@ -300,7 +304,7 @@ impl Writer {
         let mut results = Vec::with_capacity(changes.len());
         let mut wrote = false;
         for (change, actor) in changes {
-            let now = SystemTime::now();
+            let now = self.wall.now();
             if now < work.last_ts && !self.clock_behind {
                 self.clock_behind = true;
                 tracing::warn!(

@@ -50,10 +50,15 @@ pub struct TestDaemon {
 
 impl TestDaemon {
     pub async fn start(config: Config) -> TestDaemon {
+        TestDaemon::start_at(config, mesero::clock::Wall::system()).await
+    }
+
+    /// On a clock the test moves ([`mesero::clock::Wall::manual`]).
+    pub async fn start_at(config: Config, wall: mesero::clock::Wall) -> TestDaemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
-        let daemon = Daemon::start(config, Some(listener), Supervision::none())
+        let daemon = Daemon::start_at(config, Some(listener), Supervision::none(), wall)
             .await
             .expect("daemon starts");
         let base = format!("http://{}", daemon.http_addr());

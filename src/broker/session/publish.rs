@@ -15,7 +15,6 @@ use crate::sensors::Reading;
 use crate::store::{Change, Guard, Hold, StoreError};
 use rumqttd::protocol::{LastWill, Packet, PubAck, PubAckReason, Publish};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
 
 impl Session {
     pub(super) async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
@@ -206,7 +205,7 @@ impl Session {
             return self.ack_own(publish);
         }
         let parsed = parse_set(raw_id, &publish.payload).map(|(id, command)| {
-            let hold = Hold::from_minutes(command.hold_minutes, SystemTime::now());
+            let hold = Hold::from_minutes(command.hold_minutes, self.shared.store.wall().now());
             (id, command, hold)
         });
         match parsed {

@@ -142,7 +142,7 @@ pub(super) fn apply(
                     )));
                 }
                 if let Some(until) = current.hold_until.as_deref().and_then(clock::parse) {
-                    if until > std::time::SystemTime::now() {
+                    if until > stamp {
                         return Err(StoreError::Refused(format!(
                             "table {id} is held until {}",
                             clock::format(until)
