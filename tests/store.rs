@@ -553,3 +553,62 @@ async fn a_batch_that_cannot_begin_gets_the_busy_error_and_the_next_one_commits(
     );
     store.shutdown().await;
 }
+
+/// `Change::All`: consecutive seqs, each part sees the parts before it,
+/// and one refused part leaves nothing of the others behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_combined_change_commits_all_its_parts_or_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    let head = store.tables().await.expect("tables");
+    let seq_before = store
+        .apply(record(0), Actor::System)
+        .await
+        .expect("record")
+        .event
+        .expect("event")
+        .seq;
+
+    let after_first = Change::SetState {
+        id: 1,
+        state: TableState::Dirty,
+        hold: Hold::Clear,
+        people: None,
+        // Only true once the first part has run.
+        guard: Guard::Sensor {
+            expected: TableState::Occupied,
+        },
+    };
+    let applied = store
+        .apply(
+            Change::All(vec![occupy(1), occupy(2), after_first]),
+            Actor::System,
+        )
+        .await
+        .expect("applied");
+    let seqs: Vec<u64> = applied
+        .parts
+        .iter()
+        .map(|p| p.event.as_ref().expect("event").seq)
+        .collect();
+    assert_eq!(seqs, [seq_before + 1, seq_before + 2, seq_before + 3]);
+
+    let refused = store
+        .apply(Change::All(vec![occupy(3), occupy(99)]), Actor::System)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::TableNotFound(99))),
+        "{refused:?}"
+    );
+    let next = store.apply(record(1), Actor::System).await.expect("record");
+    assert_eq!(
+        next.event.expect("event").seq,
+        seq_before + 4,
+        "no seq burnt"
+    );
+    let tables = store.tables().await.expect("tables");
+    assert_eq!(tables[0].state, TableState::Dirty);
+    assert_eq!(tables[1].state, TableState::Occupied);
+    assert_eq!(tables[2].state, head[2].state, "table 3 untouched");
+    store.shutdown().await;
+}

@@ -165,6 +165,11 @@ pub enum Change {
     Prune {
         before: SystemTime,
     },
+    /// Several changes as one: each sees the ones before it, all are
+    /// committed or none (the first refusal is the answer), and their
+    /// events get consecutive seqs and reach subscribers together. A
+    /// combination of tables is seated, reserved and freed this way.
+    All(Vec<Change>),
 }
 
 /// What a committed change produced.
@@ -174,6 +179,9 @@ pub struct Applied {
     pub event: Option<Event>,
     /// The table after the change (or as it was, for a delete).
     pub table: Option<Table>,
+    /// For [`Change::All`], what each of its changes produced, in order
+    /// (`event` and `table` are then `None`).
+    pub parts: Vec<Applied>,
 }
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;

@@ -320,26 +320,15 @@ impl Writer {
             }
             let stamp = now.max(work.last_ts);
             let mut savepoint = tx.savepoint()?;
-            match apply(&savepoint, &work, stamp, change, &actor) {
-                Ok(effect) => {
+            let mut added = Vec::new();
+            let mut next = work.clone();
+            match apply_to(&savepoint, &mut next, stamp, change, &actor, &mut added) {
+                Ok(applied) => {
                     savepoint.commit()?;
-                    if let Some(t) = effect.upsert {
-                        work.tables.insert(t.id, t);
-                    }
-                    if let Some(id) = effect.remove {
-                        work.tables.remove(&id);
-                    }
-                    if let Some(through) = effect.pruned_through {
-                        work.pruned_through = through;
-                        wrote = true;
-                    }
-                    if let Some(ev) = &effect.applied.event {
-                        work.head = ev.seq;
-                        work.last_ts = stamp;
-                        events.push(ev.clone());
-                        wrote = true;
-                    }
-                    results.push(Ok(effect.applied));
+                    wrote |= !added.is_empty() || next.pruned_through != work.pruned_through;
+                    work = next;
+                    events.append(&mut added);
+                    results.push(Ok(applied));
                 }
                 Err(e) => {
                     if savepoint.is_autocommit() {
@@ -398,6 +387,47 @@ impl Writer {
         }
         self.failed_batches = 0;
     }
+}
+
+/// Applies `change` (each part of a [`Change::All`] in turn, each seeing
+/// the ones before it) to `work` and the rows, appending its events.
+fn apply_to(
+    conn: &Connection,
+    work: &mut Committed,
+    stamp: SystemTime,
+    change: Change,
+    actor: &Actor,
+    events: &mut Vec<Event>,
+) -> Result<Applied, StoreError> {
+    let change = match change {
+        Change::All(changes) => {
+            let mut parts = Vec::with_capacity(changes.len());
+            for change in changes {
+                parts.push(apply_to(conn, work, stamp, change, actor, events)?);
+            }
+            return Ok(Applied {
+                parts,
+                ..Applied::default()
+            });
+        }
+        change => change,
+    };
+    let effect = apply(conn, work, stamp, change, actor)?;
+    if let Some(t) = effect.upsert {
+        work.tables.insert(t.id, t);
+    }
+    if let Some(id) = effect.remove {
+        work.tables.remove(&id);
+    }
+    if let Some(through) = effect.pruned_through {
+        work.pruned_through = through;
+    }
+    if let Some(ev) = &effect.applied.event {
+        work.head = ev.seq;
+        work.last_ts = stamp;
+        events.push(ev.clone());
+    }
+    Ok(effect.applied)
 }
 
 /// A storage error for each caller of a failed batch (rusqlite's error is

@@ -122,6 +122,7 @@ pub(super) fn apply(
                 applied: Applied {
                     event: Some(event),
                     table: Some(table),
+                    ..Applied::default()
                 },
                 ..Effect::default()
             })
@@ -186,10 +187,16 @@ pub(super) fn apply(
                 applied: Applied {
                     event: Some(event),
                     table: None,
+                    ..Applied::default()
                 },
                 ..Effect::default()
             })
         }
+        // The writer splits a combined change into its parts
+        // (`writer::apply_to`), so none reaches here.
+        Change::All(_) => Err(StoreError::Invalid(
+            "a combined change is applied part by part".into(),
+        )),
         Change::Prune { before } => {
             // Only a prefix of seqs goes: up to (not including) the first
             // event still inside the window, even if older-stamped events
@@ -236,6 +243,7 @@ fn written(table: Table, event: Event) -> Effect {
         applied: Applied {
             event: Some(event),
             table: Some(table),
+            ..Applied::default()
         },
         ..Effect::default()
     }
@@ -246,6 +254,7 @@ fn unchanged(table: Table) -> Effect {
         applied: Applied {
             event: None,
             table: Some(table),
+            ..Applied::default()
         },
         ..Effect::default()
     }
