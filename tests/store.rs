@@ -27,7 +27,8 @@ fn record(n: usize) -> Change {
             kind: AlertKind::Custom,
             priority: Priority::Normal,
             message: format!("n = {n}"),
-            sensor: "load".into(),
+            sensor: Some("load".into()),
+            alert: None,
         },
     }
 }

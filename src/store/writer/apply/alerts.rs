@@ -153,7 +153,7 @@ pub(super) fn escalate(
     let Some(open) = state.alerts.get(&id) else {
         return Ok(Effect::default());
     };
-    if !alerts::next_escalation(open, rules).is_some_and(|due| due <= stamp) {
+    if alerts::next_escalation(open, rules).is_none_or(|due| due > stamp) {
         return Ok(Effect::default());
     }
     let up = alerts::escalated(open);
