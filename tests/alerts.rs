@@ -558,3 +558,47 @@ async fn open_alerts_per_source_are_bounded_with_a_429_that_is_counted() {
     assert_eq!(s["alerts"], json!({"open": max + 1, "refused": 1}));
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_acked_alerts_and_keeps_open_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wall = Wall::manual(evening());
+    let d = TestDaemon::start_at(config_at(dir.path(), &[]), wall.clone()).await;
+    let (_, answered) = post(
+        &d.base,
+        "/api/v1/alerts",
+        STAFF,
+        r#"{"kind": "refill", "table": 1}"#,
+    )
+    .await;
+    let (_, waiting) = post(
+        &d.base,
+        "/api/v1/alerts",
+        STAFF,
+        r#"{"kind": "call", "table": 2}"#,
+    )
+    .await;
+    let ack = format!("/api/v1/alerts/{}/ack", answered["alert"]["id"]);
+    assert_eq!(post(&d.base, &ack, STAFF, "").await.0, 200);
+    d.stop().await;
+
+    // Past storage.retention_days (30): the start-up prune runs.
+    wall.set(evening() + Duration::from_secs(31 * 86_400));
+    let d = TestDaemon::start_at(config_at(dir.path(), &[]), wall.clone()).await;
+    let (_, history) = call(
+        &d.base,
+        reqwest::Method::GET,
+        "/api/v1/alerts?all=true",
+        STAFF,
+        None,
+    )
+    .await;
+    let ids: Vec<&Value> = history["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| &a["id"])
+        .collect();
+    assert_eq!(ids, [&waiting["alert"]["id"]], "{history}");
+    d.stop().await;
+}
