@@ -243,6 +243,13 @@ async fn bring_up(
         Arc::clone(&config),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::engine::escalation::run(
+        store.clone(),
+        hub.clone(),
+        config.alerts,
+        liveness.register("alerts"),
+        shutdown.clone(),
+    ));
     let sensors = crate::engine::start(
         &config,
         store.clone(),

@@ -227,10 +227,12 @@ pub enum EventType {
     SensorFault,
     SensorRecovered,
     SystemStarted,
+    AlertUpdated,
+    AlertEscalated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 16] = [
         EventType::TableState,
         EventType::TableCreated,
         EventType::TableUpdated,
@@ -245,6 +247,8 @@ impl EventType {
         EventType::SensorFault,
         EventType::SensorRecovered,
         EventType::SystemStarted,
+        EventType::AlertUpdated,
+        EventType::AlertEscalated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -263,6 +267,8 @@ impl EventType {
             EventType::SensorFault => "sensor.fault",
             EventType::SensorRecovered => "sensor.recovered",
             EventType::SystemStarted => "system.started",
+            EventType::AlertUpdated => "alert.updated",
+            EventType::AlertEscalated => "alert.escalated",
         }
     }
 
@@ -290,7 +296,11 @@ impl FromStr for EventType {
     }
 }
 
-/// What a call button asks for (SPEC §1 Alert `kind`).
+/// An alert's id as stored and sent to clients.
+pub type AlertId = i64;
+
+/// What an alert is about (SPEC §1 Alert `kind`): a call button's
+/// `call` (short press) or `bill` (long press), or one raised by staff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
@@ -301,13 +311,130 @@ pub enum AlertKind {
     Custom,
 }
 
-/// SPEC §1 Alert `priority`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Call => "call",
+            AlertKind::Bill => "bill",
+            AlertKind::Kitchen => "kitchen",
+            AlertKind::Refill => "refill",
+            AlertKind::Custom => "custom",
+        }
+    }
+}
+
+impl FromStr for AlertKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            AlertKind::Call,
+            AlertKind::Bill,
+            AlertKind::Kitchen,
+            AlertKind::Refill,
+            AlertKind::Custom,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("unknown alert kind {s:?} (call, bill, kitchen, refill, custom)"))
+    }
+}
+
+/// SPEC §1 Alert `priority`, in escalation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Normal,
     High,
     Urgent,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    /// One step up; `urgent` is the top and stays `urgent`.
+    pub fn raised(self) -> Priority {
+        match self {
+            Priority::Normal => Priority::High,
+            Priority::High | Priority::Urgent => Priority::Urgent,
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Priority::Normal, Priority::High, Priority::Urgent]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown priority {s:?} (normal, high, urgent)"))
+    }
+}
+
+/// Who must answer an alert (SPEC §1 Alert `target`); `all` is everyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    #[default]
+    Floor,
+    Kitchen,
+    Bar,
+    All,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [Target::Floor, Target::Kitchen, Target::Bar, Target::All];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Floor => "floor",
+            Target::Kitchen => "kitchen",
+            Target::Bar => "bar",
+            Target::All => "all",
+        }
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown target {s:?} (floor, kitchen, bar, all)"))
+    }
+}
+
+/// An alert as clients see it (SPEC §1 Alert). Times are RFC 3339 UTC
+/// strings; `acked_at` is null while it is open. `source` is who raised it
+/// (`sensor:<button>`, `staff:<name>`, `mqtt:<client>`): repeats are merged
+/// per source (see [`crate::alerts`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    pub id: AlertId,
+    pub table: Option<TableId>,
+    pub kind: AlertKind,
+    pub priority: Priority,
+    pub target: Target,
+    pub message: String,
+    pub count: u32,
+    pub created_at: String,
+    pub last_at: String,
+    pub escalations: u32,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<String>,
+    pub source: String,
+}
+
+impl Alert {
+    pub fn is_open(&self) -> bool {
+        self.acked_at.is_none()
+    }
 }
 
 /// The `type` and `data` of an event: one variant per type produced
@@ -335,15 +462,35 @@ pub enum EventData {
     /// `table` is the table as it was.
     #[serde(rename = "table.deleted")]
     TableDeleted { table: Table },
-    /// A call button was pressed (`sensor` is the button's id).
+    /// A new alert was opened. `alert` is the alert as opened; rows
+    /// written before alerts were stored (call buttons only) have no
+    /// `alert` and name the button in `sensor`. A button's alert still
+    /// names it in `sensor`, for clients that read it there.
     #[serde(rename = "alert.raised")]
     AlertRaised {
         table: Option<TableId>,
         kind: AlertKind,
         priority: Priority,
         message: String,
-        sensor: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sensor: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        alert: Option<Alert>,
     },
+    /// A repeat was merged into an alert: `count` and `last_at` bumped.
+    #[serde(rename = "alert.updated")]
+    AlertUpdated { alert: Alert },
+    /// An unacked alert's escalation step: `from` and `to` are its priority
+    /// before and after (both `urgent` once it is at the top).
+    #[serde(rename = "alert.escalated")]
+    AlertEscalated {
+        from: Priority,
+        to: Priority,
+        alert: Alert,
+    },
+    /// Staff answered it: `acked_by` and `acked_at` are set.
+    #[serde(rename = "alert.acked")]
+    AlertAcked { alert: Alert },
     /// `kind` is the sensor's config kind (`gpio`, `mqtt`, ...).
     #[serde(rename = "sensor.fault")]
     SensorFault {
@@ -371,6 +518,9 @@ impl EventData {
             EventData::TableUpdated { .. } => EventType::TableUpdated,
             EventData::TableDeleted { .. } => EventType::TableDeleted,
             EventData::AlertRaised { .. } => EventType::AlertRaised,
+            EventData::AlertUpdated { .. } => EventType::AlertUpdated,
+            EventData::AlertEscalated { .. } => EventType::AlertEscalated,
+            EventData::AlertAcked { .. } => EventType::AlertAcked,
             EventData::SensorFault { .. } => EventType::SensorFault,
             EventData::SensorRecovered { .. } => EventType::SensorRecovered,
             EventData::SystemStarted { .. } => EventType::SystemStarted,
@@ -394,6 +544,28 @@ impl EventData {
             | EventData::TableUpdated { table }
             | EventData::TableDeleted { table } => Some(table),
             _ => None,
+        }
+    }
+
+    /// The alert after the change, for the alert events that carry one
+    /// (not `alert.raised` rows from before alerts were stored).
+    pub fn alert(&self) -> Option<&Alert> {
+        match self {
+            EventData::AlertRaised { alert, .. } => alert.as_ref(),
+            EventData::AlertUpdated { alert }
+            | EventData::AlertEscalated { alert, .. }
+            | EventData::AlertAcked { alert } => Some(alert),
+            _ => None,
+        }
+    }
+
+    /// Who must answer the alert this event is about: its `target`, or
+    /// `floor` for a call button's `alert.raised` from before alerts were
+    /// stored; `None` for other events.
+    pub fn alert_target(&self) -> Option<Target> {
+        match self {
+            EventData::AlertRaised { alert: None, .. } => Some(Target::Floor),
+            other => other.alert().map(|a| a.target),
         }
     }
 

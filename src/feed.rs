@@ -13,8 +13,14 @@
 //! No gap, no duplicate: the feed subscribes to the hub before anything
 //! else, so the snapshot/replay ends exactly at the subscription's `head`,
 //! and live events at or below the feed's position are skipped.
+//!
+//! Filters: `tables` keeps events (and snapshot tables and alerts) of
+//! those tables; `types` keeps events whose type has one of the prefixes;
+//! `targets` keeps alert events (and snapshot alerts) for one of those
+//! targets, an alert for `all` matching every target filter, and does not
+//! touch other events (combine it with `types=alert` for alerts only).
 
-use crate::domain::{Event, EventType, Seq, Table, TableId};
+use crate::domain::{Alert, Event, EventType, Seq, Table, TableId, Target};
 use crate::hub::{ClientKind, Hub, Published, Subscription};
 use crate::store::{EventQuery, Store, StoreError};
 use serde_json::json;
@@ -33,6 +39,8 @@ pub struct Filter {
     pub tables: Vec<TableId>,
     /// Type prefixes (`table` matches `table.state`); empty means all.
     pub types: Vec<String>,
+    /// Alert targets; empty means all (see the module doc).
+    pub targets: Vec<Target>,
 }
 
 impl Filter {
@@ -76,6 +84,23 @@ impl Filter {
             .collect()
     }
 
+    /// Parses `?targets=kitchen,bar` (alert targets).
+    pub fn parse_targets<'a>(
+        param: &str,
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Target>, String> {
+        values
+            .into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(|e| format!("{param}: {e}")))
+            .collect()
+    }
+
+    fn target_ok(&self, target: Target) -> bool {
+        self.targets.is_empty() || target == Target::All || self.targets.contains(&target)
+    }
+
     pub fn matches(&self, event: &Event) -> bool {
         let table_ok =
             self.tables.is_empty() || event.table.is_some_and(|t| self.tables.contains(&t));
@@ -84,7 +109,20 @@ impl Filter {
                 .types
                 .iter()
                 .any(|p| EventType::matches_prefix(event.kind(), p));
-        table_ok && type_ok
+        let target_ok = event
+            .data
+            .alert_target()
+            .is_none_or(|target| self.target_ok(target));
+        table_ok && type_ok && target_ok
+    }
+
+    fn alerts_of(&self, alerts: &[Alert]) -> Vec<Alert> {
+        alerts
+            .iter()
+            .filter(|a| self.tables.is_empty() || a.table.is_some_and(|t| self.tables.contains(&t)))
+            .filter(|a| self.target_ok(a.target))
+            .cloned()
+            .collect()
     }
 
     fn tables_of(&self, tables: &[Table]) -> Vec<Table> {
@@ -169,6 +207,7 @@ impl Feed {
             data: snapshot_json(
                 self.sub.head,
                 &self.filter.tables_of(&self.sub.tables),
+                &self.filter.alerts_of(&self.sub.alerts),
                 reset,
             ),
         }
@@ -214,8 +253,15 @@ impl Feed {
                         Some(last) if page.events.len() == REPLAY_PAGE => last.seq,
                         _ => upto,
                     };
-                    self.pending
-                        .extend(page.events.into_iter().map(|e| Arc::new(Published::new(e))));
+                    // The store filtered by table and type; targets are
+                    // read from each event's alert.
+                    let filter = &self.filter;
+                    self.pending.extend(
+                        page.events
+                            .into_iter()
+                            .filter(|e| filter.matches(e))
+                            .map(|e| Arc::new(Published::new(e))),
+                    );
                 }
                 Mode::Live => {
                     let received = tokio::select! {
@@ -243,13 +289,19 @@ impl Feed {
     }
 }
 
-/// `{"seq", "tables", "alerts", "reservations", "reset"}`. Alerts and
-/// reservations have no source yet, so they are empty lists.
-pub fn snapshot_json(seq: Seq, tables: &[Table], reset: bool) -> serde_json::Value {
+/// `{"seq", "tables", "alerts", "reservations", "reset"}`: `alerts` are
+/// the open ones, oldest first. Reservations have no source yet, so they
+/// are an empty list.
+pub fn snapshot_json(
+    seq: Seq,
+    tables: &[Table],
+    alerts: &[Alert],
+    reset: bool,
+) -> serde_json::Value {
     json!({
         "seq": seq,
         "tables": tables,
-        "alerts": [],
+        "alerts": alerts,
         "reservations": [],
         "reset": reset,
     })
@@ -277,6 +329,7 @@ mod tests {
         let f = Filter {
             tables: vec![],
             types: vec!["table".into(), "alert.raised".into()],
+            targets: vec![],
         };
         assert!(f.matches(&event("table.state", Some(1))));
         assert!(f.matches(&event("alert.raised", None)));
@@ -289,10 +342,50 @@ mod tests {
         let f = Filter {
             tables: vec![1, 4],
             types: vec![],
+            targets: vec![],
         };
         assert!(f.matches(&event("table.state", Some(4))));
         assert!(!f.matches(&event("table.state", Some(2))));
         assert!(!f.matches(&event("system.started", None)));
+    }
+
+    fn alert_event(target: Target) -> Event {
+        let alert = Alert {
+            id: 1,
+            table: None,
+            kind: crate::domain::AlertKind::Kitchen,
+            priority: crate::domain::Priority::Normal,
+            target,
+            message: "m".into(),
+            count: 1,
+            created_at: String::new(),
+            last_at: String::new(),
+            escalations: 0,
+            acked_by: None,
+            acked_at: None,
+            source: "staff:cook".into(),
+        };
+        Event {
+            data: crate::domain::EventData::AlertUpdated { alert },
+            ..event("alert.updated", None)
+        }
+    }
+
+    #[test]
+    fn target_filters_keep_alerts_for_that_target_or_all_and_other_events() {
+        let f = Filter {
+            targets: vec![Target::Kitchen],
+            ..Filter::default()
+        };
+        assert!(f.matches(&alert_event(Target::Kitchen)));
+        assert!(f.matches(&alert_event(Target::All)));
+        assert!(!f.matches(&alert_event(Target::Floor)));
+        assert!(f.matches(&event("table.state", Some(1))));
+        assert_eq!(
+            Filter::parse_targets("targets", ["kitchen", " bar"]),
+            Ok(vec![Target::Kitchen, Target::Bar])
+        );
+        assert!(Filter::parse_targets("targets", ["moon"]).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - The writer calls [`Hub::publish`] only after the commit; the hub never
 //!   sees an event that is not on disk.
 //! - Publishing and subscribing take the same short lock, so a subscriber
-//!   gets a snapshot (`head`, tables) that is exactly consistent with the
+//!   gets a snapshot (`head`, tables, open alerts) that is exactly consistent with the
 //!   position of its receiver: every event after `head` reaches it, none
 //!   before.
 //! - Each event is rendered once (SSE frame and JSON text), then shared by
@@ -15,7 +15,7 @@
 //!   and the reaper closes any client that falls a whole ring behind, so it
 //!   reconnects and resumes by seq instead of being silently skipped.
 
-use crate::domain::{Event, Seq, Table};
+use crate::domain::{Alert, Event, Seq, Table};
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -78,6 +78,8 @@ struct Inner {
 struct State {
     head: Seq,
     tables: Arc<Vec<Table>>,
+    /// The open alerts at `head`, oldest first.
+    alerts: Arc<Vec<Alert>>,
     sender: broadcast::Sender<Arc<Published>>,
 }
 
@@ -94,6 +96,8 @@ pub struct Subscription {
     pub rx: broadcast::Receiver<Arc<Published>>,
     pub head: Seq,
     pub tables: Arc<Vec<Table>>,
+    /// The open alerts at `head`.
+    pub alerts: Arc<Vec<Alert>>,
     guard: ClientGuard,
 }
 
@@ -141,6 +145,7 @@ impl Hub {
                 state: Mutex::new(State {
                     head: 0,
                     tables: Arc::new(Vec::new()),
+                    alerts: Arc::new(Vec::new()),
                     sender,
                 }),
                 clients: Mutex::new(HashMap::new()),
@@ -167,8 +172,33 @@ impl Hub {
         state.tables = tables;
     }
 
+    /// Sets the open alerts at the starting point (the writer, on open).
+    pub fn reset_alerts(&self, alerts: Arc<Vec<Alert>>) {
+        self.state().alerts = alerts;
+    }
+
+    /// [`Hub::publish`], and the open alerts after the events, under the
+    /// same lock (the writer).
+    pub fn publish_with_alerts(
+        &self,
+        events: Vec<Event>,
+        tables: Arc<Vec<Table>>,
+        alerts: Arc<Vec<Alert>>,
+    ) {
+        self.publish_inner(events, tables, Some(alerts));
+    }
+
     /// Publishes committed events (in seq order) and the tables after them.
     pub fn publish(&self, events: Vec<Event>, tables: Arc<Vec<Table>>) {
+        self.publish_inner(events, tables, None);
+    }
+
+    fn publish_inner(
+        &self,
+        events: Vec<Event>,
+        tables: Arc<Vec<Table>>,
+        alerts: Option<Arc<Vec<Alert>>>,
+    ) {
         let rendered: Vec<_> = events
             .into_iter()
             .map(|e| Arc::new(Published::new(e)))
@@ -180,12 +210,30 @@ impl Hub {
             let _ = state.sender.send(p);
         }
         state.tables = tables;
+        if let Some(alerts) = alerts {
+            state.alerts = alerts;
+        }
     }
 
     /// The head seq and the tables at it, read together.
     pub fn snapshot(&self) -> (Seq, Arc<Vec<Table>>) {
         let state = self.state();
         (state.head, Arc::clone(&state.tables))
+    }
+
+    /// The head seq, the tables and the open alerts at it, read together.
+    pub fn view(&self) -> (Seq, Arc<Vec<Table>>, Arc<Vec<Alert>>) {
+        let state = self.state();
+        (
+            state.head,
+            Arc::clone(&state.tables),
+            Arc::clone(&state.alerts),
+        )
+    }
+
+    /// The open alerts at the head.
+    pub fn alerts(&self) -> Arc<Vec<Alert>> {
+        Arc::clone(&self.state().alerts)
     }
 
     pub fn head(&self) -> Seq {
@@ -198,12 +246,13 @@ impl Hub {
 
     /// Subscribes; `kill` is cancelled if the client falls a ring behind.
     pub fn subscribe(&self, kind: ClientKind, kill: CancellationToken) -> Subscription {
-        let (rx, head, tables) = {
+        let (rx, head, tables, alerts) = {
             let state = self.state();
             (
                 state.sender.subscribe(),
                 state.head,
                 Arc::clone(&state.tables),
+                Arc::clone(&state.alerts),
             )
         };
         let id = self.inner.next_client.fetch_add(1, Ordering::Relaxed);
@@ -223,6 +272,7 @@ impl Hub {
             rx,
             head,
             tables,
+            alerts,
             guard: ClientGuard {
                 hub: Arc::clone(&self.inner),
                 id,

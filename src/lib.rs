@@ -21,7 +21,9 @@
 //! - [`cli`]: the `mesero` command (and `mesero watch`, the live event
 //!   printer); [`sse`]: SSE framing and the SSE client parser.
 //! - [`text`]: untrusted text shown on one line, escaped.
+//! - [`alerts`]: alert rules (flood control, escalation schedule).
 
+pub mod alerts;
 pub mod auth;
 pub mod broker;
 pub mod cli;

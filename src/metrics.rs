@@ -25,6 +25,9 @@ pub struct Metrics {
     failed_batches: AtomicU64,
     /// HTTP requests answered with 4xx (bad input, auth).
     pub http_client_errors: AtomicU64,
+    /// Alerts refused for `alerts::MAX_OPEN_PER_SOURCE` or `MAX_OPEN`
+    /// (button, HTTP and MQTT alike).
+    alerts_refused: AtomicU64,
     pub http: HttpMetrics,
     pub mqtt: MqttMetrics,
 }
@@ -84,13 +87,16 @@ pub enum PayloadKind {
     Sensors,
     Detections,
     Set,
+    /// `alerts/raise`
+    Alerts,
 }
 
 impl PayloadKind {
-    pub const ALL: [PayloadKind; 3] = [
+    pub const ALL: [PayloadKind; 4] = [
         PayloadKind::Sensors,
         PayloadKind::Detections,
         PayloadKind::Set,
+        PayloadKind::Alerts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +104,7 @@ impl PayloadKind {
             PayloadKind::Sensors => "sensors",
             PayloadKind::Detections => "detections",
             PayloadKind::Set => "set",
+            PayloadKind::Alerts => "alerts",
         }
     }
 
@@ -106,6 +113,7 @@ impl PayloadKind {
             PayloadKind::Sensors => 0,
             PayloadKind::Detections => 1,
             PayloadKind::Set => 2,
+            PayloadKind::Alerts => 3,
         }
     }
 }
@@ -121,7 +129,7 @@ pub struct MqttMetrics {
     pub messages_out: AtomicU64,
     /// Payloads on the daemon's topics that were not understood (bad
     /// syntax, wrong types, unknown table or sensor ids), per kind.
-    malformed: [AtomicU64; 3],
+    malformed: [AtomicU64; 4],
     /// CONNECTs refused: bad credentials, anonymous when not allowed.
     pub connections_refused: AtomicU64,
     /// PUBLISHes refused by role (a non-staff `set`, a client writing a
@@ -145,8 +153,8 @@ pub struct MqttMetrics {
     /// Sockets without CONNECT closed to make room for a newer one
     /// (`mqtt.max_pending`, `mqtt.max_pending_per_ip`).
     pub pending_evicted: AtomicU64,
-    /// `set` commands left unacknowledged (connection closed) because the
-    /// commit failed on the daemon's side.
+    /// `set` and `alerts/raise` commands left unacknowledged (connection
+    /// closed) because the commit failed on the daemon's side.
     pub set_failed: AtomicU64,
 }
 
@@ -168,6 +176,7 @@ impl MqttMetrics {
                 sensors: self.malformed_count(PayloadKind::Sensors),
                 detections: self.malformed_count(PayloadKind::Detections),
                 set: self.malformed_count(PayloadKind::Set),
+                alerts: self.malformed_count(PayloadKind::Alerts),
             },
             connections_refused: self.connections_refused.load(Relaxed),
             publishes_refused: self.publishes_refused.load(Relaxed),
@@ -206,6 +215,7 @@ pub struct MalformedSnapshot {
     pub sensors: u64,
     pub detections: u64,
     pub set: u64,
+    pub alerts: u64,
 }
 
 impl Default for Metrics {
@@ -222,6 +232,7 @@ impl Default for Metrics {
             commit_micros_max: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
             http_client_errors: AtomicU64::new(0),
+            alerts_refused: AtomicU64::new(0),
             http: HttpMetrics::default(),
             mqtt: MqttMetrics::default(),
         }
@@ -242,6 +253,7 @@ pub struct Snapshot {
     pub commit_ms_max: f64,
     pub failed_batches: u64,
     pub http_client_errors: u64,
+    pub alerts_refused: u64,
 }
 
 impl Metrics {
@@ -256,6 +268,13 @@ impl Metrics {
             .fetch_add(u64::try_from(events).unwrap_or(u64::MAX), Relaxed);
         self.commit_micros_total.fetch_add(micros, Relaxed);
         self.commit_micros_max.fetch_max(micros, Relaxed);
+    }
+
+    pub fn record_alerts_refused(&self, refused: usize) {
+        if refused > 0 {
+            self.alerts_refused
+                .fetch_add(u64::try_from(refused).unwrap_or(u64::MAX), Relaxed);
+        }
     }
 
     pub fn record_failed_batch(&self) {
@@ -281,6 +300,7 @@ impl Metrics {
             commit_ms_max: self.commit_micros_max.load(Relaxed) as f64 / 1000.0,
             failed_batches: self.failed_batches.load(Relaxed),
             http_client_errors: self.http_client_errors.load(Relaxed),
+            alerts_refused: self.alerts_refused.load(Relaxed),
         }
     }
 
@@ -353,6 +373,12 @@ impl Metrics {
             "counter",
             "HTTP requests answered with a 4xx status.",
             s.http_client_errors.to_string(),
+        );
+        metric(
+            "mesero_alerts_refused_total",
+            "counter",
+            "Alerts refused for the open-alert limits (per source, total).",
+            s.alerts_refused.to_string(),
         );
         let h = self.http.snapshot();
         metric(

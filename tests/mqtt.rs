@@ -706,7 +706,7 @@ async fn garbage_is_counted_and_changes_nothing() {
         host.publish(&topic, payload, QoS::AtLeastOnce, false).await;
     }
     let s = stats_until(&d.base, "all malformed payloads counted", |s| {
-        s["mqtt"]["malformed"] == json!({"sensors": 6, "detections": 5, "set": 6})
+        s["mqtt"]["malformed"] == json!({"sensors": 6, "detections": 5, "set": 6, "alerts": 0})
     })
     .await;
     assert_eq!(s["mqtt"]["messages_in"], 17);

@@ -310,7 +310,7 @@ async fn a_flood_of_garbage_is_counted_logged_once_a_minute_and_the_daemon_keeps
     // Every mosquitto_pub has exited, but the broker may still be
     // forwarding its DISCONNECT: "no connection left" is part of the wait.
     stats_until(&base, "everything counted, every client gone", |s| {
-        s["mqtt"]["malformed"] == json!({"sensors": 10_005, "detections": 3, "set": 2})
+        s["mqtt"]["malformed"] == json!({"sensors": 10_005, "detections": 3, "set": 2, "alerts": 0})
             && s["mqtt"]["too_large"] == 1
             && s["connections"]["mqtt"] == 0
     })

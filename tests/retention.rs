@@ -60,7 +60,8 @@ fn record(store: &Store, n: usize) -> u64 {
             kind: AlertKind::Custom,
             priority: Priority::Normal,
             message: format!("n = {n}"),
-            sensor: "retention".into(),
+            sensor: Some("retention".into()),
+            alert: None,
         },
     };
     let applied = block(store.apply(change, Actor::System)).expect("apply");

@@ -27,7 +27,8 @@ fn record(n: usize) -> Change {
             kind: AlertKind::Custom,
             priority: Priority::Normal,
             message: format!("n = {n}"),
-            sensor: "load".into(),
+            sensor: Some("load".into()),
+            alert: None,
         },
     }
 }
@@ -394,6 +395,7 @@ async fn a_database_with_a_hole_from_old_retention_is_migrated_to_a_watermark() 
     conn.execute_batch(&format!(
         "DELETE FROM events WHERE seq IN ({}, {});
          DROP TABLE IF EXISTS retention;
+         DROP TABLE IF EXISTS alerts;
          CREATE INDEX events_by_ts ON events (ts);
          PRAGMA user_version = 1;",
         seqs[1], seqs[2]

@@ -11,11 +11,12 @@ mod common;
 
 use common::*;
 use mesero::domain::{
-    Actor, AlertKind, Event, EventData, EventType, Layout, Priority, Shape, Table, TableState,
+    Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Priority, Shape, Table,
+    TableState, Target,
 };
 use mesero::hub::{Hub, Published};
 use mesero::metrics::Metrics;
-use mesero::store::{Change, EventQuery, Guard, Hold, NewTable, Store, TablePatch};
+use mesero::store::{Change, EventQuery, Guard, Hold, NewAlert, NewTable, Store, TablePatch};
 use std::sync::Arc;
 
 /// The JSON of events 5 to 14 as the code before typed events sent them.
@@ -30,6 +31,15 @@ const WIRE: [&str; 10] = [
     r#"{"seq":12,"ts":"2026-12-01T22:06:24.167Z","type":"sensor.recovered","table":null,"actor":"sensor:node-1","data":{"kind":"mqtt","sensor":"node-1"}}"#,
     r#"{"seq":13,"ts":"2026-12-01T22:06:24.170Z","type":"system.started","table":null,"actor":"system","data":{"site":"test","version":"0.1.0"}}"#,
     r#"{"seq":14,"ts":"2026-12-01T22:06:24.174Z","type":"table.deleted","table":7,"actor":"staff:anonymous","data":{"table":{"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"free","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"}}}"#,
+];
+
+/// The JSON of the alert events since alerts are stored (schema version
+/// 3): `alert.raised` keeps the fields it had and adds the `alert`.
+const ALERT_WIRE: [&str; 4] = [
+    r#"{"seq":20,"ts":"2026-12-01T22:06:24.200Z","type":"alert.raised","table":7,"actor":"sensor:call-7","data":{"alert":{"acked_at":null,"acked_by":null,"count":1,"created_at":"2026-12-01T22:06:24.200Z","escalations":0,"id":3,"kind":"call","last_at":"2026-12-01T22:06:24.200Z","message":"call button pressed","priority":"normal","source":"sensor:call-7","table":7,"target":"floor"},"kind":"call","message":"call button pressed","priority":"normal","sensor":"call-7","table":7}}"#,
+    r#"{"seq":21,"ts":"2026-12-01T22:06:26.200Z","type":"alert.updated","table":7,"actor":"sensor:call-7","data":{"alert":{"acked_at":null,"acked_by":null,"count":2,"created_at":"2026-12-01T22:06:24.200Z","escalations":0,"id":3,"kind":"call","last_at":"2026-12-01T22:06:26.200Z","message":"call button pressed","priority":"normal","source":"sensor:call-7","table":7,"target":"floor"}}}"#,
+    r#"{"seq":22,"ts":"2026-12-01T22:08:24.200Z","type":"alert.escalated","table":7,"actor":"system","data":{"alert":{"acked_at":null,"acked_by":null,"count":2,"created_at":"2026-12-01T22:06:24.200Z","escalations":1,"id":3,"kind":"call","last_at":"2026-12-01T22:06:26.200Z","message":"call button pressed","priority":"high","source":"sensor:call-7","table":7,"target":"floor"},"from":"normal","to":"high"}}"#,
+    r#"{"seq":23,"ts":"2026-12-01T22:10:24.200Z","type":"alert.acked","table":7,"actor":"staff:ana","data":{"alert":{"acked_at":"2026-12-01T22:10:24.200Z","acked_by":"staff:ana","count":2,"created_at":"2026-12-01T22:06:24.200Z","escalations":1,"id":3,"kind":"call","last_at":"2026-12-01T22:06:26.200Z","message":"call button pressed","priority":"high","source":"sensor:call-7","table":7,"target":"floor"}}}"#,
 ];
 
 /// A row of the `events` table: `(seq, ts, type, table_id, actor, data)`.
@@ -207,7 +217,8 @@ fn typed() -> Vec<Event> {
                 kind: AlertKind::Bill,
                 priority: Priority::Normal,
                 message: "bill requested (long press)".into(),
-                sensor: "call-7".into(),
+                sensor: Some("call-7".into()),
+                alert: None,
             },
         ),
         event(
@@ -220,7 +231,8 @@ fn typed() -> Vec<Event> {
                 kind: AlertKind::Call,
                 priority: Priority::Normal,
                 message: "call button pressed".into(),
-                sensor: "call-x".into(),
+                sensor: Some("call-x".into()),
+                alert: None,
             },
         ),
         event(
@@ -276,15 +288,19 @@ fn variant(data: &EventData) -> usize {
         EventData::SensorFault { .. } => 5,
         EventData::SensorRecovered { .. } => 6,
         EventData::SystemStarted { .. } => 7,
-        EventData::Other { .. } => 8,
+        EventData::AlertUpdated { .. } => 8,
+        EventData::AlertEscalated { .. } => 9,
+        EventData::AlertAcked { .. } => 10,
+        EventData::Other { .. } => 11,
     }
 }
 
 #[test]
 fn every_event_type_goes_out_byte_for_byte_as_before() {
-    let events = typed();
-    let mut seen = [false; 8];
-    for (event, wire) in events.into_iter().zip(WIRE) {
+    let events = typed().into_iter().zip(WIRE);
+    let alerts = alert_events().into_iter().zip(ALERT_WIRE);
+    let mut seen = [false; 11];
+    for (event, wire) in events.chain(alerts) {
         seen[variant(&event.data)] = true;
         assert_eq!(serde_json::to_string(&event).expect("serialise"), wire);
         let kind = event.kind().to_string();
@@ -302,7 +318,7 @@ fn every_event_type_goes_out_byte_for_byte_as_before() {
         );
         assert_eq!(published.json, wire.as_bytes());
     }
-    assert_eq!(seen, [true; 8], "a golden case for every variant");
+    assert_eq!(seen, [true; 11], "a golden case for every variant");
 }
 
 #[test]
@@ -505,4 +521,133 @@ async fn events_are_stored_in_the_same_rows_as_before() {
         }
         assert_eq!(row.5, data, "seq {seq}");
     }
+}
+
+/// An alert of table 7 as the store writes it, at each step.
+fn alert(priority: Priority, count: u32, escalations: u32, acked: bool) -> Alert {
+    Alert {
+        id: 3,
+        table: Some(7),
+        kind: AlertKind::Call,
+        priority,
+        target: Target::Floor,
+        message: "call button pressed".into(),
+        count,
+        created_at: "2026-12-01T22:06:24.200Z".into(),
+        last_at: if count > 1 {
+            "2026-12-01T22:06:26.200Z".into()
+        } else {
+            "2026-12-01T22:06:24.200Z".into()
+        },
+        escalations,
+        acked_by: acked.then(|| "staff:ana".into()),
+        acked_at: acked.then(|| "2026-12-01T22:10:24.200Z".into()),
+        source: "sensor:call-7".into(),
+    }
+}
+
+/// The alert events since alerts are stored (schema version 3).
+fn alert_events() -> Vec<Event> {
+    let event = |seq: u64, ts: &str, table: Option<i64>, actor: Actor, data: EventData| Event {
+        seq,
+        ts: ts.into(),
+        table,
+        actor,
+        data,
+    };
+    let sensor = Actor::Sensor("call-7".into());
+    vec![
+        event(
+            20,
+            "2026-12-01T22:06:24.200Z",
+            Some(7),
+            sensor.clone(),
+            EventData::AlertRaised {
+                table: Some(7),
+                kind: AlertKind::Call,
+                priority: Priority::Normal,
+                message: "call button pressed".into(),
+                sensor: Some("call-7".into()),
+                alert: Some(alert(Priority::Normal, 1, 0, false)),
+            },
+        ),
+        event(
+            21,
+            "2026-12-01T22:06:26.200Z",
+            Some(7),
+            sensor,
+            EventData::AlertUpdated {
+                alert: alert(Priority::Normal, 2, 0, false),
+            },
+        ),
+        event(
+            22,
+            "2026-12-01T22:08:24.200Z",
+            Some(7),
+            Actor::System,
+            EventData::AlertEscalated {
+                from: Priority::Normal,
+                to: Priority::High,
+                alert: alert(Priority::High, 2, 1, false),
+            },
+        ),
+        event(
+            23,
+            "2026-12-01T22:10:24.200Z",
+            Some(7),
+            Actor::Staff("ana".into()),
+            EventData::AlertAcked {
+                alert: alert(Priority::High, 2, 1, true),
+            },
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_events_are_stored_and_read_back_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let button = Actor::Sensor("call-7".into());
+    let raise = || {
+        Change::RaiseAlert(NewAlert {
+            table: Some(1),
+            kind: AlertKind::Call,
+            priority: Priority::Normal,
+            target: Target::Floor,
+            message: None,
+        })
+    };
+    let first = store.apply(raise(), button.clone()).await.expect("raise");
+    let id = first
+        .event
+        .as_ref()
+        .and_then(|e| e.data.alert())
+        .expect("an alert")
+        .id;
+    store.apply(raise(), button).await.expect("repeat");
+    store
+        .apply(Change::AckAlert { id }, Actor::Staff("ana".into()))
+        .await
+        .expect("ack");
+    let page = store
+        .events(EventQuery {
+            after: 4,
+            limit: 100,
+            types: vec!["alert".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = page.events.iter().map(Event::kind).collect();
+    assert_eq!(kinds, ["alert.raised", "alert.updated", "alert.acked"]);
+    for event in &page.events {
+        assert!(
+            !matches!(event.data, EventData::Other { .. }),
+            "read back typed: {event:?}"
+        );
+    }
+    let acked = page.events[2].data.alert().expect("alert");
+    assert_eq!(acked.count, 2);
+    assert_eq!(acked.acked_by.as_deref(), Some("staff:ana"));
+    store.shutdown().await;
 }

@@ -472,12 +472,13 @@ impl Shared {
     }
 
     /// A will is kept only if the client could publish it itself: one on a
-    /// daemon topic or a set command would bypass the checks at disconnect.
+    /// daemon topic, a set command or an alert would bypass the checks at
+    /// disconnect.
     /// `topic` is the will's topic, already screened.
     fn will_allowed(&self, topic: &str, client_id: &str) -> bool {
         let allowed = !matches!(
             self.topics.inbound(topic),
-            Inbound::DaemonOwned | Inbound::Set(_)
+            Inbound::DaemonOwned | Inbound::Set(_) | Inbound::AlertRaise
         );
         if !allowed {
             self.metrics

@@ -19,9 +19,10 @@
 //!   extra fields (`confidence`, boxes) are ignored. A table listed twice
 //!   keeps its largest count, as a table's people estimate is the largest
 //!   among its sensors (SPEC §1).
-//! - `set` commands are strict like the HTTP API: unknown fields refused.
+//! - `set` commands and `alerts/raise` are strict like the HTTP API:
+//!   unknown fields refused.
 
-use crate::domain::{Seq, Table, TableId, TableState};
+use crate::domain::{AlertKind, Priority, Seq, Table, TableId, TableState, Target};
 use crate::sensors::Reading;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -55,6 +56,8 @@ pub enum Inbound<'a> {
     Detections,
     /// `mesero/<site>/tables/<raw id>/set`
     Set(&'a str),
+    /// `mesero/<site>/alerts/raise`
+    AlertRaise,
     /// `homeassistant/status`: Home Assistant's birth and will.
     HomeAssistantStatus,
     /// A topic only the daemon publishes (status, table state, events, its
@@ -113,6 +116,9 @@ impl Topics {
         };
         if rest == "detections" {
             return Inbound::Detections;
+        }
+        if rest == "alerts/raise" {
+            return Inbound::AlertRaise;
         }
         if rest == "status" || rest == "events" || rest.starts_with("events/") {
             return Inbound::DaemonOwned;
@@ -351,6 +357,27 @@ pub fn parse_set(raw_id: &str, payload: &[u8]) -> Result<(TableId, SetCommand), 
     Ok((id, command))
 }
 
+/// A staff alert on `alerts/raise` (the body of `POST /api/v1/alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaiseCommand {
+    pub kind: AlertKind,
+    pub priority: Option<Priority>,
+    pub target: Option<Target>,
+    pub message: Option<String>,
+    pub table: Option<TableId>,
+}
+
+/// `{"kind", "priority"?, "target"?, "message"?, "table"?}`; the message
+/// and table are checked by the store (as for HTTP).
+pub fn parse_raise(payload: &[u8]) -> Result<RaiseCommand, Malformed> {
+    serde_json::from_str(utf8(payload)?.trim()).map_err(|e| {
+        malformed(format!(
+            "expected {{\"kind\", \"priority\"?, \"target\"?, \"message\"?, \"table\"?}}: {e}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +397,8 @@ mod tests {
             ("mesero/bar-1/sensors/pir-3", Inbound::Sensor("pir-3")),
             ("mesero/bar-1/sensors/a/b", Inbound::Sensor("a/b")),
             ("mesero/bar-1/detections", Inbound::Detections),
+            ("mesero/bar-1/alerts/raise", Inbound::AlertRaise),
+            ("mesero/bar-1/alerts/raise/x", Inbound::Other),
             ("mesero/bar-1/tables/12/set", Inbound::Set("12")),
             ("mesero/bar-1/tables/x/set", Inbound::Set("x")),
             ("homeassistant/status", Inbound::HomeAssistantStatus),
@@ -533,6 +562,35 @@ mod tests {
             ("4", ""),
         ] {
             assert!(parse_set(id, p.as_bytes()).is_err(), "{id} {p:?} accepted");
+        }
+    }
+
+    #[test]
+    fn raise_commands() {
+        assert_eq!(
+            parse_raise(
+                br#"{"kind": "kitchen", "target": "floor", "table": 3, "message": "ready"}"#
+            ),
+            Ok(RaiseCommand {
+                kind: AlertKind::Kitchen,
+                priority: None,
+                target: Some(Target::Floor),
+                message: Some("ready".into()),
+                table: Some(3),
+            })
+        );
+        assert!(parse_raise(br#"{"kind": "call", "priority": "urgent"}"#).is_ok());
+        for p in [
+            "",
+            "call",
+            "{}",
+            r#"{"kind": "fire"}"#,
+            r#"{"kind": "call", "priority": "low"}"#,
+            r#"{"kind": "call", "target": "moon"}"#,
+            r#"{"kind": "call", "table": "3"}"#,
+            r#"{"kind": "call", "extra": 1}"#,
+        ] {
+            assert!(parse_raise(p.as_bytes()).is_err(), "{p:?} accepted");
         }
     }
 

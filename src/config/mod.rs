@@ -12,7 +12,7 @@
 //!
 //! One file per section holds its raw struct with the defaults, its
 //! checked struct and its checks: [`http`], [`storage`], [`occupancy`],
-//! [`mqtt`], [`auth`] (and the credential checker `[[mqtt.users]]` shares),
+//! [`alerts`], [`mqtt`], [`auth`] (and the credential checker `[[mqtt.users]]` shares),
 //! [`tables`], [`sensors`] (one raw struct per kind; [`wiring`] checks the
 //! entries together); `[site]` and `[log]` are here. How a value is read
 //! and bounded (durations, integer ranges, addresses) lives in [`value`],
@@ -31,6 +31,7 @@ use crate::sensors::spec::SensorConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+mod alerts;
 mod auth;
 mod env;
 mod error;
@@ -73,6 +74,7 @@ struct RawConfig {
     occupancy: occupancy::Occupancy,
     mqtt: mqtt::Mqtt,
     auth: auth::Auth,
+    alerts: alerts::Alerts,
     log: Log,
     tables: Vec<tables::Table>,
     /// Each entry is read by its kind's struct, see [`sensors`].
@@ -124,6 +126,8 @@ pub struct Config {
     pub occupancy: OccupancyConfig,
     pub mqtt: MqttConfig,
     pub auth: AuthConfig,
+    /// `[alerts]`: escalation and flood control.
+    pub alerts: crate::alerts::AlertRules,
     pub log_level: String,
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
@@ -214,6 +218,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt)?;
     let auth = auth::check(raw.auth)?;
+    let alerts = alerts::check(raw.alerts)?;
     let tables = tables::check(raw.tables)?;
     let sensors = sensors::check(raw.sensors, &tables)?;
     if raw.log.level.trim().is_empty() {
@@ -226,6 +231,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         occupancy,
         mqtt,
         auth,
+        alerts,
         log_level: raw.log.level,
         tables,
         sensors,

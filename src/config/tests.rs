@@ -285,6 +285,9 @@ fn environment_keys_are_derived_from_the_raw_structs() {
         "mqtt max_retained_bytes_per_user Int",
         "auth anonymous Str",
         "log level Str",
+        "alerts escalate_after Str",
+        "alerts cooldown Str",
+        "alerts max_escalations Int",
     ];
     let mut derived: Vec<String> = env_keys()
         .expect("the defaults serialise")
@@ -691,5 +694,37 @@ gap = ["1m", "5m"]
             .expect_err("not a table")
             .to_string();
         assert!(err.starts_with("sensors[0]: "), "{err}");
+    }
+}
+
+#[test]
+fn alert_keys_are_checked_by_name() {
+    let cfg = parse("", &[]).expect("defaults");
+    assert_eq!(cfg.alerts, crate::alerts::AlertRules::default());
+    for (var, value, key) in [
+        (
+            "MESERO_ALERTS_ESCALATE_AFTER",
+            "1s",
+            "alerts.escalate_after",
+        ),
+        (
+            "MESERO_ALERTS_ESCALATE_AFTER",
+            "soon",
+            "alerts.escalate_after",
+        ),
+        ("MESERO_ALERTS_COOLDOWN", "2days", "alerts.cooldown"),
+        (
+            "MESERO_ALERTS_MAX_ESCALATIONS",
+            "11",
+            "alerts.max_escalations",
+        ),
+        (
+            "MESERO_ALERTS_MAX_ESCALATIONS",
+            "-1",
+            "alerts.max_escalations",
+        ),
+    ] {
+        let err = parse("", &[(var, value)]).expect_err(value).to_string();
+        assert!(err.contains(key), "{var}={value}: {err}");
     }
 }

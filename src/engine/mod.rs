@@ -9,8 +9,13 @@
 //! dispatcher decides through the store:
 //! - a transition as `Change::SetState` with `Guard::Sensor { expected }`,
 //!   so a racing staff change or a hold wins and the engine re-syncs;
-//! - `sensor.fault` / `sensor.recovered` and, for call buttons,
-//!   `alert.raised` (kind `call` or `bill`) as recorded events.
+//! - `sensor.fault` / `sensor.recovered` as recorded events;
+//! - a call button's press as `Change::RaiseAlert` (kind `call`, a long
+//!   press `bill`; target `floor`), which opens an alert or bumps the
+//!   button's open one (flood control, [`crate::alerts`]).
+//!
+//! [`escalation`] is the other timer of this layer: it escalates alerts
+//! nobody acked.
 //!
 //! Every event's actor is `sensor:<id>`. What a report means is decided
 //! by the pure [`dispatch::Dispatcher`] (also used by `mesero sensors
@@ -26,26 +31,30 @@
 //! - [`SensorInput::table_reading`]`(table, Reading)` for a detector's batch
 //!   (`mesero/<site>/detections`): fed to every `mqtt` sensor of that table;
 //! - [`SensorInput::fault`]`(sensor_id, reason)` when the source knows the
-//!   node is gone (e.g. its last will).
+//!   node is gone (e.g. its last will);
+//! - [`SensorInput::button`]`(sensor_id, ButtonEvent)`: a press of a
+//!   `kind = "button"` sensor wired somewhere else than this Pi's GPIO (a
+//!   test, a bridge from a wireless button), taken as if its pin saw it.
 //!
-//! Only sensors declared with `kind = "mqtt"` accept these; such a sensor
+//! Only sensors declared with `kind = "mqtt"` accept the first three; such a sensor
 //! that sends nothing for its `stale_after` is faulted here, and its next
 //! reading recovers it.
 
 pub mod board;
 pub mod dispatch;
+pub mod escalation;
 
 pub use board::{SensorBoard, SensorView};
 pub use dispatch::HealthState;
 
 use crate::config::Config;
-use crate::domain::{Actor, AlertKind, Event, EventData, Priority, Table, TableId};
+use crate::domain::{Actor, AlertKind, Event, EventData, Priority, Table, TableId, Target};
 use crate::hub::{ClientKind, Hub};
 use crate::occupancy::Transition;
 use crate::sensors::Reading;
 use crate::sensors::report::{ButtonEvent, Report, Reporter};
 use crate::sensors::spec::SensorKind;
-use crate::store::{Change, Guard, Hold, Store, StoreError};
+use crate::store::{Change, Guard, Hold, NewAlert, Store, StoreError};
 use crate::systemd::Heartbeat;
 use dispatch::{Dispatcher, Effect};
 use std::collections::{HashMap, HashSet};
@@ -64,6 +73,8 @@ pub const REPORT_QUEUE: usize = 1024;
 pub enum InputError {
     #[error("no sensor {0:?} of kind mqtt in the config")]
     UnknownSensor(String),
+    #[error("no sensor {0:?} of kind button in the config")]
+    UnknownButton(String),
     #[error("no sensor of kind mqtt is bound to table {0}")]
     UnknownTable(TableId),
     #[error("the occupancy engine is busy; reading dropped")]
@@ -85,6 +96,8 @@ pub struct SensorInput {
 #[derive(Default)]
 struct External {
     ids: HashSet<String>,
+    /// The `button` sensors' ids.
+    buttons: HashSet<String>,
     by_table: HashMap<TableId, Vec<String>>,
 }
 
@@ -128,6 +141,17 @@ impl SensorInput {
         })
     }
 
+    /// A press of the `button` sensor `sensor`.
+    pub fn button(&self, sensor: &str, event: ButtonEvent) -> Result<(), InputError> {
+        if !self.external.buttons.contains(sensor) {
+            return Err(InputError::UnknownButton(sensor.to_string()));
+        }
+        self.push(Report::Button {
+            sensor: sensor.to_string(),
+            event,
+        })
+    }
+
     fn push(&self, report: Report) -> Result<(), InputError> {
         self.tx.try_send(report).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => InputError::Busy,
@@ -154,7 +178,15 @@ pub fn start(
 ) -> Sensors {
     let (tx, rx) = mpsc::channel(REPORT_QUEUE);
     let board = SensorBoard::new(config);
-    let mut external = External::default();
+    let mut external = External {
+        buttons: config
+            .sensors
+            .iter()
+            .filter(|s| matches!(s.kind, SensorKind::Button(_)))
+            .map(|s| s.id.clone())
+            .collect(),
+        ..External::default()
+    };
     for s in config
         .sensors
         .iter()
@@ -333,23 +365,25 @@ impl EngineTask {
     }
 
     async fn alert(&self, sensor: &str, table: Option<TableId>, event: ButtonEvent) {
-        let (kind, label, message) = match event {
-            ButtonEvent::Call => (AlertKind::Call, "call", "call button pressed"),
-            ButtonEvent::Bill => (AlertKind::Bill, "bill", "bill requested (long press)"),
+        let kind = match event {
+            ButtonEvent::Call => AlertKind::Call,
+            ButtonEvent::Bill => AlertKind::Bill,
         };
-        tracing::info!(sensor, table, kind = label, "call button");
-        self.record(
-            sensor,
+        tracing::info!(sensor, table, kind = kind.as_str(), "call button");
+        let change = Change::RaiseAlert(NewAlert {
             table,
-            EventData::AlertRaised {
-                table,
-                kind,
-                priority: Priority::Normal,
-                message: message.to_string(),
-                sensor: sensor.to_string(),
-            },
-        )
-        .await;
+            kind,
+            priority: Priority::Normal,
+            target: Target::Floor,
+            message: None,
+        });
+        if let Err(e) = self
+            .store
+            .apply(change, Actor::Sensor(sensor.to_string()))
+            .await
+        {
+            tracing::warn!(sensor, error = ?e.to_string(), "could not raise a call button's alert");
+        }
     }
 
     async fn record(&self, sensor: &str, table: Option<TableId>, data: EventData) {
@@ -568,11 +602,18 @@ stale_after = "1s"
         let event = next_event(&mut sub.rx, "alert.raised").await;
         assert_eq!(event.actor, Actor::Sensor("call-1".into()));
         assert_eq!(event.table, Some(1));
-        let EventData::AlertRaised { kind, priority, .. } = event.data else {
-            panic!("not an alert: {event:?}");
+        let EventData::AlertRaised {
+            kind,
+            priority,
+            alert: Some(alert),
+            ..
+        } = event.data
+        else {
+            panic!("not a stored alert: {event:?}");
         };
         assert_eq!(kind, AlertKind::Bill);
         assert_eq!(priority, Priority::Normal);
+        assert_eq!((alert.source.as_str(), alert.count), ("sensor:call-1", 1));
         let stored = f
             .store
             .events(crate::store::EventQuery {

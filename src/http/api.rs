@@ -21,9 +21,9 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn snapshot(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
-    // One lock, so the tables and seq agree.
-    let (head, tables) = app.hub.snapshot();
-    Json(snapshot_json(head, &tables, false))
+    // One lock, so the tables, the open alerts and seq agree.
+    let (head, tables, alerts) = app.hub.view();
+    Json(snapshot_json(head, &tables, &alerts, false))
 }
 
 pub async fn list_tables(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
@@ -250,6 +250,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
         "tables": app.hub.tables().len(),
         "sensors": app.sensors.snapshot(),
         "slow_clients_closed": m.slow_clients_closed,
+        "alerts": { "open": app.hub.alerts().len(), "refused": m.alerts_refused },
         "http": app.metrics.http.snapshot(),
         "writer": {
             "commits": m.commits,

@@ -4,7 +4,8 @@
 //! status of SPEC §2: 400 input that does not parse (bad JSON, wrong types,
 //! unknown fields, bad query parameters), 401 no or invalid token, 403 role
 //! too low, 404, 409 conflict, 413 body too large, 422 a well-formed value
-//! that is not acceptable, 503 shutting down or over a cap (then with
+//! that is not acceptable, 429 over a limit of what the daemon holds
+//! (open alerts), 503 shutting down or over a cap (then with
 //! `Retry-After`, and the connection is closed).
 
 use crate::auth::{AuthError, Caller, Role, authorize};
@@ -76,7 +77,12 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::TableNotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::TableNotFound(_) | StoreError::NotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            StoreError::Limit(_) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many", e.to_string())
+            }
             StoreError::Conflict(_) | StoreError::Refused(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
@@ -253,6 +259,8 @@ mod tests {
                 message: "m".into(),
             },
             StoreError::Refused("r".into()),
+            StoreError::NotFound("n".into()),
+            StoreError::Limit("l".into()),
             StoreError::Invalid("database is locked".into()),
             StoreError::NewerSchema {
                 found: 3,

@@ -13,6 +13,7 @@
 //! storage error, a peer address) goes through `?` (Debug), which escapes
 //! control characters, so a `\n` cannot forge a log line.
 
+mod alerts;
 mod api;
 pub mod error;
 pub mod limits;
@@ -30,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use error::ApiError;
 use hyper_util::rt::{TokioIo, TokioTimer};
 pub use limits::Limits;
@@ -79,6 +80,8 @@ pub fn router(state: AppState) -> Router {
                 .delete(api::delete_table),
         )
         .route("/tables/{id}/state", put(api::set_state))
+        .route("/alerts", get(alerts::list).post(alerts::raise))
+        .route("/alerts/{id}/ack", post(alerts::ack))
         .route("/events", get(api::events))
         .route("/stats", get(api::stats))
         .route("/stream", get(sse::stream))

@@ -28,7 +28,7 @@ pub struct StreamParams {
 
 impl StreamParams {
     pub fn parse(query: Option<&str>, headers: &HeaderMap) -> Result<StreamParams, ApiError> {
-        let q = Query::parse(query, &["since", "tables", "types"])?;
+        let q = Query::parse(query, &["since", "tables", "types", "targets"])?;
         // The header wins: EventSource resends the original URL (with its
         // old `since`) plus the newer Last-Event-ID when it reconnects.
         let since = match headers.get("last-event-id") {
@@ -54,9 +54,19 @@ impl StreamParams {
             Some(v) => Filter::parse_types("types", v.split(',')).map_err(ApiError::bad_request)?,
             None => Vec::new(),
         };
+        let targets = match q.get("targets") {
+            Some(v) => {
+                Filter::parse_targets("targets", v.split(',')).map_err(ApiError::bad_request)?
+            }
+            None => Vec::new(),
+        };
         Ok(StreamParams {
             since,
-            filter: Filter { tables, types },
+            filter: Filter {
+                tables,
+                types,
+                targets,
+            },
         })
     }
 }

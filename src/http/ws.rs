@@ -1,6 +1,6 @@
 //! `GET /api/v1/ws`: the same events over WebSocket (SPEC §2).
 //!
-//! Client → server: `{"op": "subscribe", "tables", "types", "since"}`
+//! Client → server: `{"op": "subscribe", "tables", "types", "targets", "since"}`
 //! replaces the feed (with `since`: replay then live; without: a fresh
 //! snapshot under the new filter), `{"op": "ping"}` → `{"type": "pong"}`.
 //! The server pings every `http.ws_ping` and drops a peer that has sent
@@ -70,6 +70,9 @@ enum ClientOp {
         tables: Vec<i64>,
         #[serde(default)]
         types: Vec<String>,
+        /// Alert targets (see [`crate::feed`]).
+        #[serde(default)]
+        targets: Vec<String>,
         since: Option<u64>,
     },
     Ping,
@@ -163,8 +166,8 @@ async fn session(
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientOp>(&text) {
                         Ok(ClientOp::Ping) => Some(json!({ "type": "pong" })),
-                        Ok(ClientOp::Subscribe { tables, types, since }) => {
-                            match subscribe_filter(tables, types) {
+                        Ok(ClientOp::Subscribe { tables, types, targets, since }) => {
+                            match subscribe_filter(tables, types, targets) {
                                 Ok(filter) => {
                                     feed = new_feed(filter, since);
                                     None
@@ -214,12 +217,21 @@ async fn send(socket: &mut WebSocket, message: Message, kill: &CancellationToken
     }
 }
 
-fn subscribe_filter(tables: Vec<i64>, types: Vec<String>) -> Result<Filter, String> {
+fn subscribe_filter(
+    tables: Vec<i64>,
+    types: Vec<String>,
+    targets: Vec<String>,
+) -> Result<Filter, String> {
     if let Some(bad) = tables.iter().find(|t| **t <= 0) {
         return Err(format!("tables: {bad} is not a table id"));
     }
     let types = Filter::parse_types("types", types.iter().map(String::as_str))?;
-    Ok(Filter { tables, types })
+    let targets = Filter::parse_targets("targets", targets.iter().map(String::as_str))?;
+    Ok(Filter {
+        tables,
+        types,
+        targets,
+    })
 }
 
 fn error_frame(message: &str) -> serde_json::Value {

@@ -19,6 +19,7 @@
 //! - Readers use their own connections (WAL lets them run beside the
 //!   writer) on the blocking thread pool, never on the async runtime.
 
+mod alerts;
 mod schema;
 mod writer;
 
@@ -62,6 +63,12 @@ pub enum StoreError {
     Refused(String),
     #[error("{0}")]
     Invalid(String),
+    /// Something other than a table that does not exist (an alert id).
+    #[error("{0}")]
+    NotFound(String),
+    /// Over a limit of what the daemon holds (open alerts): HTTP 429.
+    #[error("{0}")]
+    Limit(String),
     /// The file was written by a newer mesero (its schema version is above
     /// the one this binary writes). Refused before anything opens it for
     /// writing; restarting cannot fix it (see [`StoreError::is_permanent`]).
@@ -88,7 +95,9 @@ impl StoreError {
             StoreError::TableNotFound(_)
             | StoreError::Conflict(_)
             | StoreError::InvalidValue { .. }
-            | StoreError::Refused(_) => true,
+            | StoreError::Refused(_)
+            | StoreError::NotFound(_)
+            | StoreError::Limit(_) => true,
             StoreError::Invalid(_)
             | StoreError::NewerSchema { .. }
             | StoreError::Closed
@@ -128,6 +137,17 @@ pub struct TablePatch {
     pub shape: Option<crate::domain::Shape>,
 }
 
+/// A new alert from a button, the API or MQTT; `None` takes the default
+/// (message: the kind's, see [`crate::alerts::message`]).
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub table: Option<TableId>,
+    pub kind: crate::domain::AlertKind,
+    pub priority: crate::domain::Priority,
+    pub target: crate::domain::Target,
+    pub message: Option<String>,
+}
+
 /// Who may overrule whom on a state change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard {
@@ -159,6 +179,18 @@ pub enum Change {
     Record {
         table: Option<TableId>,
         data: EventData,
+    },
+    /// Opens an alert, or merges a repeat into its source's latest one
+    /// (see [`crate::alerts`]); the source is the actor.
+    RaiseAlert(NewAlert),
+    /// Staff answered an open alert (`acked_by` is the actor).
+    AckAlert {
+        id: crate::domain::AlertId,
+    },
+    /// The next escalation step of an open alert, if it is due by the
+    /// writer's clock (else nothing happens).
+    EscalateAlert {
+        id: crate::domain::AlertId,
     },
     /// Deletes the longest prefix of the log (by seq) whose events were
     /// all recorded before the cutoff, and raises the watermark.
@@ -284,6 +316,7 @@ impl Store {
             conn,
             WriterConfig {
                 batch_max: config.storage.batch_max,
+                alerts: config.alerts,
             },
             hub,
             metrics,

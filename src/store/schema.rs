@@ -52,6 +52,27 @@ const MIGRATIONS: &[&str] = &[
          WHERE e.seq > 1 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
     );
     DROP INDEX events_by_ts;",
+    // 3: alerts (SPEC §1 Alert), open until acked. `source` is the actor
+    // that raised it (flood control merges its repeats, see
+    // `crate::alerts`); AUTOINCREMENT so an id is never reused once
+    // retention deleted old acked alerts.
+    "CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        table_id INTEGER,
+        kind TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        target TEXT NOT NULL,
+        message TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        escalations INTEGER NOT NULL,
+        acked_by TEXT,
+        acked_at TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX alerts_by_source ON alerts (source, id);
+    CREATE INDEX alerts_open ON alerts (id) WHERE acked_at IS NULL;",
 ];
 
 /// The schema version this binary writes.

@@ -42,7 +42,7 @@ use apply::apply;
 use super::{Applied, Change, Command, Reply, StoreError, load_tables};
 use crate::clock::{self, Wall};
 use crate::config::TableSeed;
-use crate::domain::{Actor, Event, Seq, Table, TableId};
+use crate::domain::{Actor, Alert, AlertId, Event, Seq, Table, TableId};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, ffi};
@@ -64,6 +64,8 @@ const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Copy)]
 pub struct WriterConfig {
     pub batch_max: usize,
+    /// `[alerts]`: flood control and the escalation schedule.
+    pub alerts: crate::alerts::AlertRules,
 }
 
 pub(super) struct Writer {
@@ -91,6 +93,8 @@ pub(super) struct Writer {
 #[derive(Clone)]
 struct Committed {
     tables: BTreeMap<TableId, Table>,
+    /// The open alerts (at most [`crate::alerts::MAX_OPEN`]).
+    alerts: BTreeMap<AlertId, Alert>,
     /// Highest committed seq.
     head: Seq,
     /// Highest seq retention has deleted (every seq up to it is gone).
@@ -104,6 +108,8 @@ struct Committed {
 struct Effect {
     upsert: Option<Table>,
     remove: Option<TableId>,
+    /// An alert as written: kept among the open ones until it is acked.
+    alert: Option<Alert>,
     /// The new retention watermark, when the change pruned events.
     pruned_through: Option<Seq>,
     applied: Applied,
@@ -148,7 +154,12 @@ impl Writer {
             .as_deref()
             .and_then(clock::parse)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        let alerts: BTreeMap<_, _> = super::alerts::load_open(&conn)?
+            .into_iter()
+            .map(|a| (a.id, a))
+            .collect();
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
+        hub.reset_alerts(Arc::new(alerts.values().cloned().collect()));
         metrics.set_head(head);
         Ok(Writer {
             conn,
@@ -158,6 +169,7 @@ impl Writer {
             wall,
             state: Committed {
                 tables,
+                alerts,
                 head,
                 pruned_through,
                 last_ts,
@@ -264,11 +276,18 @@ impl Writer {
                 self.state = done.state;
                 self.metrics.set_head(self.state.head);
                 if !done.events.is_empty() {
-                    self.hub.publish(
+                    self.hub.publish_with_alerts(
                         done.events,
                         Arc::new(self.state.tables.values().cloned().collect()),
+                        Arc::new(self.state.alerts.values().cloned().collect()),
                     );
                 }
+                let refused = done
+                    .results
+                    .iter()
+                    .filter(|r| matches!(r, Err(StoreError::Limit(_))))
+                    .count();
+                self.metrics.record_alerts_refused(refused);
                 let fault = done.results.iter().find_map(|r| match r {
                     Err(e @ (StoreError::Sqlite(_) | StoreError::Io(_))) => Some(e.to_string()),
                     _ => None,
@@ -322,7 +341,15 @@ impl Writer {
             let mut savepoint = tx.savepoint()?;
             let mut added = Vec::new();
             let mut next = work.clone();
-            match apply_to(&savepoint, &mut next, stamp, change, &actor, &mut added) {
+            match apply_to(
+                &savepoint,
+                &mut next,
+                stamp,
+                change,
+                &actor,
+                &self.config,
+                &mut added,
+            ) {
                 Ok(applied) => {
                     savepoint.commit()?;
                     wrote |= !added.is_empty() || next.pruned_through != work.pruned_through;
@@ -397,13 +424,14 @@ fn apply_to(
     stamp: SystemTime,
     change: Change,
     actor: &Actor,
+    config: &WriterConfig,
     events: &mut Vec<Event>,
 ) -> Result<Applied, StoreError> {
     let change = match change {
         Change::All(changes) => {
             let mut parts = Vec::with_capacity(changes.len());
             for change in changes {
-                parts.push(apply_to(conn, work, stamp, change, actor, events)?);
+                parts.push(apply_to(conn, work, stamp, change, actor, config, events)?);
             }
             return Ok(Applied {
                 parts,
@@ -412,12 +440,19 @@ fn apply_to(
         }
         change => change,
     };
-    let effect = apply(conn, work, stamp, change, actor)?;
+    let effect = apply(conn, work, stamp, change, actor, config)?;
     if let Some(t) = effect.upsert {
         work.tables.insert(t.id, t);
     }
     if let Some(id) = effect.remove {
         work.tables.remove(&id);
+    }
+    if let Some(alert) = effect.alert {
+        if alert.is_open() {
+            work.alerts.insert(alert.id, alert);
+        } else {
+            work.alerts.remove(&alert.id);
+        }
     }
     if let Some(through) = effect.pruned_through {
         work.pruned_through = through;

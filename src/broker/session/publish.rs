@@ -1,5 +1,6 @@
 //! Inbound PUBLISH: where roles are enforced (see the [parent
-//! module](super)), `set` commands applied, readings and detections handed
+//! module](super)), `set` commands applied and `alerts/raise` alerts
+//! raised (staff only; acknowledged after the commit, like `set`), readings and detections handed
 //! to the occupancy input, retained messages booked, and the will of a
 //! lost client sent.
 
@@ -7,12 +8,14 @@ use super::wire::{pubrec, qos_and_pkid};
 use super::{End, MAX_QOS2_INFLIGHT, Session, lock};
 use crate::auth::Role;
 use crate::broker::screen::{self, Refusal};
-use crate::broker::topics::{Inbound, SensorMessage, parse_detections, parse_sensor, parse_set};
+use crate::broker::topics::{
+    Inbound, SensorMessage, parse_detections, parse_raise, parse_sensor, parse_set,
+};
 use crate::domain::Actor;
 use crate::engine::InputError;
 use crate::metrics::PayloadKind;
 use crate::sensors::Reading;
-use crate::store::{Change, Guard, Hold, StoreError};
+use crate::store::{Change, Guard, Hold, NewAlert, StoreError};
 use rumqttd::protocol::{LastWill, Packet, PubAck, PubAckReason, Publish};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -50,6 +53,7 @@ impl Session {
         let inbound = self.shared.topics.inbound(&topic);
         match inbound {
             Inbound::Set(raw_id) => return self.on_set(raw_id, &topic, &publish).await,
+            Inbound::AlertRaise => return self.on_raise(&topic, &publish).await,
             Inbound::DaemonOwned => {
                 self.refuse(&topic, "only the daemon publishes on this topic");
                 return self.ack_own(&publish);
@@ -245,6 +249,59 @@ impl Session {
                         return Err(End::Failed);
                     }
                 }
+            }
+        }
+        // Acknowledged only now, after the commit (SPEC §4).
+        self.ack_own(publish)
+    }
+
+    /// An `alerts/raise` command: committed, then acknowledged; the store
+    /// merges repeats (the source is `mqtt:<client id>`). Like `on_set`
+    /// for the role, the QoS 2 checks and the acknowledgement rules.
+    async fn on_raise(&mut self, topic: &str, publish: &Publish) -> Result<(), End> {
+        if self.identity.role < Role::Staff {
+            self.refuse(topic, "alerts need an MQTT user with role staff");
+            return self.ack_own(publish);
+        }
+        let command = match parse_raise(&publish.payload) {
+            Ok(command) => command,
+            Err(e) => {
+                self.malformed(PayloadKind::Alerts, topic, &e.to_string());
+                return self.ack_own(publish);
+            }
+        };
+        let change = Change::RaiseAlert(NewAlert {
+            table: command.table,
+            kind: command.kind,
+            priority: command.priority.unwrap_or(crate::domain::Priority::Normal),
+            target: command.target.unwrap_or_default(),
+            message: command.message,
+        });
+        match self
+            .shared
+            .store
+            .apply(change, Actor::Mqtt(self.client_id.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(client = ?self.client_id, kind = command.kind.as_str(), "alert raised over MQTT");
+            }
+            // Over the open-alert limits: counted by the store; logged here.
+            Err(e @ StoreError::Limit(_)) => {
+                self.shared.noise("alerts_refused", |suppressed| {
+                    tracing::warn!(client = ?self.client_id, topic, error = ?e.to_string(), suppressed, "MQTT alert refused");
+                });
+            }
+            Err(e) if e.is_client_fault() => {
+                self.malformed(PayloadKind::Alerts, topic, &e.to_string());
+            }
+            Err(StoreError::Closed) => return Err(End::Shutdown),
+            Err(e) => {
+                self.shared.metrics.mqtt.set_failed.fetch_add(1, Relaxed);
+                self.shared.noise("set_failed", |suppressed| {
+                    tracing::warn!(client = ?self.client_id, error = ?e.to_string(), suppressed, "MQTT alert failed; not acknowledged, connection closed");
+                });
+                return Err(End::Failed);
             }
         }
         // Acknowledged only now, after the commit (SPEC §4).

@@ -2,8 +2,11 @@
 //! its table row and its event inside the savepoint the writer opened
 //! for it, and returns the [`Effect`] the writer applies to its memory
 //! once the SQL ran. Retention ([`Change::Prune`]) deletes a prefix of seqs.
+//! What alert changes do is in [`alerts`](mod@alerts).
 
-use super::{Committed, Effect};
+mod alerts;
+
+use super::{Committed, Effect, WriterConfig};
 use crate::clock;
 use crate::domain::{Actor, Event, EventData, Seq, Table, TableId, TableState};
 use crate::store::{Applied, Change, Guard, Hold, StoreError};
@@ -26,6 +29,7 @@ pub(super) fn apply(
     stamp: SystemTime,
     change: Change,
     actor: &Actor,
+    config: &WriterConfig,
 ) -> Result<Effect, StoreError> {
     let tables = &state.tables;
     let now = clock::format(stamp);
@@ -197,7 +201,18 @@ pub(super) fn apply(
         Change::All(_) => Err(StoreError::Invalid(
             "a combined change is applied part by part".into(),
         )),
+        Change::RaiseAlert(new) => alerts::raise(conn, state, stamp, new, actor, &config.alerts),
+        Change::AckAlert { id } => alerts::ack(conn, state, stamp, id, actor),
+        Change::EscalateAlert { id } => {
+            alerts::escalate(conn, state, stamp, id, actor, &config.alerts)
+        }
         Change::Prune { before } => {
+            // Acked alerts go with the events of their time; open ones
+            // stay, however old.
+            let pruned = crate::store::alerts::prune(conn, &clock::format(before))?;
+            if pruned > 0 {
+                tracing::info!(pruned, "old acked alerts deleted (retention)");
+            }
             // Only a prefix of seqs goes: up to (not including) the first
             // event still inside the window, even if older-stamped events
             // follow it (written while the clock was wrong). The `+` keeps
