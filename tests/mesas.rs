@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 const PAGE: &str = "http://localhost:4321";
 
 fn cors_daemon_config(dir: &std::path::Path) -> mesero::config::Config {
-    config_with(
+    config_edited(
         dir,
         &[("[http]", &format!("cors_origins = [{PAGE:?}]"))],
         &[],

@@ -435,6 +435,49 @@ pin = 17
     }
 
     #[test]
+    fn a_detection_creates_an_implicit_sensor_with_the_mqtt_stale_rule() {
+        let t0 = Instant::now();
+        let mut d = dispatcher(t0);
+        let detection = |present: bool| Report::Detection {
+            sensor: "detector:cam:2".into(),
+            table: 2,
+            reading: Reading::presence(present),
+        };
+        let first = d.on_report(detection(true), t0);
+        assert_eq!(
+            first,
+            vec![
+                Effect::Added {
+                    sensor: "detector:cam:2".into(),
+                    kind: "mqtt",
+                    table: 2
+                },
+                Effect::Reading {
+                    sensor: "detector:cam:2".into(),
+                    reading: Reading::presence(true)
+                }
+            ]
+        );
+        assert!(
+            transitions(&d.on_timer(t0 + Duration::from_secs(10))).contains(&(
+                2,
+                TableState::Free,
+                TableState::Occupied,
+                "detector:cam:2"
+            )),
+            "its presence occupies the table like any sensor's"
+        );
+        let again = d.on_report(detection(true), t0 + Duration::from_secs(20));
+        assert!(!again.iter().any(|e| matches!(e, Effect::Added { .. })));
+        let silent = d.on_timer(t0 + Duration::from_secs(320));
+        assert!(
+            silent.iter().any(|e| matches!(e,
+                Effect::Faulted { sensor, kind: "mqtt", table: Some(2), .. } if sensor == "detector:cam:2")),
+            "{silent:?}"
+        );
+    }
+
+    #[test]
     fn buttons_alerts_readiness_and_unknown_sensors() {
         let t0 = Instant::now();
         let mut d = dispatcher(t0);

@@ -43,7 +43,7 @@ pub fn config(dir: &Path, overrides: &[(&str, &str)]) -> Config {
 /// [`config`] with keys added to the fixture's sections, for what the
 /// environment cannot set (lists): `extra` pairs a section header such as
 /// `"[http]"` with lines to put under it.
-pub fn config_with(dir: &Path, extra: &[(&str, &str)], overrides: &[(&str, &str)]) -> Config {
+pub fn config_edited(dir: &Path, extra: &[(&str, &str)], overrides: &[(&str, &str)]) -> Config {
     let mut text = FIXTURE.to_string();
     for (section, lines) in extra {
         let header = format!("{section}\n");
