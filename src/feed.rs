@@ -205,6 +205,7 @@ impl Feed {
                             limit: REPLAY_PAGE,
                             types: self.filter.types.clone(),
                             tables: self.filter.tables.clone(),
+                            ..Default::default()
                         })
                         .await?;
                     if !page.continuous {

@@ -15,6 +15,7 @@
 
 mod api;
 pub mod error;
+mod events;
 pub mod limits;
 mod mesas;
 mod sse;
@@ -80,7 +81,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(api::delete_table),
         )
         .route("/tables/{id}/state", put(api::set_state))
-        .route("/events", get(api::events))
+        .route("/events", get(events::list))
         .route("/stats", get(api::stats))
         .route("/stream", get(sse::stream))
         .route("/ws", get(ws::upgrade))
