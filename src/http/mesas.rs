@@ -227,38 +227,60 @@ impl MesasStream {
             }
             Phase::Live => {}
         }
+        let wake = tokio::select! {
+            _ = self.app.shutdown.cancelled() => return None,
+            _ = self.kill.cancelled() => return None,
+            wake = next_change(&mut self.sub, MESAS_HEARTBEAT) => wake,
+        };
+        match wake {
+            Wake::Heartbeat => Some(Bytes::from_static(b": heartbeat\n\n")),
+            // Read after the events: the hub sets its tables in the same
+            // lock as it sends them, so this list includes them.
+            Wake::Changed => Some(update(&self.app.hub.tables())),
+            Wake::Closed => None,
+        }
+    }
+}
+
+/// Why [`next_change`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Wake {
+    /// Tables changed (or the client lagged, so it may have missed a
+    /// change): time to send the current list.
+    Changed,
+    /// Nothing changed for `idle`.
+    Heartbeat,
+    /// The hub is gone.
+    Closed,
+}
+
+/// Waits for the next committed table change, taking along whatever else
+/// is already queued (so a batch gives one message), and marking every
+/// event seen for the hub's reaper.
+async fn next_change(sub: &mut Subscription, idle: Duration) -> Wake {
+    loop {
+        let mut changed = match tokio::time::timeout(idle, sub.rx.recv()).await {
+            Err(_) => return Wake::Heartbeat,
+            Ok(Ok(p)) => {
+                sub.seen(p.event.seq);
+                p.event.kind().starts_with("table.")
+            }
+            // What it missed is in the current list.
+            Ok(Err(RecvError::Lagged(_))) => true,
+            Ok(Err(RecvError::Closed)) => return Wake::Closed,
+        };
         loop {
-            let received = tokio::select! {
-                _ = self.app.shutdown.cancelled() => return None,
-                _ = self.kill.cancelled() => return None,
-                r = tokio::time::timeout(MESAS_HEARTBEAT, self.sub.rx.recv()) => r,
-            };
-            let mut changed = match received {
-                Err(_) => return Some(Bytes::from_static(b": heartbeat\n\n")),
-                Ok(Ok(p)) => {
-                    self.sub.seen(p.event.seq);
-                    p.event.kind().starts_with("table.")
+            match sub.rx.try_recv() {
+                Ok(p) => {
+                    sub.seen(p.event.seq);
+                    changed |= p.event.kind().starts_with("table.");
                 }
-                // What it missed is in the current list.
-                Ok(Err(RecvError::Lagged(_))) => true,
-                Ok(Err(RecvError::Closed)) => return None,
-            };
-            // Whatever else is already committed goes into the same list.
-            loop {
-                match self.sub.rx.try_recv() {
-                    Ok(p) => {
-                        self.sub.seen(p.event.seq);
-                        changed |= p.event.kind().starts_with("table.");
-                    }
-                    Err(TryRecvError::Lagged(_)) => changed = true,
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
+                Err(TryRecvError::Lagged(_)) => changed = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
-            if changed {
-                // Read after the events: the hub sets its tables in the same
-                // lock as it sends them, so this list includes them.
-                return Some(update(&self.app.hub.tables()));
-            }
+        }
+        if changed {
+            return Wake::Changed;
         }
     }
 }
@@ -332,6 +354,53 @@ mod tests {
         assert_eq!(bar["numero_mesa"], "B2");
         assert_eq!(bar["estado"], "por limpiar");
         assert_eq!(bar["tipo_mesa"]["descripcion"], "Mesa para 1 persona");
+    }
+
+    fn event(seq: u64, data: crate::domain::EventData) -> crate::domain::Event {
+        crate::domain::Event {
+            seq,
+            ts: String::new(),
+            table: Some(7),
+            actor: crate::domain::Actor::System,
+            data,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_gives_one_update_and_a_lagging_client_gets_the_list() {
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+        let hub = crate::hub::Hub::new(16, metrics);
+        let mut sub = hub.subscribe(ClientKind::Internal, CancellationToken::new());
+        let t = table("7", 4, TableState::Occupied);
+        let other = || crate::domain::EventData::SystemStarted {
+            version: "x".into(),
+            site: "s".into(),
+        };
+        let tables = std::sync::Arc::new(vec![t.clone()]);
+        hub.publish(vec![event(1, other())], tables.clone());
+        let idle = Duration::from_secs(30);
+        assert_eq!(
+            next_change(&mut sub, idle).await,
+            Wake::Heartbeat,
+            "not a table change"
+        );
+        let state = |seq| {
+            event(
+                seq,
+                crate::domain::EventData::TableUpdated { table: t.clone() },
+            )
+        };
+        hub.publish(vec![state(2), state(3), event(4, other())], tables.clone());
+        assert_eq!(next_change(&mut sub, idle).await, Wake::Changed);
+        assert_eq!(
+            next_change(&mut sub, idle).await,
+            Wake::Heartbeat,
+            "one update for the batch"
+        );
+        // Far more than the ring holds, none of them a table change: the
+        // client cannot know what it missed, so it is sent the list.
+        hub.publish((5..60).map(|n| event(n, other())).collect(), tables);
+        assert_eq!(next_change(&mut sub, idle).await, Wake::Changed);
     }
 
     #[test]
