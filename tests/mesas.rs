@@ -268,5 +268,25 @@ async fn without_cors_origins_no_origin_is_granted() {
         .await
         .expect("OPTIONS");
     assert_eq!(header(res.headers(), "access-control-allow-origin"), "");
+
+    // The API's own 404 and 405 answers are unchanged.
+    for (method, path, status, code) in [
+        (
+            reqwest::Method::DELETE,
+            "/api/v1/mesas",
+            405,
+            "method_not_allowed",
+        ),
+        (reqwest::Method::GET, "/api/v1/nope", 404, "not_found"),
+    ] {
+        let res = http()
+            .request(method, format!("{}{path}", d.base))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), status, "{path}");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code, "{path}");
+    }
     d.stop().await;
 }
