@@ -244,6 +244,7 @@ impl Feed {
                             limit: REPLAY_PAGE,
                             types: self.filter.types.clone(),
                             tables: self.filter.tables.clone(),
+                            ..Default::default()
                         })
                         .await?;
                     if !page.continuous {

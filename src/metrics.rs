@@ -156,6 +156,9 @@ pub struct MqttMetrics {
     /// `set` and `alerts/raise` commands left unacknowledged (connection
     /// closed) because the commit failed on the daemon's side.
     pub set_failed: AtomicU64,
+    /// Detection entries dropped because no implicit detector sensor could
+    /// be created for them (`MAX_IMPLICIT_SENSORS`).
+    pub implicit_sensors_refused: AtomicU64,
 }
 
 impl MqttMetrics {
@@ -188,6 +191,7 @@ impl MqttMetrics {
             connect_timeouts: self.connect_timeouts.load(Relaxed),
             pending_evicted: self.pending_evicted.load(Relaxed),
             set_failed: self.set_failed.load(Relaxed),
+            implicit_sensors_refused: self.implicit_sensors_refused.load(Relaxed),
         }
     }
 }
@@ -208,6 +212,7 @@ pub struct MqttSnapshot {
     pub connect_timeouts: u64,
     pub pending_evicted: u64,
     pub set_failed: u64,
+    pub implicit_sensors_refused: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -472,6 +477,11 @@ impl Metrics {
                 "mesero_mqtt_set_failed_total",
                 "MQTT set commands not acknowledged because the commit failed.",
                 m.set_failed,
+            ),
+            (
+                "mesero_mqtt_implicit_sensors_refused_total",
+                "Detection entries dropped: no room for another implicit detector sensor (MAX_IMPLICIT_SENSORS).",
+                m.implicit_sensors_refused,
             ),
         ] {
             metric(name, "counter", help, value.to_string());

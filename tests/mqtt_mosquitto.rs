@@ -368,3 +368,92 @@ async fn mosquitto_sub_reads_the_home_assistant_configs() {
     }
     d.stop().await;
 }
+
+/// An existing Pi detector, unchanged: it publishes its batches with
+/// `mosquitto_pub -t restaurant/ocupacion`, and no `[[sensors]]` entry is
+/// declared for the tables it watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_detector_on_its_own_topic_occupies_tables_without_declared_sensors() {
+    if !mosquitto() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config_edited(
+        dir.path(),
+        &[("[mqtt]", r#"detection_topics = ["restaurant/ocupacion"]"#)],
+        &[("MESERO_OCCUPANCY_OCCUPY_AFTER", "100ms")],
+    ))
+    .await;
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream?types=table.state", &[]).await;
+    let (snapshot, _) = sse.next_json().await;
+    assert_eq!(snapshot.event.as_deref(), Some("snapshot"));
+
+    let detect = |batch: &'static str| {
+        run(tool(
+            "mosquitto_pub",
+            d.mqtt,
+            Some(("node", "node-pw")),
+            &[
+                "-i",
+                "pi-detector",
+                "-q",
+                "1",
+                "-t",
+                "restaurant/ocupacion",
+                "-m",
+                batch,
+            ],
+        ))
+    };
+    let out = detect(r#"[{"mesa":3,"personas":2}]"#).await;
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, event) = sse.next_json().await;
+    assert_eq!(event["table"], 3);
+    assert_eq!(event["data"]["to"], "occupied");
+    assert_eq!(event["data"]["table"]["people"], 2);
+    assert_eq!(event["actor"], "sensor:detector:pi-detector:3");
+
+    // The implicit sensor is in the stats like a declared one.
+    let s = stats_until(&d.base, "the implicit detector sensor", |s| {
+        s["sensors"].as_array().is_some_and(|v| {
+            v.iter().any(|x| {
+                x["id"] == "detector:pi-detector:3" && x["health"] == "ok" && x["table"] == 3
+            })
+        })
+    })
+    .await;
+    let sensor = s["sensors"]
+        .as_array()
+        .and_then(|v| v.iter().find(|x| x["id"] == "detector:pi-detector:3"))
+        .expect("listed");
+    assert_eq!(sensor["kind"], "mqtt");
+    assert_eq!(sensor["reading"]["people"], 2);
+
+    // A table that does not exist is bad input: counted, the rest applies.
+    let before = s["mqtt"]["malformed"]["detections"]
+        .as_u64()
+        .expect("count");
+    let out = detect(r#"[{"mesa":99,"personas":1},{"mesa":4,"personas":1}]"#).await;
+    assert!(out.status.success());
+    stats_until(&d.base, "the unknown table counted", |s| {
+        s["mqtt"]["malformed"]["detections"].as_u64() == Some(before + 1)
+    })
+    .await;
+    let (_, event) = sse.next_json().await;
+    assert_eq!(
+        (event["table"].clone(), event["data"]["to"].clone()),
+        (json!(4), json!("occupied"))
+    );
+    let tables = get_json(&d.base, "/api/v1/tables").await;
+    assert!(
+        tables
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["id"] != 99)),
+        "no table was created"
+    );
+    d.stop().await;
+}

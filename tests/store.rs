@@ -614,3 +614,78 @@ async fn a_combined_change_commits_all_its_parts_or_none() {
     assert_eq!(tables[2].state, head[2].state, "table 3 untouched");
     store.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_bounds_select_by_ts_and_say_when_retention_cut_into_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    let mut seqs = Vec::new();
+    for n in 0..8 {
+        let applied = store.apply(record(n), Actor::System).await.expect("apply");
+        seqs.push(applied.event.expect("event").seq);
+    }
+    store.shutdown().await;
+    // The seeded tables and two records old, then one a second (ts never
+    // decreases with seq).
+    let old: Vec<u64> = (1..=seqs[1]).collect();
+    set_ts(dir.path(), &old, "2000-01-01T00:00:00.000Z");
+    for (i, seq) in seqs.iter().enumerate().skip(2) {
+        set_ts(dir.path(), &[*seq], &format!("2030-01-01T00:00:0{i}.000Z"));
+    }
+    let at = |s: &str| mesero::clock::parse(s).expect("time");
+    let (store, _) = open(dir.path());
+    let page = |from: Option<&str>, until: Option<&str>| {
+        let store = store.clone();
+        let query = mesero::store::EventQuery {
+            limit: 1000,
+            from_time: from.map(at),
+            until_time: until.map(at),
+            ..Default::default()
+        };
+        async move {
+            let page = store.events(query).await.expect("events");
+            (
+                page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                page.continuous,
+            )
+        }
+    };
+    assert_eq!(
+        page(Some("2030-01-01T00:00:04Z"), None).await,
+        (seqs[4..].to_vec(), true),
+        "at or after"
+    );
+    assert_eq!(
+        page(
+            Some("2030-01-01T00:00:04.500Z"),
+            Some("2030-01-01T00:00:06Z")
+        )
+        .await,
+        (seqs[5..7].to_vec(), true),
+        "a window; until is inclusive"
+    );
+    assert_eq!(
+        page(None, Some("1999-01-01T00:00:00Z")).await.0,
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        page(Some("2031-01-01T00:00:00Z"), None).await.0,
+        Vec::<u64>::new()
+    );
+
+    store
+        .apply(prune_older_than_a_day(), Actor::System)
+        .await
+        .expect("prune");
+    assert_eq!(
+        page(Some("1999-01-01T00:00:00Z"), None).await,
+        (seqs[2..].to_vec(), false),
+        "deleted events may have been in the window"
+    );
+    assert_eq!(
+        page(Some("2030-01-01T00:00:03Z"), None).await,
+        (seqs[3..].to_vec(), true),
+        "a kept event older than the bound proves nothing deleted was in it"
+    );
+    store.shutdown().await;
+}

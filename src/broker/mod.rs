@@ -61,7 +61,7 @@
 
 mod bridge;
 mod limits;
-mod screen;
+pub mod screen;
 mod session;
 pub mod topics;
 mod transport;
@@ -405,7 +405,8 @@ impl Shared {
                 .map_err(|e| e.to_string())
         };
         let shared = Shared {
-            topics: Topics::new(&config.site.id),
+            topics: Topics::new(&config.site.id)
+                .with_detections(config.mqtt.detection_topics.clone()),
             site_name: config.site.name.clone(),
             language: config.site.language.clone(),
             homeassistant: config.mqtt.homeassistant,

@@ -606,6 +606,7 @@ mod tests {
             max_retained_bytes: 4096,
             max_retained_per_user: 2,
             max_retained_bytes_per_user: 1024,
+            detection_topics: vec!["mesero/test/detections".into()],
             users: vec![
                 user("node", Role::Viewer, "node-pw"),
                 user("host", Role::Staff, "host-pw"),

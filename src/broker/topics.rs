@@ -45,6 +45,8 @@ pub struct Topics {
     /// `mesero/<site>`
     prefix: String,
     site: String,
+    /// `mqtt.detection_topics` (default: `mesero/<site>/detections`).
+    detections: Vec<String>,
 }
 
 /// What an incoming PUBLISH topic is, for the daemon.
@@ -52,7 +54,7 @@ pub struct Topics {
 pub enum Inbound<'a> {
     /// `mesero/<site>/sensors/<rest>`: a reading for sensor `rest`.
     Sensor(&'a str),
-    /// `mesero/<site>/detections`
+    /// One of `mqtt.detection_topics` (default `mesero/<site>/detections`).
     Detections,
     /// `mesero/<site>/tables/<raw id>/set`
     Set(&'a str),
@@ -72,7 +74,16 @@ impl Topics {
         Topics {
             prefix: format!("mesero/{site}"),
             site: site.to_string(),
+            detections: vec![format!("mesero/{site}/detections")],
         }
+    }
+
+    /// The same topics with `topics` (checked by the config: no wildcard,
+    /// none of the daemon's own) as the detection topics instead of the
+    /// default.
+    pub fn with_detections(mut self, topics: Vec<String>) -> Topics {
+        self.detections = topics;
+        self
     }
 
     pub fn status(&self) -> String {
@@ -104,6 +115,9 @@ impl Topics {
         if topic == HA_STATUS {
             return Inbound::HomeAssistantStatus;
         }
+        if self.detections.iter().any(|d| d == topic) {
+            return Inbound::Detections;
+        }
         let ha_ours = format!("{HA_PREFIX}/binary_sensor/mesero_{}_", self.site);
         if topic.starts_with(&ha_ours) {
             return Inbound::DaemonOwned;
@@ -114,9 +128,6 @@ impl Topics {
         else {
             return Inbound::Other;
         };
-        if rest == "detections" {
-            return Inbound::Detections;
-        }
         if rest == "alerts/raise" {
             return Inbound::AlertRaise;
         }
@@ -425,6 +436,19 @@ mod tests {
             t.ha_config(3),
             "homeassistant/binary_sensor/mesero_bar-1_table_3/occupancy/config"
         );
+    }
+
+    #[test]
+    fn configured_detection_topics_replace_the_default() {
+        let t = Topics::new("bar-1").with_detections(vec!["restaurant/ocupacion".into()]);
+        assert_eq!(t.inbound("restaurant/ocupacion"), Inbound::Detections);
+        assert_eq!(t.inbound("restaurant/ocupacion/x"), Inbound::Other);
+        assert_eq!(
+            t.inbound("mesero/bar-1/detections"),
+            Inbound::Other,
+            "only the configured topics are detections"
+        );
+        assert_eq!(t.inbound("mesero/bar-1/status"), Inbound::DaemonOwned);
     }
 
     #[test]

@@ -283,6 +283,12 @@ fn line(effect: &Effect) -> String {
         Effect::Recovered { sensor, .. } => format!("{sensor}: recovered"),
         Effect::Alert { sensor, event, .. } => format!("{sensor}: button {event:?}"),
         Effect::Ready { sensor } => format!("{sensor}: ready"),
+        Effect::Added { sensor, table, .. } => {
+            format!(
+                "{}: detector sensor added for table {table}",
+                printable(sensor)
+            )
+        }
         Effect::Transition(t) => format!(
             "table {}: {} → {} ({}{})",
             t.table,

@@ -1,6 +1,6 @@
 //! `[http]`: the REST/SSE/WebSocket listener and its limits.
 
-use super::error::ConfigError;
+use super::error::{ConfigError, key_error};
 use super::value::{int_in, parse_addr, positive_duration, within};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ pub struct Http {
     pub max_connections: u64,
     pub max_connections_per_ip: u64,
     pub max_streams: u64,
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Http {
@@ -33,6 +34,7 @@ impl Default for Http {
             max_connections: 512,
             max_connections_per_ip: 32,
             max_streams: 128,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -59,6 +61,9 @@ pub struct HttpConfig {
     /// Most SSE and WebSocket streams open at once; a quarter is kept for
     /// callers with a staff or admin token.
     pub max_streams: usize,
+    /// Origins (`http://host:port`) whose pages may call the API from a
+    /// browser (CORS); empty: none, only same-origin pages.
+    pub cors_origins: Vec<String>,
 }
 
 /// Shortest period of a repeating HTTP timer (`http.heartbeat`,
@@ -91,5 +96,96 @@ pub(super) fn check(raw: Http) -> Result<HttpConfig, ConfigError> {
             1 << 16,
         )?,
         max_streams: int_in("http.max_streams", raw.max_streams, 1, 1 << 16)?,
+        cors_origins: raw
+            .cors_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| cors_origin(&format!("http.cors_origins[{i}]"), o))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// An origin as a browser sends it in `Origin`: `http` or `https`, a host
+/// (name, IPv4 or `[IPv6]`) and an optional port, nothing else (no path,
+/// no trailing slash, no `*`), so it can only ever equal a real `Origin`
+/// header. Returned as written, but lower case, as browsers send it.
+fn cors_origin(key: &str, origin: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        key_error(
+            key,
+            format!("{origin:?} is not an origin ({why}); write e.g. \"http://192.168.1.20:4321\""),
+        )
+    };
+    let lower = origin.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"))
+        .ok_or_else(|| bad("it must start with http:// or https://"))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(bad("the port must be a number from 1 to 65535"));
+        }
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+    };
+    if !host_ok {
+        return Err(bad(
+            "no path, query or `*`; only a scheme, a host and a port",
+        ));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn origins(list: &str) -> Result<Vec<String>, String> {
+        Config::from_toml(
+            Path::new("t.toml"),
+            &format!("[http]\ncors_origins = {list}\n"),
+            std::iter::empty(),
+        )
+        .map(|c| c.http.cors_origins)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn cors_origins_are_origins_and_errors_name_the_entry() {
+        assert_eq!(origins("[]"), Ok(vec![]));
+        assert_eq!(
+            origins(r#"["http://localhost:4321", "HTTPS://Tablet.local", "http://[::1]:8000"]"#),
+            Ok(vec![
+                "http://localhost:4321".into(),
+                "https://tablet.local".into(),
+                "http://[::1]:8000".into()
+            ])
+        );
+        for bad in [
+            "*",
+            "localhost:4321",
+            "http://localhost:4321/",
+            "http://localhost:4321/admin",
+            "http://",
+            "http://host:0",
+            "http://host:99999",
+            "ftp://host",
+            "http://ho st",
+        ] {
+            let err = origins(&format!("[\"http://ok:1\", {bad:?}]")).expect_err(bad);
+            assert!(err.contains("http.cors_origins[1]"), "{bad}: {err}");
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
+pub use sensors::mqtt_default_health;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
 pub use value::{MAX_DURATION, parse_duration};
@@ -216,7 +217,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let http = http::check(raw.http)?;
     let storage = storage::check(raw.storage)?;
     let occupancy = occupancy::check(raw.occupancy)?;
-    let mqtt = mqtt::check(raw.mqtt)?;
+    let mqtt = mqtt::check(raw.mqtt, &site.id)?;
     let auth = auth::check(raw.auth)?;
     let alerts = alerts::check(raw.alerts)?;
     let tables = tables::check(raw.tables)?;

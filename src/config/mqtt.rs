@@ -32,6 +32,7 @@ pub struct Mqtt {
     pub max_retained_bytes: u64,
     pub max_retained_per_user: u64,
     pub max_retained_bytes_per_user: u64,
+    pub detection_topics: Vec<String>,
     pub users: Vec<MqttUser>,
 }
 
@@ -56,6 +57,7 @@ impl Default for Mqtt {
             max_retained_bytes: 8 << 20,
             max_retained_per_user: 100,
             max_retained_bytes_per_user: 1 << 20,
+            detection_topics: vec![DEFAULT_DETECTION_TOPIC.into()],
             users: Vec::new(),
         }
     }
@@ -116,7 +118,55 @@ pub struct MqttConfig {
     pub max_retained_bytes: usize,
     pub max_retained_per_user: usize,
     pub max_retained_bytes_per_user: usize,
+    /// Topics a detector publishes its batches to, `<site>` filled in
+    /// (default `mesero/<site>/detections`; an existing detector's own
+    /// topic such as `restaurant/ocupacion`).
+    pub detection_topics: Vec<String>,
     pub users: Vec<Credential>,
+}
+
+/// `mqtt.detection_topics` by default; `<site>` stands for `site.id`.
+const DEFAULT_DETECTION_TOPIC: &str = "mesero/<site>/detections";
+
+/// Most entries in `mqtt.detection_topics` (each incoming topic is
+/// compared against them).
+const MAX_DETECTION_TOPICS: usize = 16;
+
+/// `mqtt.detection_topics`: `<site>` replaced, each a topic name the
+/// broker's screen routes (no wildcards, no `$`, ASCII first character,
+/// no control characters, at most `MAX_TOPIC_BYTES`), none inside the
+/// daemon's own namespace (`mesero/<site>/...` other than
+/// `mesero/<site>/detections`, or `homeassistant/...`), no duplicates.
+fn detection_topics(raw: &[String], site: &str) -> Result<Vec<String>, ConfigError> {
+    if raw.len() > MAX_DETECTION_TOPICS {
+        return Err(key_error(
+            "mqtt.detection_topics",
+            format!("{} topics; at most {MAX_DETECTION_TOPICS}", raw.len()),
+        ));
+    }
+    let own = format!("mesero/{site}/");
+    let mut seen = HashSet::new();
+    raw.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let key = format!("mqtt.detection_topics[{i}]");
+            let topic = t.replace("<site>", site);
+            crate::broker::screen::topic_name(topic.as_bytes())
+                .map_err(|r| key_error(&key, format!("{t:?}: {}", r.reason())))?;
+            let daemon_owned = (topic.starts_with(&own) && topic != format!("{own}detections"))
+                || topic.starts_with(&format!("{}/", crate::broker::topics::HA_PREFIX));
+            if daemon_owned {
+                return Err(key_error(
+                    &key,
+                    format!("{t:?} is one of the daemon's own topics; use {DEFAULT_DETECTION_TOPIC:?} or a topic outside mesero/<site>/"),
+                ));
+            }
+            if !seen.insert(topic.clone()) {
+                return Err(key_error(&key, format!("{t:?} is listed twice")));
+            }
+            Ok(topic)
+        })
+        .collect()
 }
 
 /// Longest `mqtt.connect_timeout`: a silent socket holds a pending slot
@@ -127,7 +177,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// (`mqtt.max_filters` × `mqtt.segments` × `mqtt.segment_bytes`).
 const MAX_FILTER_LOG_BYTES: u128 = 512 << 20;
 
-pub(super) fn check(raw: Mqtt) -> Result<MqttConfig, ConfigError> {
+pub(super) fn check(raw: Mqtt, site: &str) -> Result<MqttConfig, ConfigError> {
     let listen = parse_addr("mqtt.listen", &raw.listen)?;
     let ws_listen = match raw.ws_listen.trim() {
         "" => None,
@@ -212,6 +262,54 @@ pub(super) fn check(raw: Mqtt) -> Result<MqttConfig, ConfigError> {
             0,
             1 << 30,
         )?,
+        detection_topics: detection_topics(&raw.detection_topics, site)?,
         users,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn topics(list: &str) -> Result<Vec<String>, String> {
+        Config::from_toml(
+            Path::new("t.toml"),
+            &format!("[site]\nid = \"bar\"\n[mqtt]\ndetection_topics = {list}\n"),
+            std::iter::empty(),
+        )
+        .map(|c| c.mqtt.detection_topics)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn detection_topics_default_to_the_site_s_and_are_screened() {
+        let default = Config::from_toml(Path::new("t.toml"), "", std::iter::empty())
+            .expect("defaults")
+            .mqtt
+            .detection_topics;
+        assert_eq!(default, vec!["mesero/local/detections".to_string()]);
+        assert_eq!(
+            topics(r#"["restaurant/ocupacion", "mesero/<site>/detections"]"#),
+            Ok(vec![
+                "restaurant/ocupacion".into(),
+                "mesero/bar/detections".into()
+            ])
+        );
+        assert_eq!(topics("[]"), Ok(vec![]), "detections off");
+        for bad in [
+            "restaurant/+",
+            "restaurant/#",
+            "$SYS/x",
+            "",
+            "ñ/x",
+            "mesero/<site>/tables/1/set",
+            "mesero/bar/status",
+            "homeassistant/status",
+            "restaurant/ocupacion",
+        ] {
+            let err = topics(&format!("[\"restaurant/ocupacion\", {bad:?}]")).expect_err(bad);
+            assert!(err.contains("mqtt.detection_topics[1]"), "{bad}: {err}");
+        }
+    }
 }

@@ -360,6 +360,17 @@ fn button(e: &Entry, raw: Button) -> Result<Built, ConfigError> {
     Ok((SensorKind::Button(button), health))
 }
 
+/// The health rules of an `mqtt` sensor declared without `stale_after`:
+/// also those of the implicit sensors a detector's batches create.
+pub fn mqtt_default_health() -> HealthConfig {
+    HealthConfig {
+        fault_after: HealthConfig::default().fault_after,
+        stale_after: Some(MQTT_STALE_AFTER),
+        retry_initial: RETRY_INITIAL,
+        retry_max: RETRY_MAX,
+    }
+}
+
 fn mqtt(e: &Entry, raw: Mqtt) -> Result<Built, ConfigError> {
     let health = health(e, None, raw.stale_after.as_deref(), Some(MQTT_STALE_AFTER))?;
     Ok((SensorKind::Mqtt, health))

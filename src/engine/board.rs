@@ -59,7 +59,8 @@ impl SensorBoard {
         }
     }
 
-    /// Every sensor, in config order.
+    /// Every sensor, in config order, then the implicit detector sensors
+    /// in the order they appeared.
     pub fn snapshot(&self) -> Vec<SensorView> {
         self.lock().clone()
     }
@@ -97,6 +98,26 @@ impl SensorBoard {
                     v.health = HealthState::Ok;
                 }
             }),
+            Effect::Added {
+                sensor,
+                kind,
+                table,
+            } => {
+                let mut views = self.lock();
+                if !views.iter().any(|v| v.id == *sensor) {
+                    views.push(SensorView {
+                        id: sensor.clone(),
+                        kind,
+                        table: Some(*table),
+                        health: HealthState::Waiting,
+                        reading: None,
+                        reading_since: None,
+                        faults: 0,
+                        last_error: None,
+                        faulted_since: None,
+                    });
+                }
+            }
             Effect::Transition(_) => {}
         }
     }

@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::domain::{TableId, TableState};
 use crate::occupancy::{Engine, EngineConfig, Transition};
 use crate::sensors::Reading;
-use crate::sensors::health::{Health, HealthChange};
+use crate::sensors::health::{Health, HealthChange, HealthConfig};
 use crate::sensors::report::{ButtonEvent, Report};
 use crate::sensors::spec::SensorKind;
 use serde::Serialize;
@@ -68,7 +68,17 @@ pub enum Effect {
     Ready { sensor: String },
     /// A table state change, to commit guarded by the state it expects.
     Transition(Transition),
+    /// An implicit detector sensor was created (its first detection).
+    Added {
+        sensor: String,
+        kind: &'static str,
+        table: TableId,
+    },
 }
+
+/// The kind an implicit detector sensor shows in `/api/v1/stats` and in
+/// its `sensor.fault` events: it is an MQTT input like a declared one.
+const IMPLICIT_KIND: &str = "mqtt";
 
 struct SensorState {
     kind: &'static str,
@@ -81,6 +91,9 @@ struct SensorState {
 pub struct Dispatcher {
     engine: Engine,
     sensors: HashMap<String, SensorState>,
+    /// The health rules of implicit detector sensors: those of an `mqtt`
+    /// sensor declared without `stale_after`.
+    implicit_health: HealthConfig,
 }
 
 impl Dispatcher {
@@ -107,7 +120,11 @@ impl Dispatcher {
                 },
             );
         }
-        Dispatcher { engine, sensors }
+        Dispatcher {
+            engine,
+            sensors,
+            implicit_health: crate::config::mqtt_default_health(),
+        }
     }
 
     /// The store's truth about a table (at start, after every committed
@@ -176,8 +193,39 @@ impl Dispatcher {
                     out.push(Effect::Ready { sensor });
                 }
             }
+            Report::Detection {
+                sensor,
+                table,
+                reading,
+            } => {
+                if !self.sensors.contains_key(&sensor) {
+                    self.add_implicit(&sensor, table, now);
+                    out.push(Effect::Added {
+                        sensor: sensor.clone(),
+                        kind: IMPLICIT_KIND,
+                        table,
+                    });
+                }
+                out.extend(self.on_report(Report::Reading { sensor, reading }, now));
+            }
         }
         out
+    }
+
+    /// An implicit detector sensor: bound to `table`, silence-tracked like
+    /// a declared `mqtt` sensor. How many there may be is bounded by
+    /// [`super::SensorInput`], which creates their ids.
+    fn add_implicit(&mut self, sensor: &str, table: TableId, now: Instant) {
+        self.engine.add_sensor(sensor, Some(table));
+        self.sensors.insert(
+            sensor.to_string(),
+            SensorState {
+                kind: IMPLICIT_KIND,
+                table: Some(table),
+                health: HealthState::Waiting,
+                stale: Some(Health::new(self.implicit_health.clone(), now)),
+            },
+        );
     }
 
     /// Silent `mqtt` sensors fault; the engine's hysteresis and holds run.
@@ -383,6 +431,49 @@ pin = 17
             )
             .is_empty(),
             "a recovery of a healthy sensor is nothing"
+        );
+    }
+
+    #[test]
+    fn a_detection_creates_an_implicit_sensor_with_the_mqtt_stale_rule() {
+        let t0 = Instant::now();
+        let mut d = dispatcher(t0);
+        let detection = |present: bool| Report::Detection {
+            sensor: "detector:cam:2".into(),
+            table: 2,
+            reading: Reading::presence(present),
+        };
+        let first = d.on_report(detection(true), t0);
+        assert_eq!(
+            first,
+            vec![
+                Effect::Added {
+                    sensor: "detector:cam:2".into(),
+                    kind: "mqtt",
+                    table: 2
+                },
+                Effect::Reading {
+                    sensor: "detector:cam:2".into(),
+                    reading: Reading::presence(true)
+                }
+            ]
+        );
+        assert!(
+            transitions(&d.on_timer(t0 + Duration::from_secs(10))).contains(&(
+                2,
+                TableState::Free,
+                TableState::Occupied,
+                "detector:cam:2"
+            )),
+            "its presence occupies the table like any sensor's"
+        );
+        let again = d.on_report(detection(true), t0 + Duration::from_secs(20));
+        assert!(!again.iter().any(|e| matches!(e, Effect::Added { .. })));
+        let silent = d.on_timer(t0 + Duration::from_secs(320));
+        assert!(
+            silent.iter().any(|e| matches!(e,
+                Effect::Faulted { sensor, kind: "mqtt", table: Some(2), .. } if sensor == "detector:cam:2")),
+            "{silent:?}"
         );
     }
 

@@ -28,19 +28,24 @@
 //! (a full queue is an error the caller counts, not a wait):
 //! - [`SensorInput::reading`]`(sensor_id, Reading)` for
 //!   `mesero/<site>/sensors/<sensor id>`;
-//! - [`SensorInput::table_reading`]`(table, Reading)` for a detector's batch
-//!   (`mesero/<site>/detections`): fed to every `mqtt` sensor of that table;
+//! - [`SensorInput::detection`]`(client, table, Reading)` for an entry of a
+//!   detector's batch (`mqtt.detection_topics`): fed to every `mqtt` sensor
+//!   of that table, or, if it has none, to the implicit sensor
+//!   `detector:<client>:<table>` (see [`detector`]);
+//! - [`SensorInput::table_reading`]`(table, Reading)`: the same, for
+//!   declared sensors only;
 //! - [`SensorInput::fault`]`(sensor_id, reason)` when the source knows the
 //!   node is gone (e.g. its last will);
 //! - [`SensorInput::button`]`(sensor_id, ButtonEvent)`: a press of a
 //!   `kind = "button"` sensor wired somewhere else than this Pi's GPIO (a
 //!   test, a bridge from a wireless button), taken as if its pin saw it.
 //!
-//! Only sensors declared with `kind = "mqtt"` accept the first three; such a sensor
-//! that sends nothing for its `stale_after` is faulted here, and its next
-//! reading recovers it.
+//! Only sensors declared with `kind = "mqtt"` (and implicit detector
+//! sensors) accept these; such a sensor that sends nothing for its
+//! `stale_after` is faulted here, and its next reading recovers it.
 
 pub mod board;
+pub mod detector;
 pub mod dispatch;
 pub mod escalation;
 
@@ -77,6 +82,13 @@ pub enum InputError {
     UnknownButton(String),
     #[error("no sensor of kind mqtt is bound to table {0}")]
     UnknownTable(TableId),
+    #[error("there is no table {0}")]
+    NoSuchTable(TableId),
+    #[error(
+        "no room for another implicit detector sensor (at most {} of them, MAX_IMPLICIT_SENSORS); declare the sensor in the config or keep the detector's client id",
+        detector::MAX_IMPLICIT_SENSORS
+    )]
+    TooManyImplicit,
     #[error("the occupancy engine is busy; reading dropped")]
     Busy,
     #[error("the occupancy engine has stopped")]
@@ -91,6 +103,11 @@ pub struct SensorInput {
     /// The `mqtt` sensors of the config: ids, and ids by table. Fixed at
     /// start (the config is not reloaded).
     external: Arc<External>,
+    /// The committed tables, to refuse detections for tables that do not
+    /// exist.
+    hub: Hub,
+    /// The implicit detector sensors handed out, bounded.
+    implicit: Arc<detector::Implicit>,
 }
 
 #[derive(Default)]
@@ -128,6 +145,30 @@ impl SensorInput {
             })?;
         }
         Ok(())
+    }
+
+    /// One entry of a detector's batch, from MQTT client `client`: a reading
+    /// for the table's declared `mqtt` sensors, or else for the implicit
+    /// sensor of this client and table (see [`detector`]).
+    pub fn detection(
+        &self,
+        client: &str,
+        table: TableId,
+        reading: Reading,
+    ) -> Result<(), InputError> {
+        if self.external.by_table.contains_key(&table) {
+            return self.table_reading(table, reading);
+        }
+        if !self.hub.tables().iter().any(|t| t.id == table) {
+            return Err(InputError::NoSuchTable(table));
+        }
+        let sensor = detector::implicit_id(client, table);
+        self.implicit.admit(&sensor)?;
+        self.push(Report::Detection {
+            sensor,
+            table,
+            reading,
+        })
     }
 
     /// The source knows the sensor is gone; its next reading recovers it.
@@ -217,6 +258,8 @@ pub fn start(
         input: SensorInput {
             tx,
             external: Arc::new(external),
+            hub: hub.clone(),
+            implicit: Arc::default(),
         },
         board,
     }
@@ -327,6 +370,10 @@ impl EngineTask {
             self.board.apply(&effect);
             match effect {
                 Effect::Reading { .. } | Effect::StillFaulted { .. } | Effect::Ready { .. } => {}
+                Effect::Added { sensor, table, .. } => {
+                    // The id carries a client id: Debug-escaped.
+                    tracing::info!(sensor = ?sensor, table, "implicit detector sensor added");
+                }
                 Effect::Faulted {
                     sensor,
                     kind,

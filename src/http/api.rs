@@ -1,20 +1,17 @@
-//! REST handlers of SPEC §2: snapshot, tables, table state, history, stats.
+//! REST handlers of SPEC §2: snapshot, tables, table state, stats (history
+//! is `events`, the mesas compatibility API `mesas`).
 
 use super::AppState;
-use super::error::{ApiError, AsAdmin, AsStaff, AsViewer, JsonBody, Need, Query};
-use crate::domain::{Event, Layout, Seq, Shape, TableId, TableState};
-use crate::feed::{Filter, snapshot_json};
-use crate::store::{Change, EventQuery, Guard, Hold, NewTable, TablePatch};
+use super::error::{ApiError, AsAdmin, AsStaff, AsViewer, JsonBody, Need};
+use crate::domain::{Layout, Shape, TableId, TableState};
+use crate::feed::snapshot_json;
+use crate::store::{Change, Guard, Hold, NewTable, TablePatch};
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// Default and largest page of `/events`.
-const EVENTS_DEFAULT_LIMIT: u64 = 100;
-const EVENTS_MAX_LIMIT: u64 = 1000;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -189,54 +186,6 @@ pub async fn set_state(
         "seq": applied.event.as_ref().map(|e| e.seq),
     }))
     .into_response())
-}
-
-pub async fn events(
-    State(app): State<AppState>,
-    _: AsViewer,
-    RawQuery(query): RawQuery,
-) -> Result<Json<EventsPage>, ApiError> {
-    let q = Query::parse(query.as_deref(), &["since", "limit", "type", "table"])?;
-    let since = q.u64("since")?.unwrap_or(0);
-    let limit = q.u64("limit")?.unwrap_or(EVENTS_DEFAULT_LIMIT);
-    if !(1..=EVENTS_MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is out of range (1..={EVENTS_MAX_LIMIT})"
-        )));
-    }
-    let types = match q.get("type") {
-        Some(v) => Filter::parse_types("type", v.split(',')).map_err(ApiError::bad_request)?,
-        None => Vec::new(),
-    };
-    let tables = match q.get("table") {
-        Some(v) => Filter::parse_tables("table", v).map_err(ApiError::bad_request)?,
-        None => Vec::new(),
-    };
-    let page = app
-        .store
-        .events(EventQuery {
-            after: since,
-            upto: None,
-            limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            types,
-            tables,
-        })
-        .await?;
-    let next_since = page.events.last().map_or(since, |e| e.seq);
-    Ok(Json(EventsPage {
-        events: page.events,
-        next_since,
-        complete: page.continuous,
-    }))
-}
-
-/// A page of history; a struct (not `json!`) so each event keeps the
-/// field order it has on the streams.
-#[derive(Serialize)]
-pub struct EventsPage {
-    events: Vec<Event>,
-    next_since: Seq,
-    complete: bool,
 }
 
 pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {

@@ -16,7 +16,9 @@
 mod alerts;
 mod api;
 pub mod error;
+mod events;
 pub mod limits;
+mod mesas;
 mod sse;
 mod ui;
 pub mod ws;
@@ -82,15 +84,27 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{id}/state", put(api::set_state))
         .route("/alerts", get(alerts::list).post(alerts::raise))
         .route("/alerts/{id}/ack", post(alerts::ack))
-        .route("/events", get(api::events))
+        .route("/events", get(events::list))
         .route("/stats", get(api::stats))
         .route("/stream", get(sse::stream))
-        .route("/ws", get(ws::upgrade));
+        .route("/ws", get(ws::upgrade))
+        .route("/mesas", get(mesas::list))
+        .route("/mesas/stream", get(mesas::stream))
+        .route("/mesas/{id}", get(mesas::get_one).put(mesas::put));
+    // Its own fallbacks before the CORS layer, so that a preflight reaches
+    // the layer on every API path, whatever methods the path has.
+    let api = api
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    let api = match cors(&state.config.http.cors_origins) {
+        Some(layer) => api.layer(layer),
+        None => api,
+    };
     Router::new()
         .route("/", get(ui::index))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
-        .nest("/api/v1", api)
+        .nest_service("/api/v1", api.with_state(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
@@ -99,6 +113,43 @@ pub fn router(state: AppState) -> Router {
             count_client_errors,
         ))
         .with_state(state)
+}
+
+/// Cross-origin access to the API for the pages served from
+/// `http.cors_origins` (e.g. a front end's dev server on another port):
+/// every API method, with `Authorization`, `Content-Type` and
+/// `Last-Event-ID`, preflights cached 10 minutes; no cookies (tokens go in
+/// a header or `?token=`). `None` without origins: browsers then refuse
+/// cross-origin reads, the default.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    // The config checked each is an origin, which is a valid header value.
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn not_found() -> ApiError {

@@ -417,6 +417,7 @@ mod tests {
                 Report::Recovered { .. } => "recovered",
                 Report::Button { .. } => "button",
                 Report::Ready { .. } => "ready",
+                Report::Detection { .. } => "detection",
             })
             .collect()
     }

@@ -6,6 +6,7 @@
 //! it.
 
 use super::Reading;
+use crate::domain::TableId;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -45,6 +46,14 @@ pub enum Report {
     /// (a call button nobody pressed yet).
     Ready {
         sensor: String,
+    },
+    /// A detector's reading about `table` for the implicit sensor
+    /// `sensor` (`detector:<client id>:<table>`), which the engine creates
+    /// with the default `mqtt` health rules on its first reading.
+    Detection {
+        sensor: String,
+        table: TableId,
+        reading: Reading,
     },
 }
 

@@ -21,6 +21,7 @@
 
 mod alerts;
 mod schema;
+mod timeline;
 mod writer;
 
 use crate::clock::Wall;
@@ -262,6 +263,12 @@ pub struct EventQuery {
     pub types: Vec<String>,
     /// Table ids; empty means all.
     pub tables: Vec<TableId>,
+    /// Only events by this actor (its text, e.g. `staff:dev-staff`).
+    pub actor: Option<String>,
+    /// Only events recorded at or after this time.
+    pub from_time: Option<SystemTime>,
+    /// Only events recorded at or before this time.
+    pub until_time: Option<SystemTime>,
 }
 
 /// A page of events and whether the log still reaches back to the query's
@@ -271,6 +278,9 @@ pub struct EventQuery {
 pub struct EventPage {
     pub events: Vec<Event>,
     pub continuous: bool,
+    /// The seq the page starts after, once time bounds are applied (what
+    /// a client passes as `since` to page on when `events` is empty).
+    pub after: Seq,
 }
 
 impl Store {
@@ -445,14 +455,35 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
     // One read transaction, so "oldest kept" and the rows agree even if
     // retention runs meanwhile.
     let tx = conn.transaction()?;
+    let pruned = pruned_through(&tx)?;
+    let (mut after, mut upto) = (q.after, q.upto);
+    // Time bounds become seq bounds (see `timeline`).
+    let mut reaches_back = true;
+    if let Some(t) = q.from_time {
+        let first = timeline::first_seq_past(&tx, &crate::clock::format(t), timeline::Side::From)?;
+        after = after.max(first.saturating_sub(1));
+        // Everything kept is at or after the time: deleted events may have
+        // been too.
+        reaches_back = pruned == 0 || first > pruned + 1;
+    }
+    if let Some(t) = q.until_time {
+        let past = timeline::first_seq_past(&tx, &crate::clock::format(t), timeline::Side::Until)?;
+        let last = past.saturating_sub(1);
+        upto = Some(upto.map_or(last, |u| u.min(last)));
+    }
     // Every seq above the watermark (up to the head) is in the log; any
     // hole is at or below it.
-    let continuous = q.after >= pruned_through(&tx)?;
-    let after = i64::try_from(q.after).unwrap_or(i64::MAX);
+    let continuous = after >= pruned && reaches_back;
+    let start = after;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
     let mut sql =
         String::from("SELECT seq, ts, type, table_id, actor, data FROM events WHERE seq > ?");
     let mut args: Vec<Value> = vec![Value::Integer(after)];
-    if let Some(upto) = q.upto {
+    if let Some(actor) = &q.actor {
+        sql.push_str(" AND actor = ?");
+        args.push(Value::Text(actor.clone()));
+    }
+    if let Some(upto) = upto {
         sql.push_str(" AND seq <= ?");
         args.push(Value::Integer(i64::try_from(upto).unwrap_or(i64::MAX)));
     }
@@ -498,7 +529,11 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
         rows.collect::<Result<Vec<_>, _>>()?
     };
     tx.commit()?;
-    Ok(EventPage { events, continuous })
+    Ok(EventPage {
+        events,
+        continuous,
+        after: start,
+    })
 }
 
 /// The highest seq retention has deleted (0: none).

@@ -40,6 +40,28 @@ pub fn config(dir: &Path, overrides: &[(&str, &str)]) -> Config {
     Config::from_toml(Path::new("tests/fixtures/test.toml"), FIXTURE, env).expect("fixture config")
 }
 
+/// [`config`] with keys added to the fixture's sections, for what the
+/// environment cannot set (lists): `extra` pairs a section header such as
+/// `"[http]"` with lines to put under it.
+pub fn config_edited(dir: &Path, extra: &[(&str, &str)], overrides: &[(&str, &str)]) -> Config {
+    let mut text = FIXTURE.to_string();
+    for (section, lines) in extra {
+        let header = format!("{section}\n");
+        assert!(text.contains(&header), "the fixture has no {section}");
+        text = text.replacen(&header, &format!("{header}{lines}\n"), 1);
+    }
+    let mut env: Vec<(String, String)> = vec![(
+        "MESERO_STORAGE_PATH".into(),
+        dir.join("mesero.db").display().to_string(),
+    )];
+    env.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Config::from_toml(Path::new("tests/fixtures/test.toml"), &text, env).expect("fixture config")
+}
+
 /// A daemon running in this process on port 0.
 pub struct TestDaemon {
     pub daemon: Daemon,
@@ -158,6 +180,8 @@ pub struct Sse {
     pub rx: mpsc::UnboundedReceiver<SseMessage>,
     task: tokio::task::JoinHandle<()>,
     pub status: u16,
+    /// The response's headers.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Drop for Sse {
@@ -175,6 +199,7 @@ impl Sse {
         }
         let mut res = req.send().await.expect("SSE connect");
         let status = res.status().as_u16();
+        let headers = res.headers().clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut parser = SseParser::default();
@@ -186,7 +211,12 @@ impl Sse {
                 }
             }
         });
-        Sse { rx, task, status }
+        Sse {
+            rx,
+            task,
+            status,
+            headers,
+        }
     }
 
     /// The next message, or None if the stream ended; panics after PATIENCE.

@@ -162,25 +162,28 @@ impl Session {
         }
     }
 
-    /// Each entry is a reading for every `mqtt` sensor of its table (see
-    /// [`crate::engine::SensorInput::table_reading`]): present when
-    /// people > 0, so the occupy and release delays apply as for any
-    /// sensor. Entries for tables without such a sensor are counted as
-    /// malformed; the others still apply.
+    /// Each entry is a reading for every `mqtt` sensor of its table, or
+    /// for this client's implicit sensor of the table if it has none (see
+    /// [`crate::engine::SensorInput::detection`]): present when people > 0,
+    /// so the occupy and release delays apply as for any sensor. Entries
+    /// for tables that do not exist are counted as malformed, entries over
+    /// the implicit sensor limit as refused; the others still apply.
     fn on_detections(&self, topic: &str, payload: &[u8]) {
         let batch = match parse_detections(payload) {
             Ok(batch) => batch,
             Err(e) => return self.malformed(PayloadKind::Detections, topic, &e.to_string()),
         };
         let mut unknown = Vec::new();
+        let mut over_limit = Vec::new();
         for (table, people) in batch {
             let reading = Reading {
                 present: people > 0,
                 people: Some(people),
             };
-            match self.shared.input.table_reading(table, reading) {
+            match self.shared.input.detection(&self.client_id, table, reading) {
                 Ok(()) => {}
-                Err(InputError::UnknownTable(_)) => unknown.push(table),
+                Err(InputError::NoSuchTable(_)) => unknown.push(table),
+                Err(InputError::TooManyImplicit) => over_limit.push(table),
                 Err(e) => self.dropped(topic, &e),
             }
         }
@@ -188,8 +191,18 @@ impl Session {
             self.malformed(
                 PayloadKind::Detections,
                 topic,
-                &format!("no sensor of kind mqtt on tables {unknown:?} (the others were applied)"),
+                &format!("no tables {unknown:?} (the other entries were applied)"),
             );
+        }
+        if !over_limit.is_empty() {
+            self.shared
+                .metrics
+                .mqtt
+                .implicit_sensors_refused
+                .fetch_add(over_limit.len() as u64, Relaxed);
+            self.shared.noise("implicit_sensors", |suppressed| {
+                tracing::warn!(client = ?self.client_id, topic, tables = ?over_limit, suppressed, "detections dropped: {}", InputError::TooManyImplicit);
+            });
         }
     }
 
