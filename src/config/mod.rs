@@ -38,6 +38,7 @@ mod http;
 mod mqtt;
 mod occupancy;
 mod raw;
+mod reservations;
 mod sensors;
 mod storage;
 mod tables;
@@ -50,6 +51,7 @@ pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
+pub use reservations::ReservationsConfig;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
 pub use value::{MAX_DURATION, parse_duration};
@@ -74,6 +76,7 @@ struct RawConfig {
     mqtt: mqtt::Mqtt,
     auth: auth::Auth,
     log: Log,
+    reservations: reservations::Reservations,
     tables: Vec<tables::Table>,
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
@@ -94,7 +97,8 @@ impl Default for Site {
         Site {
             id: "local".into(),
             name: "mesero".into(),
-            timezone: "UTC".into(),
+            // Empty: the system's zone (UTC when it has none).
+            timezone: String::new(),
             language: "es".into(),
         }
     }
@@ -125,6 +129,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub auth: AuthConfig,
     pub log_level: String,
+    pub reservations: ReservationsConfig,
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
     pub sensors: Vec<SensorConfig>,
@@ -134,7 +139,10 @@ pub struct Config {
 pub struct SiteConfig {
     pub id: String,
     pub name: String,
+    /// The zone's name (`Europe/Madrid`; the system's when none is set).
     pub timezone: String,
+    /// `site.timezone`, loaded: what local times are read and shown in.
+    pub zone: jiff::tz::TimeZone,
     pub language: String,
 }
 
@@ -203,10 +211,13 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    let zone = crate::localtime::zone(&raw.site.timezone)
+        .map_err(|m| key_error("site.timezone", m))?;
     let site = SiteConfig {
         id: raw.site.id,
         name: raw.site.name,
-        timezone: raw.site.timezone,
+        timezone: crate::localtime::zone_name(&zone),
+        zone,
         language: raw.site.language,
     };
     let http = http::check(raw.http)?;
@@ -214,6 +225,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt)?;
     let auth = auth::check(raw.auth)?;
+    let reservations = reservations::check(raw.reservations)?;
     let tables = tables::check(raw.tables)?;
     let sensors = sensors::check(raw.sensors, &tables)?;
     if raw.log.level.trim().is_empty() {
@@ -227,6 +239,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         mqtt,
         auth,
         log_level: raw.log.level,
+        reservations,
         tables,
         sensors,
     })
@@ -259,9 +272,10 @@ impl Config {
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
+            "site: {} ({}, {})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
             self.site.id,
             self.site.name,
+            self.site.timezone,
             self.http.listen,
             self.storage.path.display(),
             self.storage.retention_days,

@@ -19,6 +19,7 @@
 //! - Readers use their own connections (WAL lets them run beside the
 //!   writer) on the blocking thread pool, never on the async runtime.
 
+mod reservations;
 mod schema;
 mod writer;
 
@@ -33,6 +34,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::tables::Hold;
+pub use reservations::{NewReservation, ReservationChange, ReservationFilter, ReservationPatch};
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub use schema::VERSION;
 pub use writer::WriterConfig;
@@ -52,6 +54,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StoreError {
     #[error("table {0} not found")]
     TableNotFound(TableId),
+    /// Another thing the request names (a reservation) does not exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     /// A value that is well-formed but not acceptable; names the field.
@@ -86,6 +91,7 @@ impl StoreError {
     pub fn is_client_fault(&self) -> bool {
         match self {
             StoreError::TableNotFound(_)
+            | StoreError::NotFound(_)
             | StoreError::Conflict(_)
             | StoreError::InvalidValue { .. }
             | StoreError::Refused(_) => true,
@@ -175,6 +181,9 @@ pub enum Change {
     Prune {
         before: SystemTime,
     },
+    /// A reservation and the table changes it makes (see
+    /// [`ReservationChange`]).
+    Reservation(ReservationChange),
     /// Several changes as one: each sees the ones before it, all are
     /// committed or none (the first refusal is the answer), and their
     /// events get consecutive seqs and reach subscribers together. A
@@ -321,6 +330,7 @@ impl Store {
             conn,
             WriterConfig {
                 batch_max: config.storage.batch_max,
+                zone: config.site.zone.clone(),
             },
             hub,
             metrics,

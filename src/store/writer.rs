@@ -61,9 +61,11 @@ pub const UNHEALTHY_AFTER_FAILED_BATCHES: u32 = 3;
 /// counted in `mesero_failed_batches_total` and summed up in the next line).
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub batch_max: usize,
+    /// The site's zone: reservation events show their times in it.
+    pub zone: jiff::tz::TimeZone,
 }
 
 pub(super) struct Writer {
@@ -97,6 +99,8 @@ struct Committed {
     pruned_through: Seq,
     /// Time stamped on the latest event.
     last_ts: SystemTime,
+    /// The site's zone (fixed at open), for reservation events.
+    zone: jiff::tz::TimeZone,
 }
 
 /// The effect of one change, applied to memory only once the SQL ran.
@@ -149,6 +153,7 @@ impl Writer {
             .and_then(clock::parse)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
+        let zone = config.zone.clone();
         metrics.set_head(head);
         Ok(Writer {
             conn,
@@ -161,6 +166,7 @@ impl Writer {
                 head,
                 pruned_through,
                 last_ts,
+                zone,
             },
             failed_batches: 0,
             last_failure: String::new(),

@@ -3,6 +3,8 @@
 //! for it, and returns the [`Effect`] the writer applies to its memory
 //! once the SQL ran. Retention ([`Change::Prune`]) deletes a prefix of seqs.
 
+mod reservations;
+
 use super::{Committed, Effect};
 use crate::clock;
 use crate::domain::{Actor, Event, EventData, Seq, Table, TableId, TableState};
@@ -184,6 +186,12 @@ pub(super) fn apply(
             if table.state != current.state {
                 table.since = now.clone();
             }
+            // A table freed or bussed is no longer held for, or seated
+            // by, a reservation (the scheduler holds it again if its
+            // reservation is still due).
+            if matches!(state, TableState::Free | TableState::Dirty) {
+                table.reservation = None;
+            }
             if &table == current {
                 return Ok(unchanged(table));
             }
@@ -209,6 +217,7 @@ pub(super) fn apply(
                 ..Effect::default()
             })
         }
+        Change::Reservation(change) => reservations::apply(conn, state, stamp, change, actor),
         // The writer splits a combined change into its parts
         // (`writer::apply_to`), so none reaches here.
         Change::All(_) => Err(StoreError::Invalid(
