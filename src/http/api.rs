@@ -20,10 +20,12 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-pub async fn snapshot(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
+pub async fn snapshot(State(app): State<AppState>, _: AsViewer) -> Result<Json<Value>, ApiError> {
     // One lock, so the tables and seq agree.
     let (head, tables) = app.hub.snapshot();
-    Json(snapshot_json(head, &tables, false))
+    let mut data = snapshot_json(head, &tables, false);
+    data["reservations"] = json!(app.store.reservations_today().await?);
+    Ok(Json(data))
 }
 
 pub async fn list_tables(State(app): State<AppState>, _: AsViewer) -> Json<Value> {

@@ -16,6 +16,7 @@
 mod api;
 pub mod error;
 mod joins;
+mod reservations;
 pub mod limits;
 mod sse;
 mod ui;
@@ -31,7 +32,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use error::ApiError;
 use hyper_util::rt::{TokioIo, TokioTimer};
 pub use limits::Limits;
@@ -80,6 +81,18 @@ pub fn router(state: AppState) -> Router {
                 .delete(api::delete_table),
         )
         .route("/tables/{id}/state", put(api::set_state))
+        .route(
+            "/reservations",
+            get(reservations::list).post(reservations::create),
+        )
+        .route("/reservations/check-in", post(reservations::check_in))
+        .route(
+            "/reservations/{id}",
+            get(reservations::get)
+                .patch(reservations::patch)
+                .delete(reservations::cancel),
+        )
+        .route("/reservations/{id}/qr.svg", get(reservations::qr))
         .route("/events", get(api::events))
         .route("/stats", get(api::stats))
         .route("/stream", get(sse::stream))

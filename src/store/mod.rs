@@ -262,6 +262,8 @@ struct Inner {
     /// or pop, never across an await.
     readers: Mutex<Vec<Connection>>,
     wall: Wall,
+    /// `site.timezone`: what "today" is for reservations.
+    zone: jiff::tz::TimeZone,
 }
 
 /// A page of the event log for replay and history.
@@ -349,6 +351,7 @@ impl Store {
                 commands: tx,
                 readers: Mutex::new(Vec::new()),
                 wall,
+                zone: config.site.zone.clone(),
             }),
         })
     }

@@ -208,6 +208,23 @@ impl Store {
         self.read(move |conn| list(conn, &filter)).await
     }
 
+    /// Today's reservations (the local day of `site.timezone`, every
+    /// status), as clients see them: the snapshot's `reservations`.
+    pub async fn reservations_today(&self) -> Result<Vec<crate::domain::Reservation>, StoreError> {
+        let zone = self.inner.zone.clone();
+        let today = crate::localtime::date_of(self.wall().now(), &zone);
+        let (from, to) = crate::localtime::day_range(today, &zone);
+        let list = self
+            .reservations(ReservationFilter {
+                from: Some(from),
+                to: Some(to),
+                statuses: Vec::new(),
+                limit: crate::reservations::MAX_LIVE_RESERVATIONS,
+            })
+            .await?;
+        Ok(list.iter().map(|b| b.view(&zone)).collect())
+    }
+
     /// Every booked reservation (at most
     /// [`crate::reservations::MAX_LIVE_RESERVATIONS`]), for the scheduler.
     pub async fn booked(&self) -> Result<Vec<Booking>, StoreError> {
