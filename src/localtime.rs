@@ -37,7 +37,8 @@ pub fn zone(name: &str) -> Result<TimeZone, String> {
 /// The name to show for a zone (`Europe/Madrid`; `UTC` or the offset when
 /// it has no IANA name).
 pub fn zone_name(tz: &TimeZone) -> String {
-    tz.iana_name().map_or_else(|| "UTC".to_string(), str::to_string)
+    tz.iana_name()
+        .map_or_else(|| "UTC".to_string(), str::to_string)
 }
 
 fn to_timestamp(t: SystemTime) -> Timestamp {
@@ -113,8 +114,14 @@ mod tests {
     #[test]
     fn local_times_are_read_in_the_site_zone_and_offsets_win() {
         let tz = madrid();
-        assert_eq!(parse_at("2026-12-24T20:00", &tz), Ok(utc("2026-12-24T19:00:00Z")));
-        assert_eq!(parse_at("2026-07-01T20:00:00", &tz), Ok(utc("2026-07-01T18:00:00Z")));
+        assert_eq!(
+            parse_at("2026-12-24T20:00", &tz),
+            Ok(utc("2026-12-24T19:00:00Z"))
+        );
+        assert_eq!(
+            parse_at("2026-07-01T20:00:00", &tz),
+            Ok(utc("2026-07-01T18:00:00Z"))
+        );
         assert_eq!(
             parse_at("2026-12-24T20:00:00-05:00", &tz),
             Ok(utc("2026-12-25T01:00:00Z"))
@@ -127,10 +134,19 @@ mod tests {
     fn a_gap_moves_forward_and_a_fold_takes_the_first_occurrence() {
         let tz = madrid();
         // 2026-03-29: 02:00 CET jumps to 03:00 CEST.
-        assert_eq!(parse_at("2026-03-29T02:30", &tz), Ok(utc("2026-03-29T01:30:00Z")));
-        assert_eq!(format_local(utc("2026-03-29T01:30:00Z"), &tz), "2026-03-29T03:30:00+02:00");
+        assert_eq!(
+            parse_at("2026-03-29T02:30", &tz),
+            Ok(utc("2026-03-29T01:30:00Z"))
+        );
+        assert_eq!(
+            format_local(utc("2026-03-29T01:30:00Z"), &tz),
+            "2026-03-29T03:30:00+02:00"
+        );
         // 2026-10-25: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
-        assert_eq!(parse_at("2026-10-25T02:30", &tz), Ok(utc("2026-10-25T00:30:00Z")));
+        assert_eq!(
+            parse_at("2026-10-25T02:30", &tz),
+            Ok(utc("2026-10-25T00:30:00Z"))
+        );
         assert_eq!(
             parse_at("2026-10-25T02:30+01:00", &tz),
             Ok(utc("2026-10-25T01:30:00Z"))

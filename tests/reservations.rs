@@ -44,7 +44,12 @@ fn utc(text: &str) -> SystemTime {
     clock::parse(text).expect("time")
 }
 
-async fn send(method: reqwest::Method, base: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn send(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = common::http()
         .request(method, format!("{base}{path}"))
         .bearer_auth(STAFF);
@@ -57,7 +62,13 @@ async fn send(method: reqwest::Method, base: &str, path: &str, body: Option<Valu
 }
 
 async fn book(base: &str, body: Value) -> (u16, Value) {
-    send(reqwest::Method::POST, base, "/api/v1/reservations", Some(body)).await
+    send(
+        reqwest::Method::POST,
+        base,
+        "/api/v1/reservations",
+        Some(body),
+    )
+    .await
 }
 
 async fn check_in(base: &str, code: &str) -> (u16, Value) {
@@ -161,7 +172,10 @@ async fn a_table_is_reserved_at_19_45_seated_by_code_and_a_no_show_is_released_a
     assert_eq!(no_show["actor"], "system");
     let released = next_of(&mut sse, "table.state").await;
     assert_eq!(released["data"]["to"], "free");
-    assert_eq!(released["seq"].as_u64(), no_show["seq"].as_u64().map(|s| s + 1));
+    assert_eq!(
+        released["seq"].as_u64(),
+        no_show["seq"].as_u64().map(|s| s + 1)
+    );
     let t2 = until_state(&d.base, 2, "free").await;
     assert_eq!(t2["reservation"], Value::Null);
     // A checked-in reservation is no no-show, and nothing fires twice.
@@ -284,13 +298,41 @@ async fn overlap_oversize_past_unknown_table_and_bad_codes_are_refused_and_chang
     assert_eq!(status, 201);
     let before = common::get_json(&d.base, "/api/v1/snapshot").await;
     let cases = [
-        (json!({"name": "B", "party_size": 2, "at": "2026-12-24T21:00", "table": 1}), 409, "tables"),
-        (json!({"name": "B", "party_size": 5, "at": "2026-12-24T20:00", "table": 2}), 422, "party_size"),
-        (json!({"name": "B", "party_size": 9, "at": "2026-12-24T20:00", "tables": [9, 10]}), 422, "party_size"),
-        (json!({"name": "B", "party_size": 2, "at": "2026-12-24T17:59", "table": 2}), 422, "at"),
-        (json!({"name": "B", "party_size": 2, "at": "2026-12-24T20:00", "table": 99}), 422, "tables"),
-        (json!({"name": "B", "party_size": 2, "at": "2026-12-24T20:00", "tables": [1, 2]}), 422, "tables"),
-        (json!({"name": " ", "party_size": 2, "at": "2026-12-24T20:00", "table": 2}), 422, "name"),
+        (
+            json!({"name": "B", "party_size": 2, "at": "2026-12-24T21:00", "table": 1}),
+            409,
+            "tables",
+        ),
+        (
+            json!({"name": "B", "party_size": 5, "at": "2026-12-24T20:00", "table": 2}),
+            422,
+            "party_size",
+        ),
+        (
+            json!({"name": "B", "party_size": 9, "at": "2026-12-24T20:00", "tables": [9, 10]}),
+            422,
+            "party_size",
+        ),
+        (
+            json!({"name": "B", "party_size": 2, "at": "2026-12-24T17:59", "table": 2}),
+            422,
+            "at",
+        ),
+        (
+            json!({"name": "B", "party_size": 2, "at": "2026-12-24T20:00", "table": 99}),
+            422,
+            "tables",
+        ),
+        (
+            json!({"name": "B", "party_size": 2, "at": "2026-12-24T20:00", "tables": [1, 2]}),
+            422,
+            "tables",
+        ),
+        (
+            json!({"name": " ", "party_size": 2, "at": "2026-12-24T20:00", "table": 2}),
+            422,
+            "name",
+        ),
     ];
     for (body, want, field) in cases {
         let (status, answer) = book(&d.base, body.clone()).await;
@@ -333,7 +375,10 @@ async fn a_party_of_8_on_tables_9_and_10_is_held_and_seated_as_one_batch() {
         (Some(9), Some(10))
     );
     assert_eq!(b["seq"].as_u64(), a["seq"].as_u64().map(|s| s + 1));
-    assert_eq!((&a["data"]["to"], &b["data"]["to"]), (&json!("reserved"), &json!("reserved")));
+    assert_eq!(
+        (&a["data"]["to"], &b["data"]["to"]),
+        (&json!("reserved"), &json!("reserved"))
+    );
 
     let (status, seated) = check_in(&d.base, party["code"].as_str().expect("code")).await;
     assert_eq!(status, 200, "{seated}");
@@ -347,11 +392,20 @@ async fn a_party_of_8_on_tables_9_and_10_is_held_and_seated_as_one_batch() {
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     let a = next_of(&mut sse, "table.state").await;
     let b = next_of(&mut sse, "table.state").await;
-    assert_eq!((a["seq"].as_u64(), b["seq"].as_u64()), (Some(seqs[1]), Some(seqs[2])));
-    assert_eq!((&a["data"]["to"], &b["data"]["to"]), (&json!("occupied"), &json!("occupied")));
+    assert_eq!(
+        (a["seq"].as_u64(), b["seq"].as_u64()),
+        (Some(seqs[1]), Some(seqs[2]))
+    );
+    assert_eq!(
+        (&a["data"]["to"], &b["data"]["to"]),
+        (&json!("occupied"), &json!("occupied"))
+    );
 
     let qr = common::http()
-        .get(format!("{}/api/v1/reservations/{}/qr.svg", d.base, party["id"]))
+        .get(format!(
+            "{}/api/v1/reservations/{}/qr.svg",
+            d.base, party["id"]
+        ))
         .bearer_auth(STAFF)
         .send()
         .await

@@ -211,8 +211,8 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
             ),
         ));
     }
-    let zone = crate::localtime::zone(&raw.site.timezone)
-        .map_err(|m| key_error("site.timezone", m))?;
+    let zone =
+        crate::localtime::zone(&raw.site.timezone).map_err(|m| key_error("site.timezone", m))?;
     let site = SiteConfig {
         id: raw.site.id,
         name: raw.site.name,

@@ -16,8 +16,8 @@
 mod api;
 pub mod error;
 mod joins;
-mod reservations;
 pub mod limits;
+mod reservations;
 mod sse;
 mod ui;
 pub mod ws;

@@ -61,7 +61,10 @@ pub async fn list(
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(|m| ApiError::bad_request(format!("status: {m}"))))
+            .map(|s| {
+                s.parse()
+                    .map_err(|m| ApiError::bad_request(format!("status: {m}")))
+            })
             .collect::<Result<Vec<ReservationStatus>, _>>()?,
         None => Vec::new(),
     };
@@ -96,7 +99,10 @@ pub async fn get(
 }
 
 /// `table` or `tables` (not both): the table(s) of a reservation.
-fn tables_of(table: Option<TableId>, tables: Option<Vec<TableId>>) -> Result<Option<Vec<TableId>>, ApiError> {
+fn tables_of(
+    table: Option<TableId>,
+    tables: Option<Vec<TableId>>,
+) -> Result<Option<Vec<TableId>>, ApiError> {
     match (table, tables) {
         (Some(_), Some(_)) => Err(ApiError::invalid_value(
             "tables: give either table or tables, not both",
@@ -107,8 +113,11 @@ fn tables_of(table: Option<TableId>, tables: Option<Vec<TableId>>) -> Result<Opt
 }
 
 fn duration(text: &str) -> Result<Duration, ApiError> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| ApiError::invalid_value(format!("duration: {text:?} is not a duration ({e}); e.g. \"90m\"")))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        ApiError::invalid_value(format!(
+            "duration: {text:?} is not a duration ({e}); e.g. \"90m\""
+        ))
+    })
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
@@ -155,7 +164,10 @@ pub async fn create(
     };
     let applied = app
         .store
-        .apply(Change::Reservation(ReservationChange::Create(new)), caller.actor())
+        .apply(
+            Change::Reservation(ReservationChange::Create(new)),
+            caller.actor(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(reservation_of(&applied))).into_response())
 }
@@ -196,13 +208,20 @@ pub async fn patch(
     let old = find(&app, &id).await?;
     let zone = &app.config.site.zone;
     let patch = ReservationPatch {
-        name: body.name.as_deref().map(|n| text("name", n, rules::MAX_NAME_LEN)).transpose()?,
+        name: body
+            .name
+            .as_deref()
+            .map(|n| text("name", n, rules::MAX_NAME_LEN))
+            .transpose()?,
         party_size: body.party_size,
         tables: tables_of(body.table, body.tables)?,
         at: body
             .at
             .as_deref()
-            .map(|a| crate::localtime::parse_at(a, zone).map_err(|m| ApiError::invalid_value(format!("at: {m}"))))
+            .map(|a| {
+                crate::localtime::parse_at(a, zone)
+                    .map_err(|m| ApiError::invalid_value(format!("at: {m}")))
+            })
             .transpose()?,
         duration: body.duration.as_deref().map(duration).transpose()?,
         phone: body
@@ -265,11 +284,13 @@ pub async fn check_in(
         .booked_by_code(code)
         .await?
         .ok_or_else(|| ApiError::not_found("code: no booked reservation has this code"))?;
-    let opens = b
-        .at
-        .checked_sub(app.config.reservations.early_checkin)
-        .unwrap_or(b.at);
-    let mut parts = vec![Change::Reservation(ReservationChange::CheckIn { id: b.id, opens })];
+    let opens =
+        b.at.checked_sub(app.config.reservations.early_checkin)
+            .unwrap_or(b.at);
+    let mut parts = vec![Change::Reservation(ReservationChange::CheckIn {
+        id: b.id,
+        opens,
+    })];
     parts.extend(b.tables.iter().map(|&table| {
         Change::Reservation(ReservationChange::SeatTable {
             table,
@@ -277,7 +298,11 @@ pub async fn check_in(
         })
     }));
     let applied = app.store.apply(Change::All(parts), caller.actor()).await?;
-    let tables: Vec<_> = applied.parts.iter().filter_map(|p| p.table.as_ref()).collect();
+    let tables: Vec<_> = applied
+        .parts
+        .iter()
+        .filter_map(|p| p.table.as_ref())
+        .collect();
     let seqs: Vec<_> = applied
         .parts
         .iter()
@@ -300,7 +325,11 @@ pub async fn qr(
 ) -> Result<Response, ApiError> {
     let b = find(&app, &id).await?;
     let code = qrcode::QrCode::new(b.code.as_bytes()).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("qr: {e}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("qr: {e}"),
+        )
     })?;
     let svg = code
         .render::<qrcode::render::svg::Color<'_>>()

@@ -204,7 +204,10 @@ impl Store {
         self.read(move |conn| booked_by_code(conn, &code)).await
     }
 
-    pub async fn reservations(&self, filter: ReservationFilter) -> Result<Vec<Booking>, StoreError> {
+    pub async fn reservations(
+        &self,
+        filter: ReservationFilter,
+    ) -> Result<Vec<Booking>, StoreError> {
         self.read(move |conn| list(conn, &filter)).await
     }
 

@@ -7,7 +7,9 @@
 
 use super::{invalid, record_event, unchanged, write_table, written};
 use crate::clock;
-use crate::domain::{Actor, EventData, ReservationId, ReservationStatus, Table, TableId, TableState};
+use crate::domain::{
+    Actor, EventData, ReservationId, ReservationStatus, Table, TableId, TableState,
+};
 use crate::reservations::{self as rules, Booking};
 use crate::store::reservations::{self as rows, NewReservation, ReservationPatch};
 use crate::store::writer::{Committed, Effect};
@@ -32,7 +34,10 @@ pub(super) fn apply(
     };
     let recorded = |booking: &Booking, data: fn(crate::domain::Reservation) -> EventData| {
         rows::write(conn, booking)?;
-        let event = event(booking.tables.first().copied(), data(booking.view(&state.zone)))?;
+        let event = event(
+            booking.tables.first().copied(),
+            data(booking.view(&state.zone)),
+        )?;
         Ok(Effect {
             applied: Applied {
                 event: Some(event),
@@ -44,16 +49,22 @@ pub(super) fn apply(
     match change {
         ReservationChange::Create(new) => {
             let booking = create(conn, state, stamp, new)?;
-            recorded(&booking, |reservation| EventData::ReservationCreated { reservation })
+            recorded(&booking, |reservation| EventData::ReservationCreated {
+                reservation,
+            })
         }
         ReservationChange::Update { id, patch } => {
             let booking = update(conn, state, stamp, id, patch)?;
-            recorded(&booking, |reservation| EventData::ReservationUpdated { reservation })
+            recorded(&booking, |reservation| EventData::ReservationUpdated {
+                reservation,
+            })
         }
         ReservationChange::Cancel { id } => {
             let mut booking = booked(conn, id)?;
             booking.status = ReservationStatus::Cancelled;
-            recorded(&booking, |reservation| EventData::ReservationCancelled { reservation })
+            recorded(&booking, |reservation| EventData::ReservationCancelled {
+                reservation,
+            })
         }
         ReservationChange::CheckIn { id, opens } => {
             let mut booking = booked(conn, id)?;
@@ -66,12 +77,16 @@ pub(super) fn apply(
             }
             booking.status = ReservationStatus::Seated;
             booking.seated_at = Some(stamp);
-            recorded(&booking, |reservation| EventData::ReservationCheckedIn { reservation })
+            recorded(&booking, |reservation| EventData::ReservationCheckedIn {
+                reservation,
+            })
         }
         ReservationChange::NoShow { id } => {
             let mut booking = booked(conn, id)?;
             booking.status = ReservationStatus::NoShow;
-            recorded(&booking, |reservation| EventData::ReservationNoShow { reservation })
+            recorded(&booking, |reservation| EventData::ReservationNoShow {
+                reservation,
+            })
         }
         ReservationChange::HoldTable { table, reservation } => {
             let Some(current) = state.tables.get(&table) else {
@@ -81,13 +96,29 @@ pub(super) fn apply(
             if current.state != TableState::Free || !mine {
                 return Ok(Effect::default());
             }
-            table_to(conn, state, &now, actor, current, TableState::Reserved, Some(reservation))
+            table_to(
+                conn,
+                state,
+                &now,
+                actor,
+                current,
+                TableState::Reserved,
+                Some(reservation),
+            )
         }
         ReservationChange::SeatTable { table, reservation } => {
             let Some(current) = state.tables.get(&table) else {
                 return Ok(Effect::default());
             };
-            table_to(conn, state, &now, actor, current, TableState::Occupied, Some(reservation))
+            table_to(
+                conn,
+                state,
+                &now,
+                actor,
+                current,
+                TableState::Occupied,
+                Some(reservation),
+            )
         }
         ReservationChange::ReleaseTable { table, reservation } => {
             let Some(current) = state.tables.get(&table) else {
@@ -172,8 +203,11 @@ fn create(
             rules::MAX_LIVE_RESERVATIONS
         )));
     }
-    let id: ReservationId =
-        conn.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM reservations", [], |r| r.get(0))?;
+    let id: ReservationId = conn.query_row(
+        "SELECT COALESCE(MAX(id), 0) + 1 FROM reservations",
+        [],
+        |r| r.get(0),
+    )?;
     let mut code = None;
     for draw in 0..CODE_DRAWS {
         let candidate = rules::new_code(state.head.wrapping_add(draw));
@@ -278,7 +312,10 @@ fn check(
             ),
         ));
     }
-    let live = rows::with_status(conn, &[ReservationStatus::Booked, ReservationStatus::Seated])?;
+    let live = rows::with_status(
+        conn,
+        &[ReservationStatus::Booked, ReservationStatus::Seated],
+    )?;
     let clash = live.iter().find(|other| {
         other.id != b.id
             && other.tables.iter().any(|t| b.tables.contains(t))
@@ -297,5 +334,8 @@ fn check(
 }
 
 fn list(ids: &[TableId]) -> String {
-    ids.iter().map(TableId::to_string).collect::<Vec<_>>().join("+")
+    ids.iter()
+        .map(TableId::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
 }
