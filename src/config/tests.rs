@@ -306,6 +306,10 @@ fn environment_keys_are_derived_from_the_raw_structs() {
         "mqtt max_retained_bytes_per_user Int",
         "auth anonymous Str",
         "log level Str",
+        "reservations hold_before Str",
+        "reservations grace Str",
+        "reservations early_checkin Str",
+        "reservations duration Str",
     ];
     let mut derived: Vec<String> = env_keys()
         .expect("the defaults serialise")
