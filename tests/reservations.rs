@@ -414,3 +414,36 @@ async fn a_party_of_8_on_tables_9_and_10_is_held_and_seated_as_one_batch() {
     assert!(qr.text().await.unwrap_or_default().contains("<svg"));
     d.stop().await;
 }
+
+#[tokio::test]
+async fn a_join_set_on_one_table_through_the_api_shows_on_both_in_one_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path())).await;
+    let res = common::http()
+        .patch(format!("{}/api/v1/tables/1", d.base))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"joins": [2], "combined_seats": 3}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(table(&d.base, 2).await["joins"], json!([1]));
+    let updates = events_of(&d.base, "table.updated").await;
+    // The seed's joins of 9 and 10 are updates too; these are 1's and 2's.
+    let seqs: Vec<u64> = updates
+        .iter()
+        .filter(|e| e["table"] == 1 || e["table"] == 2)
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert_eq!(seqs[1], seqs[0] + 1);
+    let res = common::http()
+        .patch(format!("{}/api/v1/tables/1", d.base))
+        .bearer_auth(common::ADMIN)
+        .json(&json!({"joins": [1]}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(res.status().as_u16(), 422, "a self-join is refused");
+    d.stop().await;
+}
