@@ -250,6 +250,14 @@ async fn bring_up(
         liveness.register("alerts"),
         shutdown.clone(),
     ));
+    crate::reservations::schedule::start(
+        store.clone(),
+        &hub,
+        config.reservations.clone(),
+        liveness.register("reservations"),
+        shutdown.clone(),
+        tasks,
+    );
     let sensors = crate::engine::start(
         &config,
         store.clone(),

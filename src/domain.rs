@@ -156,6 +156,16 @@ pub struct Table {
     pub since: String,
     pub hold_until: Option<String>,
     pub reservation: Option<i64>,
+    /// Tables this one can be pushed together with (SPEC §1 Combinations),
+    /// ascending; absent from the JSON when empty, so a floor plan without
+    /// combinations looks as it always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: Vec<TableId>,
+    /// Seats this table gives a combination it is part of (a 4-top pushed
+    /// against another may seat 3); absent: all its `seats`. See
+    /// [`crate::tables::seats_of`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_seats: Option<u32>,
 }
 
 /// Who caused an event (SPEC §1: `sensor:<id>`, `staff:<token name>`,
@@ -294,6 +304,81 @@ impl FromStr for EventType {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| format!("unknown event type {s:?}"))
     }
+}
+
+/// A reservation's id as stored and sent to clients.
+pub type ReservationId = i64;
+
+/// SPEC §1 Reservation `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum ReservationStatus {
+    /// Expected; its tables turn reserved `hold_before` its time.
+    Booked,
+    /// Checked in: its tables were occupied for it.
+    Seated,
+    /// Nobody checked in within the grace time.
+    NoShow,
+    Cancelled,
+}
+
+impl ReservationStatus {
+    pub const ALL: [ReservationStatus; 4] = [
+        ReservationStatus::Booked,
+        ReservationStatus::Seated,
+        ReservationStatus::NoShow,
+        ReservationStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReservationStatus::Booked => "booked",
+            ReservationStatus::Seated => "seated",
+            ReservationStatus::NoShow => "no_show",
+            ReservationStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for ReservationStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReservationStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown reservation status {s:?} (booked, seated, no_show, cancelled)")
+            })
+    }
+}
+
+impl TryFrom<String> for ReservationStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+/// A reservation as clients see it (SPEC §1). `at` is local time with its
+/// offset (`2026-12-24T20:00:00+01:00`, in `site.timezone`); other times
+/// are RFC 3339 UTC. `table` is the one table when there is one, `tables`
+/// always lists them (a combination has several).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: ReservationId,
+    pub code: String,
+    pub name: String,
+    pub party_size: u32,
+    pub table: Option<TableId>,
+    pub tables: Vec<TableId>,
+    pub at: String,
+    /// Whole minutes, e.g. `"90m"`.
+    pub duration: String,
+    pub status: ReservationStatus,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: String,
+    pub seated_at: Option<String>,
 }
 
 /// An alert's id as stored and sent to clients.
@@ -502,6 +587,18 @@ pub enum EventData {
     SensorRecovered { sensor: String, kind: String },
     #[serde(rename = "system.started")]
     SystemStarted { version: String, site: String },
+    /// `reservation` is the reservation after the change (also for the
+    /// other reservation types below).
+    #[serde(rename = "reservation.created")]
+    ReservationCreated { reservation: Reservation },
+    #[serde(rename = "reservation.updated")]
+    ReservationUpdated { reservation: Reservation },
+    #[serde(rename = "reservation.cancelled")]
+    ReservationCancelled { reservation: Reservation },
+    #[serde(rename = "reservation.checked_in")]
+    ReservationCheckedIn { reservation: Reservation },
+    #[serde(rename = "reservation.no_show")]
+    ReservationNoShow { reservation: Reservation },
     #[serde(skip)]
     Other {
         kind: String,
@@ -524,6 +621,11 @@ impl EventData {
             EventData::SensorFault { .. } => EventType::SensorFault,
             EventData::SensorRecovered { .. } => EventType::SensorRecovered,
             EventData::SystemStarted { .. } => EventType::SystemStarted,
+            EventData::ReservationCreated { .. } => EventType::ReservationCreated,
+            EventData::ReservationUpdated { .. } => EventType::ReservationUpdated,
+            EventData::ReservationCancelled { .. } => EventType::ReservationCancelled,
+            EventData::ReservationCheckedIn { .. } => EventType::ReservationCheckedIn,
+            EventData::ReservationNoShow { .. } => EventType::ReservationNoShow,
             EventData::Other { .. } => return None,
         })
     }
@@ -555,6 +657,18 @@ impl EventData {
             EventData::AlertUpdated { alert }
             | EventData::AlertEscalated { alert, .. }
             | EventData::AlertAcked { alert } => Some(alert),
+            _ => None,
+        }
+    }
+
+    /// The reservation after the change, for the reservation events.
+    pub fn reservation(&self) -> Option<&Reservation> {
+        match self {
+            EventData::ReservationCreated { reservation }
+            | EventData::ReservationUpdated { reservation }
+            | EventData::ReservationCancelled { reservation }
+            | EventData::ReservationCheckedIn { reservation }
+            | EventData::ReservationNoShow { reservation } => Some(reservation),
             _ => None,
         }
     }

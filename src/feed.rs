@@ -198,19 +198,24 @@ impl Feed {
         }
     }
 
-    /// The snapshot object of SPEC §2 at the subscription's head.
-    fn snapshot(&mut self, reset: bool) -> Item {
+    /// The snapshot object of SPEC §2 at the subscription's head. Today's
+    /// reservations are read when it is sent, so they may already show a
+    /// change whose event follows (a client applies reservation events by
+    /// id, so seeing one twice is harmless).
+    async fn snapshot(&mut self, reset: bool) -> Result<Item, FeedEnd> {
+        let mut data = snapshot_json(
+            self.sub.head,
+            &self.filter.tables_of(&self.sub.tables),
+            &self.filter.alerts_of(&self.sub.alerts),
+            reset,
+        );
+        data["reservations"] = json!(self.store.reservations_today().await?);
         self.pos = self.sub.head;
         self.mode = Mode::Live;
-        Item::Snapshot {
+        Ok(Item::Snapshot {
             seq: self.sub.head,
-            data: snapshot_json(
-                self.sub.head,
-                &self.filter.tables_of(&self.sub.tables),
-                &self.filter.alerts_of(&self.sub.alerts),
-                reset,
-            ),
-        }
+            data,
+        })
     }
 
     /// The next item. Cancel-safe: state changes only after each await.
@@ -220,13 +225,13 @@ impl Feed {
                 return Ok(Item::Event(p));
             }
             match self.mode {
-                Mode::Start(None) => return Ok(self.snapshot(false)),
+                Mode::Start(None) => return self.snapshot(false).await,
                 Mode::Start(Some(since)) => {
                     let head = self.sub.head;
                     if since > head {
                         // An id from the future: the database was replaced
                         // or restored; the client's view is unusable.
-                        return Ok(self.snapshot(true));
+                        return self.snapshot(true).await;
                     }
                     self.pos = since;
                     self.mode = Mode::Replay { upto: head };
@@ -248,7 +253,7 @@ impl Feed {
                         })
                         .await?;
                     if !page.continuous {
-                        return Ok(self.snapshot(true));
+                        return self.snapshot(true).await;
                     }
                     self.pos = match page.events.last() {
                         Some(last) if page.events.len() == REPLAY_PAGE => last.seq,
@@ -291,8 +296,8 @@ impl Feed {
 }
 
 /// `{"seq", "tables", "alerts", "reservations", "reset"}`: `alerts` are
-/// the open ones, oldest first. Reservations have no source yet, so they
-/// are an empty list.
+/// the open ones, oldest first; reservations are filled in by the caller
+/// (today's, from the store).
 pub fn snapshot_json(
     seq: Seq,
     tables: &[Table],

@@ -11,6 +11,8 @@
 //! - [`sensors`]: drivers (GPIO, I2C, simulated) and their health.
 //! - [`engine`]: the task that runs the engine and commits its decisions.
 //! - [`feed`]: one client's gap-free view (snapshot, replay, live).
+//! - [`reservations`]: booking rules, codes and the hold / no-show
+//!   scheduler; [`localtime`]: `site.timezone`, local times and DST.
 //! - [`domain`]: tables, typed events ([`domain::EventData`]), actors.
 //! - [`http`]: REST, SSE, WebSocket, the floor-plan page.
 //! - [`daemon`]: start-up and shutdown order.
@@ -38,9 +40,11 @@ pub mod feed;
 pub mod fuzzing;
 pub mod http;
 pub mod hub;
+pub mod localtime;
 pub mod logging;
 pub mod metrics;
 pub mod occupancy;
+pub mod reservations;
 pub mod sensors;
 pub mod signals;
 pub mod sse;

@@ -397,6 +397,9 @@ async fn a_database_with_a_hole_from_old_retention_is_migrated_to_a_watermark() 
          DROP TABLE IF EXISTS retention;
          DROP TABLE IF EXISTS alerts;
          CREATE INDEX events_by_ts ON events (ts);
+         DROP TABLE reservations;
+         ALTER TABLE tables DROP COLUMN joins;
+         ALTER TABLE tables DROP COLUMN combined_seats;
          PRAGMA user_version = 1;",
         seqs[1], seqs[2]
     ))

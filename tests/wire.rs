@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use mesero::domain::{
-    Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Priority, Shape, Table,
-    TableState, Target,
+    Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Priority, Reservation,
+    ReservationStatus, Shape, Table, TableState, Target,
 };
 use mesero::hub::{Hub, Published};
 use mesero::metrics::Metrics;
@@ -147,6 +147,8 @@ fn table(state: TableState, seats: u32, since: &str) -> Table {
         since: since.into(),
         hold_until: None,
         reservation: None,
+        joins: Vec::new(),
+        combined_seats: None,
     }
 }
 
@@ -292,6 +294,114 @@ fn variant(data: &EventData) -> usize {
         EventData::AlertEscalated { .. } => 9,
         EventData::AlertAcked { .. } => 10,
         EventData::Other { .. } => 11,
+        EventData::ReservationCreated { .. } => 12,
+        EventData::ReservationUpdated { .. } => 13,
+        EventData::ReservationCancelled { .. } => 14,
+        EventData::ReservationCheckedIn { .. } => 15,
+        EventData::ReservationNoShow { .. } => 16,
+    }
+}
+
+/// The reservation events (issue 11), and a table with joins: pinned as
+/// first sent.
+const RESERVATION_WIRE: [&str; 6] = [
+    r#"{"seq":30,"ts":"2026-12-24T18:58:00.000Z","type":"reservation.created","table":9,"actor":"staff:host","data":{"reservation":{"at":"2026-12-24T20:00:00+01:00","code":"K7WQ2M","created_at":"2026-12-01T22:06:24.091Z","duration":"120m","id":3,"name":"Ana","notes":null,"party_size":8,"phone":"+34 600 000 000","seated_at":null,"status":"booked","table":null,"tables":[9,10]}}}"#,
+    r#"{"seq":31,"ts":"2026-12-24T18:58:00.000Z","type":"reservation.updated","table":9,"actor":"staff:host","data":{"reservation":{"at":"2026-12-24T20:00:00+01:00","code":"K7WQ2M","created_at":"2026-12-01T22:06:24.091Z","duration":"120m","id":3,"name":"Ana","notes":null,"party_size":8,"phone":"+34 600 000 000","seated_at":null,"status":"booked","table":null,"tables":[9,10]}}}"#,
+    r#"{"seq":32,"ts":"2026-12-24T18:58:00.000Z","type":"reservation.cancelled","table":9,"actor":"staff:host","data":{"reservation":{"at":"2026-12-24T20:00:00+01:00","code":"K7WQ2M","created_at":"2026-12-01T22:06:24.091Z","duration":"120m","id":3,"name":"Ana","notes":null,"party_size":8,"phone":"+34 600 000 000","seated_at":null,"status":"cancelled","table":null,"tables":[9,10]}}}"#,
+    r#"{"seq":33,"ts":"2026-12-24T18:58:00.000Z","type":"reservation.checked_in","table":9,"actor":"staff:host","data":{"reservation":{"at":"2026-12-24T20:00:00+01:00","code":"K7WQ2M","created_at":"2026-12-01T22:06:24.091Z","duration":"120m","id":3,"name":"Ana","notes":null,"party_size":8,"phone":"+34 600 000 000","seated_at":"2026-12-24T18:58:00.000Z","status":"seated","table":null,"tables":[9,10]}}}"#,
+    r#"{"seq":34,"ts":"2026-12-24T18:58:00.000Z","type":"reservation.no_show","table":9,"actor":"system","data":{"reservation":{"at":"2026-12-24T20:00:00+01:00","code":"K7WQ2M","created_at":"2026-12-01T22:06:24.091Z","duration":"120m","id":3,"name":"Ana","notes":null,"party_size":8,"phone":"+34 600 000 000","seated_at":null,"status":"no_show","table":null,"tables":[9,10]}}}"#,
+    r#"{"seq":35,"ts":"2026-12-24T18:58:00.000Z","type":"table.state","table":9,"actor":"system","data":{"from":"free","table":{"combined_seats":4,"h":0.75,"hold_until":null,"id":7,"joins":[10],"number":"7","people":null,"reservation":null,"seats":6,"shape":"round","since":"2026-12-24T18:45:00.000Z","state":"reserved","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"reserved"}}"#,
+];
+
+fn reservation(status: ReservationStatus, seated_at: Option<&str>) -> Reservation {
+    Reservation {
+        id: 3,
+        code: "K7WQ2M".into(),
+        name: "Ana".into(),
+        party_size: 8,
+        table: None,
+        tables: vec![9, 10],
+        at: "2026-12-24T20:00:00+01:00".into(),
+        duration: "120m".into(),
+        status,
+        phone: Some("+34 600 000 000".into()),
+        notes: None,
+        created_at: "2026-12-01T22:06:24.091Z".into(),
+        seated_at: seated_at.map(str::to_string),
+    }
+}
+
+#[test]
+fn reservation_events_and_joined_tables_go_out_byte_for_byte() {
+    let seated = Some("2026-12-24T18:58:00.000Z");
+    let event = |seq: u64, actor: Actor, data: EventData| Event {
+        seq,
+        ts: "2026-12-24T18:58:00.000Z".into(),
+        table: Some(9),
+        actor,
+        data,
+    };
+    let staff = || Actor::Staff("host".into());
+    let joined = Table {
+        joins: vec![10],
+        combined_seats: Some(4),
+        ..table(TableState::Reserved, 6, "2026-12-24T18:45:00.000Z")
+    };
+    let events = [
+        event(
+            30,
+            staff(),
+            EventData::ReservationCreated {
+                reservation: reservation(ReservationStatus::Booked, None),
+            },
+        ),
+        event(
+            31,
+            staff(),
+            EventData::ReservationUpdated {
+                reservation: reservation(ReservationStatus::Booked, None),
+            },
+        ),
+        event(
+            32,
+            staff(),
+            EventData::ReservationCancelled {
+                reservation: reservation(ReservationStatus::Cancelled, None),
+            },
+        ),
+        event(
+            33,
+            staff(),
+            EventData::ReservationCheckedIn {
+                reservation: reservation(ReservationStatus::Seated, seated),
+            },
+        ),
+        event(
+            34,
+            Actor::System,
+            EventData::ReservationNoShow {
+                reservation: reservation(ReservationStatus::NoShow, None),
+            },
+        ),
+        event(
+            35,
+            Actor::System,
+            EventData::TableState {
+                from: TableState::Free,
+                to: TableState::Reserved,
+                table: joined,
+            },
+        ),
+    ];
+    for (event, wire) in events.into_iter().zip(RESERVATION_WIRE) {
+        let text = serde_json::to_string(&event).expect("serialise");
+        assert_eq!(text, wire);
+        assert_eq!(
+            event.data.event_type().map(EventType::as_str),
+            Some(event.kind())
+        );
+        let back: Event = serde_json::from_str(wire).expect("deserialise");
+        assert_eq!(back, event, "{wire}");
     }
 }
 
@@ -438,6 +548,8 @@ async fn events_are_stored_in_the_same_rows_as_before() {
                     h: 0.75,
                     shape: Shape::Round,
                 },
+                joins: Vec::new(),
+                combined_seats: None,
             }),
             staff.clone(),
         )

@@ -39,6 +39,7 @@ mod http;
 mod mqtt;
 mod occupancy;
 mod raw;
+mod reservations;
 mod sensors;
 mod storage;
 mod tables;
@@ -51,6 +52,7 @@ pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
+pub use reservations::ReservationsConfig;
 pub use sensors::mqtt_default_health;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
@@ -77,6 +79,7 @@ struct RawConfig {
     auth: auth::Auth,
     alerts: alerts::Alerts,
     log: Log,
+    reservations: reservations::Reservations,
     tables: Vec<tables::Table>,
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
@@ -97,7 +100,8 @@ impl Default for Site {
         Site {
             id: "local".into(),
             name: "mesero".into(),
-            timezone: "UTC".into(),
+            // Empty: the system's zone (UTC when it has none).
+            timezone: String::new(),
             language: "es".into(),
         }
     }
@@ -130,6 +134,7 @@ pub struct Config {
     /// `[alerts]`: escalation and flood control.
     pub alerts: crate::alerts::AlertRules,
     pub log_level: String,
+    pub reservations: ReservationsConfig,
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
     pub sensors: Vec<SensorConfig>,
@@ -139,7 +144,10 @@ pub struct Config {
 pub struct SiteConfig {
     pub id: String,
     pub name: String,
+    /// The zone's name (`Europe/Madrid`; the system's when none is set).
     pub timezone: String,
+    /// `site.timezone`, loaded: what local times are read and shown in.
+    pub zone: jiff::tz::TimeZone,
     pub language: String,
 }
 
@@ -208,10 +216,13 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    let zone =
+        crate::localtime::zone(&raw.site.timezone).map_err(|m| key_error("site.timezone", m))?;
     let site = SiteConfig {
         id: raw.site.id,
         name: raw.site.name,
-        timezone: raw.site.timezone,
+        timezone: crate::localtime::zone_name(&zone),
+        zone,
         language: raw.site.language,
     };
     let http = http::check(raw.http)?;
@@ -220,6 +231,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let mqtt = mqtt::check(raw.mqtt, &site.id)?;
     let auth = auth::check(raw.auth)?;
     let alerts = alerts::check(raw.alerts)?;
+    let reservations = reservations::check(raw.reservations)?;
     let tables = tables::check(raw.tables)?;
     let sensors = sensors::check(raw.sensors, &tables)?;
     if raw.log.level.trim().is_empty() {
@@ -234,6 +246,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         auth,
         alerts,
         log_level: raw.log.level,
+        reservations,
         tables,
         sensors,
     })
@@ -266,9 +279,10 @@ impl Config {
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
+            "site: {} ({}, {})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
             self.site.id,
             self.site.name,
+            self.site.timezone,
             self.http.listen,
             self.storage.path.display(),
             self.storage.retention_days,

@@ -335,6 +335,8 @@ mod tests {
             since: String::new(),
             hold_until: None,
             reservation: None,
+            joins: Vec::new(),
+            combined_seats: None,
         }
     }
 

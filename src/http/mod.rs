@@ -17,8 +17,10 @@ mod alerts;
 mod api;
 pub mod error;
 mod events;
+mod joins;
 pub mod limits;
 mod mesas;
+mod reservations;
 mod sse;
 mod ui;
 pub mod ws;
@@ -84,6 +86,18 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{id}/state", put(api::set_state))
         .route("/alerts", get(alerts::list).post(alerts::raise))
         .route("/alerts/{id}/ack", post(alerts::ack))
+        .route(
+            "/reservations",
+            get(reservations::list).post(reservations::create),
+        )
+        .route("/reservations/check-in", post(reservations::check_in))
+        .route(
+            "/reservations/{id}",
+            get(reservations::get)
+                .patch(reservations::patch)
+                .delete(reservations::cancel),
+        )
+        .route("/reservations/{id}/qr.svg", get(reservations::qr))
         .route("/events", get(events::list))
         .route("/stats", get(api::stats))
         .route("/stream", get(sse::stream))

@@ -20,6 +20,7 @@
 //!   writer) on the blocking thread pool, never on the async runtime.
 
 mod alerts;
+mod reservations;
 mod schema;
 mod timeline;
 mod writer;
@@ -35,6 +36,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::tables::Hold;
+pub use reservations::{NewReservation, ReservationChange, ReservationFilter, ReservationPatch};
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub use schema::VERSION;
 pub use writer::WriterConfig;
@@ -54,6 +56,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum StoreError {
     #[error("table {0} not found")]
     TableNotFound(TableId),
+    /// Another thing the request names (a reservation, an alert) does not
+    /// exist.
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Conflict(String),
     /// A value that is well-formed but not acceptable; names the field.
@@ -64,9 +70,6 @@ pub enum StoreError {
     Refused(String),
     #[error("{0}")]
     Invalid(String),
-    /// Something other than a table that does not exist (an alert id).
-    #[error("{0}")]
-    NotFound(String),
     /// Over a limit of what the daemon holds (open alerts): HTTP 429.
     #[error("{0}")]
     Limit(String),
@@ -94,10 +97,10 @@ impl StoreError {
     pub fn is_client_fault(&self) -> bool {
         match self {
             StoreError::TableNotFound(_)
+            | StoreError::NotFound(_)
             | StoreError::Conflict(_)
             | StoreError::InvalidValue { .. }
             | StoreError::Refused(_)
-            | StoreError::NotFound(_)
             | StoreError::Limit(_) => true,
             StoreError::Invalid(_)
             | StoreError::NewerSchema { .. }
@@ -123,6 +126,12 @@ pub struct NewTable {
     pub zone: String,
     pub seats: u32,
     pub layout: Layout,
+    /// Tables it can be pushed together with (they must exist). The store
+    /// keeps what each row is given: callers add the other side of a join
+    /// in the same [`Change::All`] (the HTTP API and the seed do), and
+    /// [`crate::tables::combinations`] reads joins as symmetric anyway.
+    pub joins: Vec<TableId>,
+    pub combined_seats: Option<u32>,
 }
 
 /// Fields of a table that may be edited; `None` keeps the current value.
@@ -136,6 +145,10 @@ pub struct TablePatch {
     pub w: Option<f64>,
     pub h: Option<f64>,
     pub shape: Option<crate::domain::Shape>,
+    /// Replaces the table's joins (see [`NewTable::joins`]).
+    pub joins: Option<Vec<TableId>>,
+    /// `Some(None)` goes back to the table's own seats.
+    pub combined_seats: Option<Option<u32>>,
 }
 
 /// A new alert from a button, the API or MQTT; `None` takes the default
@@ -198,11 +211,41 @@ pub enum Change {
     Prune {
         before: SystemTime,
     },
+    /// A reservation and the table changes it makes (see
+    /// [`ReservationChange`]).
+    Reservation(ReservationChange),
     /// Several changes as one: each sees the ones before it, all are
     /// committed or none (the first refusal is the answer), and their
     /// events get consecutive seqs and reach subscribers together. A
     /// combination of tables is seated, reserved and freed this way.
     All(Vec<Change>),
+}
+
+impl Change {
+    /// Sets every table of a combination (or one table) to `state` as one
+    /// [`Change::All`]: one batch of consecutive `table.state` events, all
+    /// or none. `people` goes to the first table (a party is counted once).
+    pub fn combination_state(
+        tables: &[TableId],
+        state: TableState,
+        hold: Hold,
+        people: Option<u32>,
+        guard: Guard,
+    ) -> Change {
+        Change::All(
+            tables
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| Change::SetState {
+                    id,
+                    state,
+                    hold,
+                    people: if i == 0 { people } else { None },
+                    guard,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// What a committed change produced.
@@ -249,6 +292,8 @@ struct Inner {
     /// or pop, never across an await.
     readers: Mutex<Vec<Connection>>,
     wall: Wall,
+    /// `site.timezone`: what "today" is for reservations.
+    zone: jiff::tz::TimeZone,
 }
 
 /// A page of the event log for replay and history.
@@ -327,6 +372,7 @@ impl Store {
             WriterConfig {
                 batch_max: config.storage.batch_max,
                 alerts: config.alerts,
+                zone: config.site.zone.clone(),
             },
             hub,
             metrics,
@@ -345,6 +391,7 @@ impl Store {
                 commands: tx,
                 readers: Mutex::new(Vec::new()),
                 wall,
+                zone: config.site.zone.clone(),
             }),
         })
     }
@@ -544,7 +591,8 @@ pub(crate) fn pruned_through(conn: &Connection) -> Result<Seq, StoreError> {
 
 pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation
+        "SELECT id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation,
+                joins, combined_seats
          FROM tables ORDER BY id",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -569,6 +617,10 @@ pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
             since: row.get(11)?,
             hold_until: row.get(12)?,
             reservation: row.get(13)?,
+            // Written by the writer from a checked list; anything else
+            // (edited by hand) reads as no joins.
+            joins: serde_json::from_str(&row.get::<_, String>(14)?).unwrap_or_default(),
+            combined_seats: row.get(15)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

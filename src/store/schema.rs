@@ -73,6 +73,31 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alerts_by_source ON alerts (source, id);
     CREATE INDEX alerts_open ON alerts (id) WHERE acked_at IS NULL;",
+    // 4: combinable tables and reservations. `joins` is a JSON
+    // array of table ids, `combined_seats` NULL means the table's own
+    // seats. A reservation's `at` is an instant in the fixed-width UTC
+    // form of `clock::format` (text order is time order), `tables` a JSON
+    // array of ids. Codes are unique among booked reservations only: a
+    // code may come back once its reservation is over.
+    "ALTER TABLE tables ADD COLUMN joins TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tables ADD COLUMN combined_seats INTEGER;
+    CREATE TABLE reservations (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL,
+        name TEXT NOT NULL,
+        party_size INTEGER NOT NULL,
+        tables TEXT NOT NULL,
+        at TEXT NOT NULL,
+        duration_s INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        phone TEXT,
+        notes TEXT,
+        created_at TEXT NOT NULL,
+        seated_at TEXT
+    );
+    CREATE UNIQUE INDEX reservations_booked_code ON reservations (code) WHERE status = 'booked';
+    CREATE INDEX reservations_by_status ON reservations (status, at);
+    CREATE INDEX reservations_by_at ON reservations (at);",
 ];
 
 /// The schema version this binary writes.

@@ -61,11 +61,13 @@ pub const UNHEALTHY_AFTER_FAILED_BATCHES: u32 = 3;
 /// counted in `mesero_failed_batches_total` and summed up in the next line).
 const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub batch_max: usize,
     /// `[alerts]`: flood control and the escalation schedule.
     pub alerts: crate::alerts::AlertRules,
+    /// The site's zone: reservation events show their times in it.
+    pub zone: jiff::tz::TimeZone,
 }
 
 pub(super) struct Writer {
@@ -101,6 +103,8 @@ struct Committed {
     pruned_through: Seq,
     /// Time stamped on the latest event.
     last_ts: SystemTime,
+    /// The site's zone (fixed at open), for reservation events.
+    zone: jiff::tz::TimeZone,
 }
 
 /// The effect of one change, applied to memory only once the SQL ran.
@@ -160,6 +164,7 @@ impl Writer {
             .collect();
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
         hub.reset_alerts(Arc::new(alerts.values().cloned().collect()));
+        let zone = config.zone.clone();
         metrics.set_head(head);
         Ok(Writer {
             conn,
@@ -173,6 +178,7 @@ impl Writer {
                 head,
                 pruned_through,
                 last_ts,
+                zone,
             },
             failed_batches: 0,
             last_failure: String::new(),
@@ -187,16 +193,32 @@ impl Writer {
         if !self.state.tables.is_empty() || seeds.is_empty() {
             return Ok(0);
         }
-        let batch = seeds
+        // Joins name other tables, so they are set once all exist.
+        let creates = seeds.iter().map(|s| {
+            Change::CreateTable(super::NewTable {
+                id: Some(s.id),
+                number: s.number.clone(),
+                zone: s.zone.clone(),
+                seats: s.seats,
+                layout: s.layout,
+                joins: Vec::new(),
+                combined_seats: s.combined_seats,
+            })
+        });
+        let joins = seeds
             .iter()
-            .map(|s| Pending {
-                change: Change::CreateTable(super::NewTable {
-                    id: Some(s.id),
-                    number: s.number.clone(),
-                    zone: s.zone.clone(),
-                    seats: s.seats,
-                    layout: s.layout,
-                }),
+            .filter(|s| !s.joins.is_empty())
+            .map(|s| Change::UpdateTable {
+                id: s.id,
+                patch: super::TablePatch {
+                    joins: Some(s.joins.clone()),
+                    ..super::TablePatch::default()
+                },
+            });
+        let batch = creates
+            .chain(joins)
+            .map(|change| Pending {
+                change,
                 actor: Actor::System,
                 reply: None,
             })
