@@ -44,6 +44,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod value;
+mod waitlist;
 mod wiring;
 
 pub use error::ConfigError;
@@ -53,6 +54,7 @@ pub use occupancy::OccupancyConfig;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
 pub use value::{MAX_DURATION, parse_duration};
+pub use waitlist::WaitlistConfig;
 
 use error::key_error;
 use raw::deserialize;
@@ -72,6 +74,7 @@ struct RawConfig {
     storage: storage::Storage,
     occupancy: occupancy::Occupancy,
     mqtt: mqtt::Mqtt,
+    waitlist: waitlist::Waitlist,
     auth: auth::Auth,
     log: Log,
     tables: Vec<tables::Table>,
@@ -123,6 +126,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub occupancy: OccupancyConfig,
     pub mqtt: MqttConfig,
+    pub waitlist: WaitlistConfig,
     pub auth: AuthConfig,
     pub log_level: String,
     /// Seeds an empty database; afterwards the API owns the floor plan.
@@ -213,6 +217,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let storage = storage::check(raw.storage)?;
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt)?;
+    let waitlist = waitlist::check(raw.waitlist)?;
     let auth = auth::check(raw.auth)?;
     let tables = tables::check(raw.tables)?;
     let sensors = sensors::check(raw.sensors, &tables)?;
@@ -225,6 +230,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         storage,
         occupancy,
         mqtt,
+        waitlist,
         auth,
         log_level: raw.log.level,
         tables,

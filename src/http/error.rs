@@ -76,7 +76,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::TableNotFound(_) => ApiError::not_found(e.to_string()),
+            StoreError::TableNotFound(_) | StoreError::NotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
             StoreError::Conflict(_) | StoreError::Refused(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod limits;
 mod sse;
 mod ui;
+mod waitlist;
 pub mod ws;
 
 use crate::config::Config;
@@ -30,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, put};
+use axum::routing::{get, patch, post, put};
 use error::ApiError;
 use hyper_util::rt::{TokioIo, TokioTimer};
 pub use limits::Limits;
@@ -81,6 +82,12 @@ pub fn router(state: AppState) -> Router {
         .route("/tables/{id}/state", put(api::set_state))
         .route("/events", get(api::events))
         .route("/stats", get(api::stats))
+        .route("/waitlist", get(waitlist::list).post(waitlist::add))
+        .route(
+            "/waitlist/{id}",
+            patch(waitlist::edit).delete(waitlist::remove),
+        )
+        .route("/waitlist/{id}/seat", post(waitlist::seat))
         .route("/stream", get(sse::stream))
         .route("/ws", get(ws::upgrade));
     Router::new()

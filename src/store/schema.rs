@@ -52,6 +52,17 @@ const MIGRATIONS: &[&str] = &[
          WHERE e.seq > 1 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
     );
     DROP INDEX events_by_ts;",
+    // 3: the walk-in waitlist. A party is one JSON document (as in its
+    // events); `status` and `added_at` are columns for the queries.
+    // AUTOINCREMENT: a party id is never reused, so an old event never
+    // names a newer party.
+    "CREATE TABLE waitlist (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        status TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX waitlist_in_line ON waitlist (status, id);",
 ];
 
 /// The schema version this binary writes.

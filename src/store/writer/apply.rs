@@ -3,6 +3,8 @@
 //! for it, and returns the [`Effect`] the writer applies to its memory
 //! once the SQL ran. Retention ([`Change::Prune`]) deletes a prefix of seqs.
 
+mod waitlist;
+
 use super::{Committed, Effect};
 use crate::clock;
 use crate::domain::{Actor, Event, EventData, Seq, Table, TableId, TableState};
@@ -197,6 +199,7 @@ pub(super) fn apply(
         Change::All(_) => Err(StoreError::Invalid(
             "a combined change is applied part by part".into(),
         )),
+        Change::Waitlist(change) => waitlist::apply(conn, state, stamp, change, actor),
         Change::Prune { before } => {
             // Only a prefix of seqs goes: up to (not including) the first
             // event still inside the window, even if older-stamped events
