@@ -156,6 +156,16 @@ pub struct Table {
     pub since: String,
     pub hold_until: Option<String>,
     pub reservation: Option<i64>,
+    /// Tables this one can be pushed together with (SPEC §1 Combinations),
+    /// ascending; absent from the JSON when empty, so a floor plan without
+    /// combinations looks as it always did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joins: Vec<TableId>,
+    /// Seats this table gives a combination it is part of (a 4-top pushed
+    /// against another may seat 3); absent: all its `seats`. See
+    /// [`crate::tables::seats_of`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined_seats: Option<u32>,
 }
 
 /// Who caused an event (SPEC §1: `sensor:<id>`, `staff:<token name>`,

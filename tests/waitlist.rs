@@ -367,3 +367,71 @@ async fn bad_waitlist_requests_are_refused_and_change_nothing() {
     assert_eq!(status, 409, "{again}");
     d.stop().await;
 }
+
+/// A party too big for any one table is offered a combination once all
+/// its tables are free, and seated at both in one batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_party_is_offered_and_seated_at_joined_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(dir.path(), &[])).await;
+    for table in 1..=4 {
+        set(&d.base, table, "occupied").await;
+    }
+    let (status, body) = send(
+        reqwest::Method::PATCH,
+        &d.base,
+        "admin-token",
+        "/api/v1/tables/3",
+        Some(json!({ "joins": [4] })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream?types=waitlist,table.state", &[]).await;
+    sse.next_json().await;
+    let (status, party) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "Eve", "party_size": 8}),
+    )
+    .await;
+    assert_eq!(status, 201, "{party}");
+    let eve = party["id"].as_i64().expect("id");
+
+    // One of the two frees: nothing yet; both: the pair is offered.
+    set(&d.base, 3, "free").await;
+    set(&d.base, 4, "free").await;
+    let ready = next_of(&mut sse, "waitlist.ready").await;
+    assert_eq!(ready["data"]["party"]["offered"], json!([3, 4]));
+    let (status, seated) = post(&d.base, &format!("/api/v1/waitlist/{eve}/seat"), json!({})).await;
+    assert_eq!(status, 200, "{seated}");
+    assert_eq!(seated["tables"], json!([3, 4]));
+    let event = next_of(&mut sse, "waitlist.seated").await;
+    let seq = event["seq"].as_u64().expect("seq");
+    for (i, table) in [3, 4].into_iter().enumerate() {
+        let (msg, change) = sse.next_json().await;
+        assert_eq!(msg.event.as_deref(), Some("table.state"));
+        assert_eq!(change["seq"].as_u64(), Some(seq + 1 + i as u64));
+        assert_eq!(change["table"], table);
+        assert_eq!(change["data"]["to"], "occupied");
+    }
+    // Tables that are not joined are not one place to seat a party.
+    let (status, party) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "Fay", "party_size": 6}),
+    )
+    .await;
+    assert_eq!(status, 201, "{party}");
+    set(&d.base, 1, "free").await;
+    set(&d.base, 2, "free").await;
+    let path = format!("/api/v1/waitlist/{}/seat", party["id"]);
+    let (status, refused) = post(&d.base, &path, json!({"tables": [1, 2]})).await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tables")
+    );
+    d.stop().await;
+}

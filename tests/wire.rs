@@ -138,6 +138,8 @@ fn table(state: TableState, seats: u32, since: &str) -> Table {
         since: since.into(),
         hold_until: None,
         reservation: None,
+        joins: Vec::new(),
+        combined_seats: None,
     }
 }
 
@@ -430,6 +432,8 @@ async fn events_are_stored_in_the_same_rows_as_before() {
                     h: 0.75,
                     shape: Shape::Round,
                 },
+                joins: Vec::new(),
+                combined_seats: None,
             }),
             staff.clone(),
         )

@@ -554,6 +554,8 @@ mod tests {
             since: "2026-11-22T20:13:05.123Z".into(),
             hold_until: None,
             reservation: None,
+            joins: Vec::new(),
+            combined_seats: None,
         };
         let text = state_payload(&table, 42);
         assert!(

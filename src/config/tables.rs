@@ -25,6 +25,12 @@ pub struct Table {
     pub h: f64,
     #[serde(default = "rect")]
     pub shape: String,
+    /// Ids of tables this one can be pushed together with; declaring a
+    /// join on one of the two tables is enough.
+    #[serde(default)]
+    pub joins: Vec<i64>,
+    /// Seats this table gives a combination (default: its `seats`).
+    pub combined_seats: Option<u32>,
 }
 
 fn default_seats() -> u32 {
@@ -45,6 +51,9 @@ pub struct TableSeed {
     pub zone: String,
     pub seats: u32,
     pub layout: Layout,
+    /// Both sides of every declared join, ascending.
+    pub joins: Vec<TableId>,
+    pub combined_seats: Option<u32>,
 }
 
 /// Checks the entries against each other and the rules of
@@ -88,13 +97,62 @@ pub(super) fn check(raw: Vec<Table>) -> Result<Vec<TableSeed>, ConfigError> {
             .map_err(|(field, msg)| key_error(format!("{key}.{field}"), msg))?;
         crate::tables::check_seats(t.seats)
             .map_err(|msg| key_error(format!("{key}.seats"), msg))?;
+        let joins = crate::tables::check_joins(t.id, &t.joins)
+            .map_err(|msg| key_error(format!("{key}.joins"), msg))?;
+        if let Some(seats) = t.combined_seats {
+            crate::tables::check_combined_seats(seats)
+                .map_err(|msg| key_error(format!("{key}.combined_seats"), msg))?;
+        }
         tables.push(TableSeed {
             id: t.id,
             number,
             zone: t.zone,
             seats: t.seats,
             layout,
+            joins,
+            combined_seats: t.combined_seats,
         });
     }
+    symmetric_joins(&mut tables)?;
     Ok(tables)
+}
+
+/// Checks that every join names a declared table and adds the other side
+/// of each, so the seeded rows agree whichever side declared it.
+fn symmetric_joins(tables: &mut [TableSeed]) -> Result<(), ConfigError> {
+    let ids: HashSet<TableId> = tables.iter().map(|t| t.id).collect();
+    let mut pairs = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        for other in &t.joins {
+            if !ids.contains(other) {
+                return Err(key_error(
+                    format!("tables[{i}].joins"),
+                    format!("no table with id {other} is declared"),
+                ));
+            }
+            pairs.push((*other, t.id));
+        }
+    }
+    for (at, other) in pairs {
+        if let Some(t) = tables.iter_mut().find(|t| t.id == at) {
+            if !t.joins.contains(&other) {
+                t.joins.push(other);
+                t.joins.sort_unstable();
+            }
+        }
+    }
+    for (i, t) in tables.iter().enumerate() {
+        if t.joins.len() > crate::tables::MAX_JOINS {
+            return Err(key_error(
+                format!("tables[{i}].joins"),
+                format!(
+                    "table {} is joined with {} tables (counting joins declared on the others); at most {}",
+                    t.id,
+                    t.joins.len(),
+                    crate::tables::MAX_JOINS
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

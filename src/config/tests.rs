@@ -199,10 +199,31 @@ fn bad_values_name_the_key() {
         ),
         ("[[tables]]\nid = 1\n[[tables]]\nid = 1", "tables[1].id"),
         ("[[tables]]\nid = 9007199254740992", "tables[0].id"),
+        ("[[tables]]\nid = 1\njoins = [1]", "tables[0].joins"),
+        (
+            "[[tables]]\nid = 1\n[[tables]]\nid = 2\njoins = [3]",
+            "tables[1].joins",
+        ),
+        (
+            "[[tables]]\nid = 1\ncombined_seats = 0",
+            "tables[0].combined_seats",
+        ),
     ] {
         let err = parse(text, &[]).expect_err(text);
         assert!(err.to_string().starts_with(key), "{text}: {err}");
     }
+}
+
+#[test]
+fn a_join_declared_on_one_table_is_seeded_on_both() {
+    let cfg = parse(
+        "[[tables]]\nid = 9\njoins = [10]\n[[tables]]\nid = 10\ncombined_seats = 3",
+        &[],
+    )
+    .expect("config");
+    let joins: Vec<Vec<i64>> = cfg.tables.iter().map(|t| t.joins.clone()).collect();
+    assert_eq!(joins, vec![vec![10], vec![9]]);
+    assert_eq!(cfg.tables[1].combined_seats, Some(3));
 }
 
 #[test]

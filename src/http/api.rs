@@ -70,6 +70,9 @@ pub struct NewTableBody {
     h: f64,
     #[serde(default)]
     shape: Shape,
+    #[serde(default)]
+    joins: Vec<TableId>,
+    combined_seats: Option<u32>,
 }
 
 fn default_seats() -> u32 {
@@ -84,26 +87,34 @@ pub async fn create_table(
     Need(caller): AsAdmin,
     JsonBody(body): JsonBody<NewTableBody>,
 ) -> Result<Response, ApiError> {
-    let applied = app
-        .store
-        .apply(
-            Change::CreateTable(NewTable {
-                id: body.id,
-                number: body.number,
-                zone: body.zone,
-                seats: body.seats,
-                layout: Layout {
-                    x: body.x,
-                    y: body.y,
-                    w: body.w,
-                    h: body.h,
-                    shape: body.shape,
-                },
-            }),
-            caller.actor(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(applied.table)).into_response())
+    let create = Change::CreateTable(NewTable {
+        id: body.id,
+        number: body.number,
+        zone: body.zone,
+        seats: body.seats,
+        layout: Layout {
+            x: body.x,
+            y: body.y,
+            w: body.w,
+            h: body.h,
+            shape: body.shape,
+        },
+        joins: body.joins.clone(),
+        combined_seats: body.combined_seats,
+    });
+    let table = if body.joins.is_empty() {
+        app.store.apply(create, caller.actor()).await?.table
+    } else {
+        // The new table's id (when the store picks it) is only known once
+        // it is created, so the peers' side follows in a second change.
+        let created = app.store.apply(create, caller.actor()).await?.table;
+        if let Some(t) = &created {
+            let peers = super::joins::peer_changes(&app.hub.tables(), t.id, &t.joins);
+            app.store.apply(Change::All(peers), caller.actor()).await?;
+        }
+        created
+    };
+    Ok((StatusCode::CREATED, Json(table)).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +128,9 @@ pub struct PatchTableBody {
     w: Option<f64>,
     h: Option<f64>,
     shape: Option<Shape>,
+    joins: Option<Vec<TableId>>,
+    #[serde(default, deserialize_with = "super::joins::explicit_null")]
+    combined_seats: Option<Option<u32>>,
 }
 
 pub async fn patch_table(
@@ -135,12 +149,19 @@ pub async fn patch_table(
         w: body.w,
         h: body.h,
         shape: body.shape,
+        joins: body.joins.clone(),
+        combined_seats: body.combined_seats,
     };
+    let mut changes = vec![Change::UpdateTable { id, patch }];
+    if let Some(new) = &body.joins {
+        changes.extend(super::joins::peer_changes(&app.hub.tables(), id, new));
+    }
     let applied = app
         .store
-        .apply(Change::UpdateTable { id, patch }, caller.actor())
+        .apply(Change::All(changes), caller.actor())
         .await?;
-    Ok(Json(applied.table).into_response())
+    let table = applied.parts.into_iter().next().and_then(|p| p.table);
+    Ok(Json(table).into_response())
 }
 
 pub async fn delete_table(
@@ -149,8 +170,11 @@ pub async fn delete_table(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    // Its peers forget the join in the same batch.
+    let mut changes = super::joins::peer_changes(&app.hub.tables(), id, &[]);
+    changes.push(Change::DeleteTable { id });
     app.store
-        .apply(Change::DeleteTable { id }, caller.actor())
+        .apply(Change::All(changes), caller.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,6 +15,7 @@
 
 mod api;
 pub mod error;
+mod joins;
 pub mod limits;
 mod sse;
 mod ui;

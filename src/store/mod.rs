@@ -119,6 +119,12 @@ pub struct NewTable {
     pub zone: String,
     pub seats: u32,
     pub layout: Layout,
+    /// Tables it can be pushed together with (they must exist). The store
+    /// keeps what each row is given: callers add the other side of a join
+    /// in the same [`Change::All`] (the HTTP API and the seed do), and
+    /// [`crate::tables::combinations`] reads joins as symmetric anyway.
+    pub joins: Vec<TableId>,
+    pub combined_seats: Option<u32>,
 }
 
 /// Fields of a table that may be edited; `None` keeps the current value.
@@ -132,6 +138,10 @@ pub struct TablePatch {
     pub w: Option<f64>,
     pub h: Option<f64>,
     pub shape: Option<crate::domain::Shape>,
+    /// Replaces the table's joins (see [`NewTable::joins`]).
+    pub joins: Option<Vec<TableId>>,
+    /// `Some(None)` goes back to the table's own seats.
+    pub combined_seats: Option<Option<u32>>,
 }
 
 /// Who may overrule whom on a state change.
@@ -203,6 +213,33 @@ pub enum WaitlistChange {
     Seat { id: PartyId, tables: Vec<TableId> },
     /// `waitlist.left`.
     Leave { id: PartyId },
+}
+
+impl Change {
+    /// Sets every table of a combination (or one table) to `state` as one
+    /// [`Change::All`]: one batch of consecutive `table.state` events, all
+    /// or none. `people` goes to the first table (a party is counted once).
+    pub fn combination_state(
+        tables: &[TableId],
+        state: TableState,
+        hold: Hold,
+        people: Option<u32>,
+        guard: Guard,
+    ) -> Change {
+        Change::All(
+            tables
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| Change::SetState {
+                    id,
+                    state,
+                    hold,
+                    people: if i == 0 { people } else { None },
+                    guard,
+                })
+                .collect(),
+        )
+    }
 }
 
 /// What a committed change produced.
@@ -550,7 +587,8 @@ pub(crate) fn pruned_through(conn: &Connection) -> Result<Seq, StoreError> {
 
 pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation
+        "SELECT id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation,
+                joins, combined_seats
          FROM tables ORDER BY id",
     )?;
     let rows = stmt.query_map([], |row| {
@@ -575,6 +613,10 @@ pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
             since: row.get(11)?,
             hold_until: row.get(12)?,
             reservation: row.get(13)?,
+            // Written by the writer from a checked list; anything else
+            // (edited by hand) reads as no joins.
+            joins: serde_json::from_str(&row.get::<_, String>(14)?).unwrap_or_default(),
+            combined_seats: row.get(15)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

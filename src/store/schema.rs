@@ -52,7 +52,12 @@ const MIGRATIONS: &[&str] = &[
          WHERE e.seq > 1 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
     );
     DROP INDEX events_by_ts;",
-    // 3: the walk-in waitlist. A party is one JSON document (as in its
+    // 4 (the alerts migration is 3; on a branch without it this is
+    // entry 3): combinable tables. `joins` is a JSON array of table ids,
+    // `combined_seats` NULL means the table's own seats.
+    "ALTER TABLE tables ADD COLUMN joins TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE tables ADD COLUMN combined_seats INTEGER;",
+    // 5: the walk-in waitlist. A party is one JSON document (as in its
     // events); `status` and `added_at` are columns for the queries.
     // AUTOINCREMENT: a party id is never reused, so an old event never
     // names a newer party.

@@ -175,16 +175,32 @@ impl Writer {
         if !self.state.tables.is_empty() || seeds.is_empty() {
             return Ok(0);
         }
-        let batch = seeds
+        // Joins name other tables, so they are set once all exist.
+        let creates = seeds.iter().map(|s| {
+            Change::CreateTable(super::NewTable {
+                id: Some(s.id),
+                number: s.number.clone(),
+                zone: s.zone.clone(),
+                seats: s.seats,
+                layout: s.layout,
+                joins: Vec::new(),
+                combined_seats: s.combined_seats,
+            })
+        });
+        let joins = seeds
             .iter()
-            .map(|s| Pending {
-                change: Change::CreateTable(super::NewTable {
-                    id: Some(s.id),
-                    number: s.number.clone(),
-                    zone: s.zone.clone(),
-                    seats: s.seats,
-                    layout: s.layout,
-                }),
+            .filter(|s| !s.joins.is_empty())
+            .map(|s| Change::UpdateTable {
+                id: s.id,
+                patch: super::TablePatch {
+                    joins: Some(s.joins.clone()),
+                    ..super::TablePatch::default()
+                },
+            });
+        let batch = creates
+            .chain(joins)
+            .map(|change| Pending {
+                change,
                 actor: Actor::System,
                 reply: None,
             })

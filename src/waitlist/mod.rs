@@ -146,12 +146,13 @@ pub struct Quote {
     pub p80: u32,
 }
 
-/// The tables (one, or a joined combination) a party of `size` can sit at,
-/// smallest first.
+/// The tables (one, or a combination joined in the floor plan) a party of
+/// `size` can sit at among `tables`: fewest tables first (nobody pushes
+/// tables together while one table will do), then fewest seats.
 pub fn fits(tables: &[Table], size: u32) -> Vec<Vec<TableId>> {
-    let mut single: Vec<&Table> = tables.iter().filter(|t| t.seats >= size).collect();
-    single.sort_by_key(|t| (t.seats, t.id));
-    single.into_iter().map(|t| vec![t.id]).collect()
+    let mut fits = crate::tables::combinations(tables, size);
+    fits.sort_by_key(|c| (c.tables.len(), c.seats));
+    fits.into_iter().map(|c| c.tables).collect()
 }
 
 /// The one place a walk-in's wait is estimated: from the tables that fit
@@ -165,18 +166,26 @@ pub fn fits(tables: &[Table], size: u32) -> Vec<Vec<TableId>> {
 /// function's insides; callers keep calling it.
 pub fn quote(now: SystemTime, tables: &[Table], ahead: &[u32], size: u32, turn: Duration) -> Quote {
     let fitting = fits(tables, size);
+    let free_in = |t: &Table| match t.state {
+        TableState::Free => Duration::ZERO,
+        TableState::Dirty => BUSSING,
+        TableState::Occupied => {
+            let seated = crate::clock::parse(&t.since).unwrap_or(now);
+            let sat = now.duration_since(seated).unwrap_or_default();
+            turn.saturating_sub(sat).max(MIN_REMAINING)
+        }
+        TableState::Reserved | TableState::Unknown => turn,
+    };
+    // A combination is free when its last table is.
     let mut soon: Vec<Duration> = fitting
         .iter()
-        .filter_map(|ids| tables.iter().find(|t| Some(&t.id) == ids.first()))
-        .map(|t| match t.state {
-            TableState::Free => Duration::ZERO,
-            TableState::Dirty => BUSSING,
-            TableState::Occupied => {
-                let seated = crate::clock::parse(&t.since).unwrap_or(now);
-                let sat = now.duration_since(seated).unwrap_or_default();
-                turn.saturating_sub(sat).max(MIN_REMAINING)
-            }
-            TableState::Reserved | TableState::Unknown => turn,
+        .map(|ids| {
+            tables
+                .iter()
+                .filter(|t| ids.contains(&t.id))
+                .map(free_in)
+                .max()
+                .unwrap_or(turn)
         })
         .collect();
     soon.sort();
@@ -186,7 +195,11 @@ pub fn quote(now: SystemTime, tables: &[Table], ahead: &[u32], size: u32, turn: 
     } else {
         let competing = ahead
             .iter()
-            .filter(|&&s| fitting.iter().any(|ids| fits_ids(tables, ids, s)))
+            .filter(|&&s| {
+                fitting
+                    .iter()
+                    .any(|ids| crate::tables::seats_of(tables, ids).is_ok_and(|n| n >= s))
+            })
             .count();
         let round = u32::try_from(competing / soon.len()).unwrap_or(u32::MAX);
         soon[competing % soon.len()] + turn.saturating_mul(round)
@@ -194,15 +207,6 @@ pub fn quote(now: SystemTime, tables: &[Table], ahead: &[u32], size: u32, turn: 
     let p50 = round_up_5(wait);
     let p80 = round_up_5(wait + wait / 3);
     Quote { p50, p80 }
-}
-
-fn fits_ids(tables: &[Table], ids: &[TableId], size: u32) -> bool {
-    let seats: u32 = tables
-        .iter()
-        .filter(|t| ids.contains(&t.id))
-        .map(|t| t.seats)
-        .sum();
-    seats >= size
 }
 
 fn round_up_5(d: Duration) -> u32 {

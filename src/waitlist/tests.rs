@@ -15,6 +15,8 @@ fn table(id: TableId, seats: u32, state: TableState, since: &str) -> Table {
         since: since.into(),
         hold_until: None,
         reservation: None,
+        joins: Vec::new(),
+        combined_seats: None,
     }
 }
 

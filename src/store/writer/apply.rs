@@ -50,6 +50,11 @@ pub(super) fn apply(
                 None => next_id(tables)?,
             };
             ensure_number_free(tables, &new.number, None)?;
+            let joins = check_joins(tables, id, &new.joins)?;
+            if let Some(seats) = new.combined_seats {
+                crate::tables::check_combined_seats(seats)
+                    .map_err(|m| invalid("combined_seats", m))?;
+            }
             let table = Table {
                 id,
                 number: new.number,
@@ -61,6 +66,8 @@ pub(super) fn apply(
                 since: now.clone(),
                 hold_until: None,
                 reservation: None,
+                joins,
+                combined_seats: new.combined_seats,
             };
             write_table(conn, &table)?;
             let event = record(
@@ -87,6 +94,16 @@ pub(super) fn apply(
             if let Some(seats) = patch.seats {
                 crate::tables::check_seats(seats).map_err(|m| invalid("seats", m))?;
                 table.seats = seats;
+            }
+            if let Some(joins) = patch.joins {
+                table.joins = check_joins(tables, id, &joins)?;
+            }
+            if let Some(seats) = patch.combined_seats {
+                if let Some(seats) = seats {
+                    crate::tables::check_combined_seats(seats)
+                        .map_err(|m| invalid("combined_seats", m))?;
+                }
+                table.combined_seats = seats;
             }
             let l = &mut table.layout;
             l.x = patch.x.unwrap_or(l.x);
@@ -283,6 +300,20 @@ fn next_id(tables: &BTreeMap<TableId, Table>) -> Result<TableId, StoreError> {
         })
 }
 
+/// A table's joins, checked: [`crate::tables::check_joins`] and every id
+/// an existing table.
+fn check_joins(
+    tables: &BTreeMap<TableId, Table>,
+    id: TableId,
+    joins: &[TableId],
+) -> Result<Vec<TableId>, StoreError> {
+    let joins = crate::tables::check_joins(id, joins).map_err(|m| invalid("joins", m))?;
+    match joins.iter().find(|other| !tables.contains_key(other)) {
+        Some(missing) => Err(invalid("joins", format!("table {missing} not found"))),
+        None => Ok(joins),
+    }
+}
+
 fn ensure_number_free(
     tables: &BTreeMap<TableId, Table>,
     number: &str,
@@ -302,12 +333,14 @@ fn ensure_number_free(
 
 fn write_table(conn: &Connection, t: &Table) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO tables (id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+        "INSERT INTO tables (id, number, zone, seats, x, y, w, h, shape, state, people, since, hold_until, reservation,
+           joins, combined_seats)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT(id) DO UPDATE SET number = excluded.number, zone = excluded.zone,
            seats = excluded.seats, x = excluded.x, y = excluded.y, w = excluded.w, h = excluded.h,
            shape = excluded.shape, state = excluded.state, people = excluded.people,
-           since = excluded.since, hold_until = excluded.hold_until, reservation = excluded.reservation",
+           since = excluded.since, hold_until = excluded.hold_until, reservation = excluded.reservation,
+           joins = excluded.joins, combined_seats = excluded.combined_seats",
     )?
     .execute(params![
         t.id,
@@ -324,6 +357,8 @@ fn write_table(conn: &Connection, t: &Table) -> Result<(), StoreError> {
         t.since,
         t.hold_until,
         t.reservation,
+        serde_json::to_string(&t.joins).map_err(|e| StoreError::Invalid(format!("joins: {e}")))?,
+        t.combined_seats,
     ])?;
     Ok(())
 }

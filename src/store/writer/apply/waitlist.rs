@@ -162,22 +162,15 @@ fn in_line(conn: &Connection, id: PartyId) -> Result<Party, StoreError> {
     Ok(party)
 }
 
-/// The tables exist, are distinct, each in one of `states`, and seat
-/// `size` between them.
+/// The tables exist, are one table or one combination of the floor plan,
+/// each in one of `states`, and seat `size` between them.
 fn check_tables(
     state: &Committed,
     ids: &[TableId],
     size: u32,
     states: &[TableState],
 ) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Err(invalid("tables", "name at least one table"));
-    }
-    let mut seats = 0u32;
-    for (i, id) in ids.iter().enumerate() {
-        if ids[..i].contains(id) {
-            return Err(invalid("tables", format!("table {id} is named twice")));
-        }
+    for id in ids {
         let table = state.tables.get(id).ok_or(StoreError::TableNotFound(*id))?;
         if !states.contains(&table.state) {
             return Err(StoreError::Conflict(format!(
@@ -185,8 +178,9 @@ fn check_tables(
                 table.state
             )));
         }
-        seats = seats.saturating_add(table.seats);
     }
+    let tables: Vec<_> = state.tables.values().cloned().collect();
+    let seats = crate::tables::seats_of(&tables, ids).map_err(|m| invalid("tables", m))?;
     if seats < size {
         return Err(invalid(
             "tables",
