@@ -238,6 +238,11 @@ async fn bring_up(
         shutdown.clone(),
     ));
     tasks.spawn(hub.clone().reap_slow_clients(shutdown.clone()));
+    tasks.spawn(crate::waitlist::task::run(
+        store.clone(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(retention_loop(
         store.clone(),
         Arc::clone(&config),

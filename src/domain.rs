@@ -232,6 +232,11 @@ pub enum EventType {
     ReservationCancelled,
     ReservationCheckedIn,
     ReservationNoShow,
+    WaitlistAdded,
+    WaitlistUpdated,
+    WaitlistReady,
+    WaitlistSeated,
+    WaitlistLeft,
     AlertRaised,
     AlertAcked,
     SensorFault,
@@ -242,7 +247,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 21] = [
         EventType::TableState,
         EventType::TableCreated,
         EventType::TableUpdated,
@@ -252,6 +257,11 @@ impl EventType {
         EventType::ReservationCancelled,
         EventType::ReservationCheckedIn,
         EventType::ReservationNoShow,
+        EventType::WaitlistAdded,
+        EventType::WaitlistUpdated,
+        EventType::WaitlistReady,
+        EventType::WaitlistSeated,
+        EventType::WaitlistLeft,
         EventType::AlertRaised,
         EventType::AlertAcked,
         EventType::SensorFault,
@@ -272,6 +282,11 @@ impl EventType {
             EventType::ReservationCancelled => "reservation.cancelled",
             EventType::ReservationCheckedIn => "reservation.checked_in",
             EventType::ReservationNoShow => "reservation.no_show",
+            EventType::WaitlistAdded => "waitlist.added",
+            EventType::WaitlistUpdated => "waitlist.updated",
+            EventType::WaitlistReady => "waitlist.ready",
+            EventType::WaitlistSeated => "waitlist.seated",
+            EventType::WaitlistLeft => "waitlist.left",
             EventType::AlertRaised => "alert.raised",
             EventType::AlertAcked => "alert.acked",
             EventType::SensorFault => "sensor.fault",
@@ -522,6 +537,62 @@ impl Alert {
     }
 }
 
+/// A walk-in party's id on the waitlist.
+pub type PartyId = i64;
+
+/// Where a walk-in party is (SPEC §1 Waitlist party); rules in [`crate::waitlist`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyStatus {
+    Waiting,
+    Notified,
+    Seated,
+    Left,
+}
+
+impl PartyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartyStatus::Waiting => "waiting",
+            PartyStatus::Notified => "notified",
+            PartyStatus::Seated => "seated",
+            PartyStatus::Left => "left",
+        }
+    }
+
+    /// Still in line (waiting or told a table is ready).
+    pub fn in_line(self) -> bool {
+        matches!(self, PartyStatus::Waiting | PartyStatus::Notified)
+    }
+}
+
+/// A party as clients see it; times are RFC 3339 UTC strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Party {
+    pub id: PartyId,
+    pub name: String,
+    pub party_size: u32,
+    pub phone: Option<String>,
+    pub notes: Option<String>,
+    pub added_at: String,
+    /// The daemon's estimate when the party was added (median and 80th
+    /// percentile), from [`quote`].
+    pub quote_p50_minutes: u32,
+    pub quote_p80_minutes: u32,
+    /// What the host told the guest, if typed.
+    pub quoted_minutes: Option<u32>,
+    pub status: PartyStatus,
+    /// The tables offered when notified (empty otherwise).
+    pub offered: Vec<TableId>,
+    pub notified_at: Option<String>,
+    /// The tables the party was seated at.
+    pub tables: Vec<TableId>,
+    pub seated_at: Option<String>,
+    pub left_at: Option<String>,
+    /// Minutes from `added_at` to `seated_at` (or `left_at`).
+    pub waited_minutes: Option<u32>,
+}
+
 /// The `type` and `data` of an event: one variant per type produced
 /// today. The serde `rename` of each variant is its wire name and must be
 /// its [`EventType::as_str`] (the golden test checks both).
@@ -599,6 +670,22 @@ pub enum EventData {
     ReservationCheckedIn { reservation: Reservation },
     #[serde(rename = "reservation.no_show")]
     ReservationNoShow { reservation: Reservation },
+    /// A walk-in party joined the waitlist; `party` is as added.
+    #[serde(rename = "waitlist.added")]
+    WaitlistAdded { party: Party },
+    /// A party was edited, or its offer withdrawn (back to `waiting`).
+    #[serde(rename = "waitlist.updated")]
+    WaitlistUpdated { party: Party },
+    /// A table is ready: `party.offered` are the tables held for it.
+    #[serde(rename = "waitlist.ready")]
+    WaitlistReady { party: Party },
+    /// Seated at `party.tables`; their `table.state` events follow in the
+    /// same batch.
+    #[serde(rename = "waitlist.seated")]
+    WaitlistSeated { party: Party },
+    /// The host took the party off the list.
+    #[serde(rename = "waitlist.left")]
+    WaitlistLeft { party: Party },
     #[serde(skip)]
     Other {
         kind: String,
@@ -626,6 +713,11 @@ impl EventData {
             EventData::ReservationCancelled { .. } => EventType::ReservationCancelled,
             EventData::ReservationCheckedIn { .. } => EventType::ReservationCheckedIn,
             EventData::ReservationNoShow { .. } => EventType::ReservationNoShow,
+            EventData::WaitlistAdded { .. } => EventType::WaitlistAdded,
+            EventData::WaitlistUpdated { .. } => EventType::WaitlistUpdated,
+            EventData::WaitlistReady { .. } => EventType::WaitlistReady,
+            EventData::WaitlistSeated { .. } => EventType::WaitlistSeated,
+            EventData::WaitlistLeft { .. } => EventType::WaitlistLeft,
             EventData::Other { .. } => return None,
         })
     }
@@ -635,6 +727,18 @@ impl EventData {
         match self {
             EventData::Other { kind, .. } => kind,
             typed => typed.event_type().map_or("", EventType::as_str),
+        }
+    }
+
+    /// The party after the change, for the waitlist events.
+    pub fn party(&self) -> Option<&Party> {
+        match self {
+            EventData::WaitlistAdded { party }
+            | EventData::WaitlistUpdated { party }
+            | EventData::WaitlistReady { party }
+            | EventData::WaitlistSeated { party }
+            | EventData::WaitlistLeft { party } => Some(party),
+            _ => None,
         }
     }
 

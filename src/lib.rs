@@ -54,3 +54,4 @@ pub mod systemd;
 pub mod tables;
 pub mod text;
 pub mod throttle;
+pub mod waitlist;

@@ -400,6 +400,7 @@ async fn a_database_with_a_hole_from_old_retention_is_migrated_to_a_watermark() 
          DROP TABLE reservations;
          ALTER TABLE tables DROP COLUMN joins;
          ALTER TABLE tables DROP COLUMN combined_seats;
+         DROP TABLE waitlist;
          PRAGMA user_version = 1;",
         seqs[1], seqs[2]
     ))

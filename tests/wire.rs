@@ -11,8 +11,8 @@ mod common;
 
 use common::*;
 use mesero::domain::{
-    Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Priority, Reservation,
-    ReservationStatus, Shape, Table, TableState, Target,
+    Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Party, PartyStatus, Priority,
+    Reservation, ReservationStatus, Shape, Table, TableState, Target,
 };
 use mesero::hub::{Hub, Published};
 use mesero::metrics::Metrics;
@@ -299,6 +299,11 @@ fn variant(data: &EventData) -> usize {
         EventData::ReservationCancelled { .. } => 14,
         EventData::ReservationCheckedIn { .. } => 15,
         EventData::ReservationNoShow { .. } => 16,
+        EventData::WaitlistAdded { .. }
+        | EventData::WaitlistUpdated { .. }
+        | EventData::WaitlistReady { .. }
+        | EventData::WaitlistSeated { .. }
+        | EventData::WaitlistLeft { .. } => 17,
     }
 }
 
@@ -435,7 +440,9 @@ fn every_event_type_goes_out_byte_for_byte_as_before() {
 fn what_this_binary_cannot_type_passes_through_unchanged() {
     for wire in [
         // A type it does not know (a newer mesero wrote it).
-        r#"{"seq":20,"ts":"T","type":"waitlist.added","table":null,"actor":"staff:ana","data":{"name":"Ana","party_size":2}}"#,
+        r#"{"seq":20,"ts":"T","type":"visit.closed","table":null,"actor":"staff:ana","data":{"name":"Ana","party_size":2}}"#,
+        // A known type whose data is not what this binary writes.
+        r#"{"seq":25,"ts":"T","type":"waitlist.added","table":null,"actor":"staff:ana","data":{"name":"Ana","party_size":2}}"#,
         // A known type with a field it does not know.
         r#"{"seq":21,"ts":"T","type":"sensor.recovered","table":null,"actor":"sensor:n","data":{"kind":"mqtt","sensor":"n","x":1}}"#,
         // A known type missing a field, or with a value it does not know.
@@ -762,4 +769,79 @@ async fn alert_events_are_stored_and_read_back_typed() {
     assert_eq!(acked.count, 2);
     assert_eq!(acked.acked_by.as_deref(), Some("staff:ana"));
     store.shutdown().await;
+}
+
+/// The waitlist events (new in issue 11): a party of two seated at table
+/// 3 after 25 minutes, as every client gets it.
+const WAITLIST_WIRE: &str = r#"{"seq":30,"ts":"2026-12-04T20:25:00.000Z","type":"waitlist.seated","table":null,"actor":"staff:ana","data":{"party":{"added_at":"2026-12-04T20:00:00.000Z","id":4,"left_at":null,"name":"Bea","notes":null,"notified_at":"2026-12-04T20:20:00.000Z","offered":[],"party_size":2,"phone":"+34 600","quote_p50_minutes":20,"quote_p80_minutes":30,"quoted_minutes":25,"seated_at":"2026-12-04T20:25:00.000Z","status":"seated","tables":[3],"waited_minutes":25}}}"#;
+
+#[test]
+fn waitlist_events_go_out_as_documented() {
+    let party = Party {
+        id: 4,
+        name: "Bea".into(),
+        party_size: 2,
+        phone: Some("+34 600".into()),
+        notes: None,
+        added_at: "2026-12-04T20:00:00.000Z".into(),
+        quote_p50_minutes: 20,
+        quote_p80_minutes: 30,
+        quoted_minutes: Some(25),
+        status: PartyStatus::Seated,
+        offered: Vec::new(),
+        notified_at: Some("2026-12-04T20:20:00.000Z".into()),
+        tables: vec![3],
+        seated_at: Some("2026-12-04T20:25:00.000Z".into()),
+        left_at: None,
+        waited_minutes: Some(25),
+    };
+    let event = Event {
+        seq: 30,
+        ts: "2026-12-04T20:25:00.000Z".into(),
+        table: None,
+        actor: Actor::Staff("ana".into()),
+        data: EventData::WaitlistSeated {
+            party: party.clone(),
+        },
+    };
+    assert_eq!(variant(&event.data), 17);
+    assert_eq!(
+        serde_json::to_string(&event).expect("serialise"),
+        WAITLIST_WIRE
+    );
+    let back: Event = serde_json::from_str(WAITLIST_WIRE).expect("deserialise");
+    assert_eq!(back, event);
+    // Every waitlist type carries the same party object, named by its type.
+    for (kind, data) in [
+        (
+            "waitlist.added",
+            EventData::WaitlistAdded {
+                party: party.clone(),
+            },
+        ),
+        (
+            "waitlist.updated",
+            EventData::WaitlistUpdated {
+                party: party.clone(),
+            },
+        ),
+        (
+            "waitlist.ready",
+            EventData::WaitlistReady {
+                party: party.clone(),
+            },
+        ),
+        (
+            "waitlist.left",
+            EventData::WaitlistLeft {
+                party: party.clone(),
+            },
+        ),
+    ] {
+        let wire = WAITLIST_WIRE.replace("waitlist.seated", kind);
+        let back: Event = serde_json::from_str(&wire).expect("deserialise");
+        assert_eq!(back.data, data, "{kind}");
+        assert_eq!(data.event_type().map(EventType::as_str), Some(kind));
+        assert_eq!(data.party(), Some(&party));
+    }
 }

@@ -9,6 +9,9 @@
 //!   retained), and for table events the table's retained state (an empty
 //!   retained message when a table is deleted, which clears it) and its
 //!   discovery config.
+//! - For every `waitlist.ready`, `waitlist/ready` (not retained): the
+//!   party (name, size, phone) and the offered tables with their numbers,
+//!   all an SMS or pager gateway needs to call the guest.
 //! - Every beat period it pings the router through its link and checks in
 //!   with the watchdog only when the answer comes back: a stuck broker
 //!   thread or router stops the pings to systemd.
@@ -168,6 +171,23 @@ impl Bridge {
             EventData::TableCreated { table } | EventData::TableUpdated { table } => {
                 self.publish_state(table, event.seq).await;
                 self.publish_discovery(table).await;
+            }
+            EventData::WaitlistReady { party } => {
+                let tables: Vec<_> = self
+                    .shared
+                    .hub
+                    .tables()
+                    .iter()
+                    .filter(|t| party.offered.contains(&t.id))
+                    .map(|t| serde_json::json!({"id": t.id, "number": t.number, "zone": t.zone, "seats": t.seats}))
+                    .collect();
+                let payload = serde_json::json!({
+                    "seq": event.seq,
+                    "party": party,
+                    "tables": tables,
+                });
+                let topic = self.shared.topics.waitlist_ready();
+                self.publish(topic, payload.to_string(), false).await;
             }
             EventData::TableDeleted { table } => {
                 let topic = self.shared.topics.table_state(table.id);

@@ -98,6 +98,11 @@ impl Topics {
         format!("{}/events/{kind}", self.prefix)
     }
 
+    /// `mesero/<site>/waitlist/ready`: one message per `waitlist.ready`.
+    pub fn waitlist_ready(&self) -> String {
+        format!("{}/waitlist/ready", self.prefix)
+    }
+
     /// `homeassistant/binary_sensor/mesero_<site>_table_<id>/occupancy/config`
     pub fn ha_config(&self, table: TableId) -> String {
         format!(

@@ -46,6 +46,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod value;
+mod waitlist;
 mod wiring;
 
 pub use error::ConfigError;
@@ -57,6 +58,7 @@ pub use sensors::mqtt_default_health;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
 pub use value::{MAX_DURATION, parse_duration};
+pub use waitlist::WaitlistConfig;
 
 use error::key_error;
 use raw::deserialize;
@@ -76,6 +78,7 @@ struct RawConfig {
     storage: storage::Storage,
     occupancy: occupancy::Occupancy,
     mqtt: mqtt::Mqtt,
+    waitlist: waitlist::Waitlist,
     auth: auth::Auth,
     alerts: alerts::Alerts,
     log: Log,
@@ -130,6 +133,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub occupancy: OccupancyConfig,
     pub mqtt: MqttConfig,
+    pub waitlist: WaitlistConfig,
     pub auth: AuthConfig,
     /// `[alerts]`: escalation and flood control.
     pub alerts: crate::alerts::AlertRules,
@@ -229,6 +233,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let storage = storage::check(raw.storage)?;
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt, &site.id)?;
+    let waitlist = waitlist::check(raw.waitlist)?;
     let auth = auth::check(raw.auth)?;
     let alerts = alerts::check(raw.alerts)?;
     let reservations = reservations::check(raw.reservations)?;
@@ -243,6 +248,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         storage,
         occupancy,
         mqtt,
+        waitlist,
         auth,
         alerts,
         log_level: raw.log.level,

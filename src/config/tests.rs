@@ -304,6 +304,7 @@ fn environment_keys_are_derived_from_the_raw_structs() {
         "mqtt max_retained_bytes Int",
         "mqtt max_retained_per_user Int",
         "mqtt max_retained_bytes_per_user Int",
+        "waitlist turn_time Str",
         "auth anonymous Str",
         "log level Str",
         "alerts escalate_after Str",

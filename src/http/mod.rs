@@ -23,6 +23,7 @@ mod mesas;
 mod reservations;
 mod sse;
 mod ui;
+mod waitlist;
 pub mod ws;
 
 use crate::config::Config;
@@ -35,7 +36,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use error::ApiError;
 use hyper_util::rt::{TokioIo, TokioTimer};
 pub use limits::Limits;
@@ -100,6 +101,12 @@ pub fn router(state: AppState) -> Router {
         .route("/reservations/{id}/qr.svg", get(reservations::qr))
         .route("/events", get(events::list))
         .route("/stats", get(api::stats))
+        .route("/waitlist", get(waitlist::list).post(waitlist::add))
+        .route(
+            "/waitlist/{id}",
+            patch(waitlist::edit).delete(waitlist::remove),
+        )
+        .route("/waitlist/{id}/seat", post(waitlist::seat))
         .route("/stream", get(sse::stream))
         .route("/ws", get(ws::upgrade))
         .route("/mesas", get(mesas::list))

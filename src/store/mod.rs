@@ -26,7 +26,9 @@ mod timeline;
 mod writer;
 
 use crate::clock::Wall;
-use crate::domain::{Actor, Event, EventData, Layout, Seq, Table, TableId, TableState};
+use crate::domain::{
+    Actor, Event, EventData, Layout, Party, PartyId, Seq, Table, TableId, TableState,
+};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
@@ -219,6 +221,33 @@ pub enum Change {
     /// events get consecutive seqs and reach subscribers together. A
     /// combination of tables is seated, reserved and freed this way.
     All(Vec<Change>),
+    /// The walk-in waitlist (`writer/waitlist.rs`).
+    Waitlist(WaitlistChange),
+}
+
+/// What a waitlist change does; each records one `waitlist.*` event.
+#[derive(Debug, Clone)]
+pub enum WaitlistChange {
+    /// `waitlist.added`; refused once [`crate::waitlist::MAX_WAITING`]
+    /// parties are in line.
+    Add(crate::waitlist::NewParty),
+    /// `waitlist.updated`; only while the party is in line.
+    Edit {
+        id: PartyId,
+        edit: crate::waitlist::PartyEdit,
+    },
+    /// `waitlist.ready`: a waiting party is offered `tables`, which must be
+    /// free and not offered to anyone else.
+    Offer { id: PartyId, tables: Vec<TableId> },
+    /// `waitlist.updated`: a notified party's offer is withdrawn and it
+    /// waits again (an offered table was taken).
+    Withdraw { id: PartyId },
+    /// `waitlist.seated` at `tables` (neither occupied nor reserved, with
+    /// seats for the party). The tables' own changes go with it in a
+    /// [`Change::All`].
+    Seat { id: PartyId, tables: Vec<TableId> },
+    /// `waitlist.left`.
+    Leave { id: PartyId },
 }
 
 impl Change {
@@ -485,6 +514,47 @@ impl Store {
     pub async fn tables(&self) -> Result<Vec<Table>, StoreError> {
         self.read(|conn| load_tables(conn)).await
     }
+
+    /// Waitlist parties in the order they were added: those in line, or
+    /// also the seated and gone ones added at or after `since` (an RFC
+    /// 3339 time), at most `limit`.
+    pub async fn waitlist(
+        &self,
+        since: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Party>, StoreError> {
+        self.read(move |conn| load_parties(conn, since.as_deref(), limit))
+            .await
+    }
+}
+
+/// See [`Store::waitlist`]; a row that does not read back as a party (a
+/// newer mesero's) is skipped with a warning rather than failing the list.
+pub(crate) fn load_parties(
+    conn: &Connection,
+    since: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Party>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, data FROM waitlist
+          WHERE status IN ('waiting', 'notified') OR (?1 IS NOT NULL AND added_at >= ?1)
+          ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![since, limit], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut parties = Vec::new();
+    for row in rows {
+        let (id, data) = row?;
+        match serde_json::from_str::<Party>(&data) {
+            Ok(party) => parties.push(party),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "skipping a waitlist row this mesero cannot read")
+            }
+        }
+    }
+    Ok(parties)
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {

@@ -98,6 +98,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX reservations_booked_code ON reservations (code) WHERE status = 'booked';
     CREATE INDEX reservations_by_status ON reservations (status, at);
     CREATE INDEX reservations_by_at ON reservations (at);",
+    // 5: the walk-in waitlist. A party is one JSON document (as in its
+    // events); `status` and `added_at` are columns for the queries.
+    // AUTOINCREMENT: a party id is never reused, so an old event never
+    // names a newer party.
+    "CREATE TABLE waitlist (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        status TEXT NOT NULL,
+        added_at TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX waitlist_in_line ON waitlist (status, id);",
 ];
 
 /// The schema version this binary writes.

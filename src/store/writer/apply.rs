@@ -6,6 +6,7 @@
 
 mod alerts;
 mod reservations;
+mod waitlist;
 
 use super::{Committed, Effect, WriterConfig};
 use crate::clock;
@@ -231,6 +232,7 @@ pub(super) fn apply(
         Change::EscalateAlert { id } => {
             alerts::escalate(conn, state, stamp, id, actor, &config.alerts)
         }
+        Change::Waitlist(change) => waitlist::apply(conn, state, stamp, change, actor),
         Change::Prune { before } => {
             // Acked alerts go with the events of their time; open ones
             // stay, however old.
