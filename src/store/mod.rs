@@ -19,6 +19,7 @@
 //! - Readers use their own connections (WAL lets them run beside the
 //!   writer) on the blocking thread pool, never on the async runtime.
 
+mod backup;
 mod schema;
 mod writer;
 
@@ -32,6 +33,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::tables::Hold;
+pub use backup::{BackupError, Restored, backup, restore};
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub use schema::VERSION;
 pub use writer::WriterConfig;
@@ -476,21 +478,4 @@ pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// `mesero db backup`: copies the live database with SQLite's online backup
-/// API, so it is consistent even while the daemon writes.
-pub fn backup(source: &Path, dest: &Path) -> Result<(), StoreError> {
-    if !source.exists() {
-        return Err(StoreError::Invalid(format!(
-            "no database at {}",
-            source.display()
-        )));
-    }
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    src.busy_timeout(BUSY_TIMEOUT)?;
-    let mut dst = Connection::open(dest)?;
-    let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
-    backup.run_to_completion(256, Duration::from_millis(5), None)?;
-    Ok(())
 }
