@@ -196,7 +196,10 @@ async fn a_backup_during_a_write_burst_is_whole_gap_free_and_starts_a_daemon() {
     let tables = get_json(&restarted.base, "/api/v1/tables").await;
     for t in tables.as_array().expect("tables") {
         let id = t["id"].as_i64().expect("id");
-        assert_eq!(Some(t["state"].as_str().expect("state")), rows.get(&id).map(String::as_str));
+        assert_eq!(
+            Some(t["state"].as_str().expect("state")),
+            rows.get(&id).map(String::as_str)
+        );
     }
 }
 
@@ -220,7 +223,9 @@ fn backup_and_restore_of_a_missing_database_say_so_in_one_line_and_create_nothin
 fn stored_state(path: &Path, table: i64) -> String {
     Connection::open(path)
         .expect("open")
-        .query_row("SELECT state FROM tables WHERE id = ?1", [table], |r| r.get(0))
+        .query_row("SELECT state FROM tables WHERE id = ?1", [table], |r| {
+            r.get(0)
+        })
         .expect("state")
 }
 
@@ -248,7 +253,11 @@ async fn restore_refuses_while_the_daemon_runs_then_replaces_the_database_and_ke
     let after = after["seq"].as_u64().expect("seq");
 
     let out = db(dir.path(), &live, &[Path::new("restore"), &backup]);
-    assert_refused(&out, 1, "is in use: stop the daemon first (systemctl stop mesero)");
+    assert_refused(
+        &out,
+        1,
+        "is in use: stop the daemon first (systemctl stop mesero)",
+    );
     assert_eq!(sidecars(dir.path()), Vec::<String>::new(), "nothing moved");
     let table = get_json(&daemon.base, "/api/v1/tables/2").await;
     assert_eq!(table["state"], "occupied", "the daemon goes on undisturbed");
@@ -263,13 +272,20 @@ async fn restore_refuses_while_the_daemon_runs_then_replaces_the_database_and_ke
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(printed.contains(&kept.display().to_string()), "{printed}");
     assert_eq!(stored_state(&live, 2), "dirty", "the backup's state");
-    assert_eq!(stored_state(&kept, 2), "occupied", "the old database, whole");
+    assert_eq!(
+        stored_state(&kept, 2),
+        "occupied",
+        "the old database, whole"
+    );
     assert_eq!(stored_state(&kept, 3), "dirty");
     assert!(seqs(&Connection::open(&kept).expect("open")).contains(&after));
 
     let restarted = Process::start(dir.path(), &[]);
     let table = get_json(&restarted.base, "/api/v1/tables/2").await;
-    assert_eq!(table["state"], "dirty", "the daemon runs on the restored file");
+    assert_eq!(
+        table["state"], "dirty",
+        "the daemon runs on the restored file"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,7 +309,12 @@ async fn restore_after_a_kill_9_keeps_what_only_the_old_wal_held() {
     let kept = kept(dir.path());
     assert_eq!(
         sidecars(dir.path()),
-        vec![kept.file_name().expect("name").to_string_lossy().into_owned()],
+        vec![
+            kept.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned()
+        ],
         "the WAL was folded into the kept file, nothing else is left"
     );
     assert!(!dir.path().join("mesero.db-wal").exists());
@@ -345,7 +366,11 @@ fn restore_checks_the_file_before_it_touches_the_database() {
 
     let cases = [
         (&garbage, 1, "not a mesero database: not an SQLite database"),
-        (&foreign, 1, "not a mesero database: it has no schema version"),
+        (
+            &foreign,
+            1,
+            "not a mesero database: it has no schema version",
+        ),
         (&newer, 78, "newer than this mesero supports"),
         (&damaged, 1, "is damaged"),
         (&live, 1, "is the live database itself"),
@@ -353,8 +378,16 @@ fn restore_checks_the_file_before_it_touches_the_database() {
     for (file, code, what) in cases {
         let out = db(dir.path(), &live, &[Path::new("restore"), file]);
         assert_refused(&out, code, what);
-        assert_eq!(std::fs::read(&live).expect("read live"), original, "{what}: untouched");
-        assert_eq!(sidecars(dir.path()), Vec::<String>::new(), "{what}: nothing moved");
+        assert_eq!(
+            std::fs::read(&live).expect("read live"),
+            original,
+            "{what}: untouched"
+        );
+        assert_eq!(
+            sidecars(dir.path()),
+            Vec::<String>::new(),
+            "{what}: nothing moved"
+        );
     }
     assert_ok(&db(dir.path(), &live, &[Path::new("restore"), &good]));
 }

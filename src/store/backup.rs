@@ -153,7 +153,8 @@ pub fn restore(file: &Path, live: &Path) -> Result<Restored, BackupError> {
             None
         }
         Live::Locked { .. } | Live::NotADatabase => {
-            let meta = std::fs::metadata(live).map_err(io(format!("reading {}", live.display())))?;
+            let meta =
+                std::fs::metadata(live).map_err(io(format!("reading {}", live.display())))?;
             temp.take_owner_of(&meta, true)?;
             let aside = aside_name(live);
             std::fs::rename(live, &aside).map_err(io(format!(
@@ -182,7 +183,9 @@ pub fn restore(file: &Path, live: &Path) -> Result<Restored, BackupError> {
 enum Live {
     Missing,
     /// Out of WAL mode and exclusively locked while the connection lives.
-    Locked { _lock: Connection },
+    Locked {
+        _lock: Connection,
+    },
     /// A file SQLite cannot read as a database: no daemon can be running
     /// on it (it would not have started), so it is moved aside as it is.
     NotADatabase,
