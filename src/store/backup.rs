@@ -24,11 +24,13 @@
 //! and switches it out of WAL mode, which needs every other connection
 //! gone: if the daemon (or a backup) has the file open, that fails at once
 //! with `SQLITE_BUSY`, and the restore refuses. If it succeeds, the WAL has
-//! been checkpointed into the file, and the exclusive lock is held until
-//! the new file is in place, so a daemon starting meanwhile waits for it
-//! rather than opening the file being moved aside. A pid file would be
-//! stale after a crash and could name a reused pid; `BEGIN EXCLUSIVE` alone
-//! does not conflict with an idle WAL connection.
+//! been checkpointed into the file and the exclusive lock is held until
+//! the new file is in place, so no backup or second restore can read the
+//! old file half moved. (A daemon must be stopped, not merely idle:
+//! systemd does not restart a unit that was stopped.) A pid file would be
+//! stale after a crash and could name a reused pid; `BEGIN EXCLUSIVE`
+//! alone does not conflict with an idle WAL connection (tests/db.rs shows
+//! both: a refusal while the daemon idles, a restore after `kill -9`).
 
 use super::schema::VERSION;
 use super::{BUSY_TIMEOUT, load_tables};
@@ -139,9 +141,8 @@ pub fn restore(file: &Path, live: &Path) -> Result<Restored, BackupError> {
     }
     let temp = copy_to_temp(&src, file, live)?;
     drop(src);
-    // The lock is held (the connection kept open) until the new file is in
-    // place; it is on the old file, which is renamed, so it never blocks
-    // the restored one.
+    // Held (the connection kept open) until the new file is in place; it
+    // locks the old file, which is renamed, never the restored one.
     let old = lock_live(live)?;
     let kept = match &old {
         Live::Missing => {
@@ -162,8 +163,8 @@ pub fn restore(file: &Path, live: &Path) -> Result<Restored, BackupError> {
                 live.display(),
                 aside.display()
             )))?;
-            // Left by a daemon killed on a file SQLite cannot read (the
-            // lock checkpointed and closed a readable file's WAL).
+            // Only a file SQLite cannot read still has these (a locked one's
+            // WAL was checkpointed, its index removed): they go with it.
             for suffix in ["-wal", "-shm"] {
                 let side = sidecar(live, suffix);
                 if side.exists() {
@@ -314,14 +315,19 @@ impl Drop for Temp {
 }
 
 impl Temp {
-    /// Gives the file the owner and mode of the database it replaces, so
-    /// a restore run as root leaves a file the daemon's user can write.
-    /// `mode`: also its permissions (a directory's are not a file's).
+    /// Gives the file the owner of `old` (the database it replaces, or
+    /// the directory it goes into) when run as root, so `sudo mesero db
+    /// restore` leaves a file the daemon's user can write; with `mode`,
+    /// also `old`'s permissions (a directory's are not a file's). Anyone
+    /// else can only create files of their own, which is what they get.
     fn take_owner_of(&self, old: &std::fs::Metadata, mode: bool) -> Result<(), BackupError> {
         use std::os::unix::fs::MetadataExt as _;
         let what = || format!("giving {} the old database's owner", self.path.display());
-        std::os::unix::fs::chown(&self.path, Some(old.uid()), Some(old.gid()))
-            .map_err(io(what()))?;
+        let ours = std::fs::metadata(&self.path).map_err(io(what()))?;
+        if ours.uid() == 0 && (ours.uid(), ours.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::chown(&self.path, Some(old.uid()), Some(old.gid()))
+                .map_err(io(what()))?;
+        }
         if mode {
             std::fs::set_permissions(&self.path, old.permissions()).map_err(io(what()))?;
         }
