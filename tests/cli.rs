@@ -656,6 +656,38 @@ fn threads() -> Vec<String> {
         .collect()
 }
 
+/// Whether a TCP socket of this process is bound to `port`: the socket
+/// inodes among /proc/self/fd matched against /proc/self/net/tcp{,6}.
+/// Binding the port again would not tell: once freed, any other test or
+/// program binding port 0 may be given it.
+fn bound_here(port: u16) -> bool {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_str()?;
+            Some(
+                link.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .any(|table| {
+            table.lines().skip(1).any(|row| {
+                let fields: Vec<&str> = row.split_whitespace().collect();
+                let local = fields
+                    .get(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                local == Some(port) && fields.get(9).is_some_and(|i| inodes.contains(*i))
+            })
+        })
+}
+
 /// What a start-up that did not finish must leave behind: nothing.
 async fn assert_nothing_left(dir: &std::path::Path, ports: &[std::net::SocketAddr]) {
     let deadline = Instant::now() + PATIENCE;
@@ -665,17 +697,19 @@ async fn assert_nothing_left(dir: &std::path::Path, ports: &[std::net::SocketAdd
             .filter(|t| t.starts_with("mesero-"))
             .collect();
         let wal = dir.join("mesero.db-wal").exists();
-        if left.is_empty() && !wal {
+        let held: Vec<u16> = ports
+            .iter()
+            .map(|p| p.port())
+            .filter(|&p| bound_here(p))
+            .collect();
+        if left.is_empty() && !wal && held.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "still running: {left:?}; database still open: {wal}"
+            "still running: {left:?}; database still open: {wal}; ports still held: {held:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for port in ports {
-        std::net::TcpListener::bind(port).unwrap_or_else(|e| panic!("{port} is free again: {e}"));
     }
     let conn = rusqlite::Connection::open(db_path(dir)).expect("open db");
     conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;")
@@ -696,6 +730,7 @@ async fn a_start_up_that_fails_or_is_abandoned_half_way_leaves_nothing_running()
         .await
         .expect("bind");
     let http_addr = http.local_addr().expect("addr");
+    assert!(bound_here(http_addr.port()), "the check sees a held port");
     let cfg = config(dir.path(), &[("MESERO_MQTT_LISTEN", &mqtt)]);
     let err = Daemon::start(cfg, Some(http), Supervision::none())
         .await

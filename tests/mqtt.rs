@@ -1,8 +1,8 @@
 //! The embedded MQTT broker against a real client (rumqttc) over loopback:
 //! sensor nodes and detectors driving tables through the occupancy engine,
 //! retained table state and status, restart, authentication and roles,
-//! garbage of every kind, Home Assistant discovery, the WebSocket
-//! listener, and a port that cannot be bound. Then the hostile peer:
+//! garbage of every kind, Home Assistant discovery, and a port that cannot
+//! be bound (the WebSocket listener is in tests/mqtt_ws.rs). Then the hostile peer:
 //! topics that would panic rumqttd, silent sockets, floods of retained
 //! messages and subscriptions, lost acknowledgements, forged log lines.
 
@@ -11,7 +11,6 @@ mod common;
 use common::mqtt::raw::{self, Connect, Raw};
 use common::mqtt::{self, ConnectReturnCode, HOST, NODE};
 use common::*;
-use futures_util::{SinkExt as _, StreamExt as _};
 use mesero::systemd::Supervision;
 use rumqttc::QoS;
 use serde_json::{Value, json};
@@ -1019,102 +1018,6 @@ async fn home_assistant_discovery_matches_the_binary_sensor_schema() {
             .collect(),
         "table 4's config is no longer retained"
     );
-    d.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mqtt_over_websocket() {
-    use bytes::BytesMut;
-    use rumqttd::protocol::v4::V4;
-    use rumqttd::protocol::{
-        Connect, Filter, Login, Packet, Protocol as _, QoS, RetainForwardRule, Subscribe,
-    };
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = TestDaemon::start(config(
-        dir.path(),
-        &[("MESERO_MQTT_WS_LISTEN", "127.0.0.1:0")],
-    ))
-    .await;
-    let ws_addr = d.daemon.mqtt_ws_addr().expect("ws listener");
-    let mut request = format!("ws://{ws_addr}/mqtt")
-        .into_client_request()
-        .expect("request");
-    request
-        .headers_mut()
-        .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
-    let (mut ws, response) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("ws connect");
-    assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.as_bytes()),
-        Some(&b"mqtt"[..])
-    );
-    let mut send = async |packet: Packet| {
-        let mut buf = BytesMut::new();
-        V4.write(packet, &mut buf).expect("encode");
-        ws.send(Message::Binary(buf.freeze())).await.expect("send");
-    };
-    send(Packet::Connect(
-        Connect {
-            keep_alive: 30,
-            client_id: "browser".into(),
-            clean_session: true,
-        },
-        None,
-        None,
-        None,
-        Some(Login {
-            username: NODE.0.into(),
-            password: NODE.1.into(),
-        }),
-    ))
-    .await;
-    send(Packet::Subscribe(
-        Subscribe {
-            pkid: 1,
-            filters: vec![Filter {
-                path: format!("{SITE}/status"),
-                qos: QoS::AtMostOnce,
-                nolocal: false,
-                preserve_retain: false,
-                retain_forward_rule: RetainForwardRule::OnEverySubscribe,
-            }],
-        },
-        None,
-    ))
-    .await;
-    let mut buf = BytesMut::new();
-    let mut packets = Vec::new();
-    while packets.len() < 3 {
-        let frame = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("timed out")
-            .expect("open")
-            .expect("frame");
-        if let Message::Binary(bytes) = frame {
-            buf.extend_from_slice(&bytes);
-            while let Ok(packet) = V4.read_mut(&mut buf, 1 << 20) {
-                packets.push(packet);
-            }
-        }
-    }
-    assert!(
-        matches!(&packets[0], Packet::ConnAck(ack, _) if ack.code == rumqttd::protocol::ConnectReturnCode::Success)
-    );
-    assert!(matches!(&packets[1], Packet::SubAck(..)));
-    match &packets[2] {
-        Packet::Publish(p, _) => assert_eq!(
-            (&p.topic[..], &p.payload[..]),
-            (&b"mesero/test/status"[..], &b"online"[..])
-        ),
-        other => panic!("expected the retained status, got {other:?}"),
-    }
     d.stop().await;
 }
 

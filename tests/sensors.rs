@@ -1,8 +1,10 @@
 //! The daemon with sensors, on a real SQLite file and real HTTP clients:
 //! scripted `sim` sensors drive `table.state` events onto the SSE stream
 //! in order and with the configured delays (tokio time paused and moved by
-//! the test), hardware sensors configured off a Pi only fault, and
-//! `mesero sensors scan` off a Pi says why it cannot run.
+//! the test), hardware sensors configured off a Pi only fault,
+//! `mesero sensors scan` off a Pi says why it cannot run, and `mesero
+//! sensors watch` off a Pi prints a sim sensor's changes, stops on SIGTERM
+//! and refuses a GPIO config.
 
 mod common;
 
@@ -335,4 +337,83 @@ async fn hardware_sensors_off_a_pi_fault_without_taking_the_daemon_down() {
         .expect("healthz");
     assert_eq!(health.status(), 200);
     d.stop().await;
+}
+
+/// `mesero sensors watch` as the real binary, with `config` (the fixture
+/// plus `sensors`) written into `dir`: stdout piped, stderr kept.
+fn sensors_watch(dir: &Path, sensors: &str) -> std::process::Child {
+    let config = dir.join("mesero.toml");
+    std::fs::write(&config, format!("{FIXTURE}\n{sensors}")).expect("write config");
+    std::process::Command::new(env!("CARGO_BIN_EXE_mesero"))
+        .args(["sensors", "watch", "--config"])
+        .arg(&config)
+        .env_remove("MESERO_CONFIG")
+        .env("MESERO_STORAGE_PATH", db_path(dir))
+        .env("MESERO_OCCUPANCY_OCCUPY_AFTER", "0s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mesero sensors watch")
+}
+
+#[test]
+fn sensors_watch_off_a_pi_prints_a_scripted_sim_s_transition_and_exits_0_on_sigterm() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = "[[sensors]]\nid = \"sim-3\"\nkind = \"sim\"\ntable = 3\nscript = [[\"0s\", false], [\"0s\", true, 2]]\n";
+    let mut watch = sensors_watch(dir.path(), sim);
+    let stdout = watch.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let transition = "table 3: free → occupied (sensor:sim-3, 2 people)";
+    while !seen.iter().any(|l: &String| l.ends_with(transition)) {
+        match lines.recv_timeout(PATIENCE) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no {transition:?} ({e}); printed so far: {seen:#?}"),
+        }
+    }
+    assert_eq!(
+        seen[0], "watching 1 sensor(s); tables start free; Ctrl-C to stop",
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.ends_with("sim-3: present, 2 people")),
+        "the reading is printed before the change: {seen:#?}"
+    );
+    send_signal(watch.id(), "TERM");
+    let out = watch.wait_with_output().expect("sensors watch exits");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "SIGTERM stops it cleanly: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sensors_watch_of_a_gpio_config_off_a_pi_exits_1_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gpio = "[[sensors]]\nid = \"pir-1\"\nkind = \"gpio\"\ntable = 1\npin = 17\n";
+    let out = sensors_watch(dir.path(), gpio)
+        .wait_with_output()
+        .expect("sensors watch exits");
+    assert_eq!(out.status.code(), Some(1), "an error exit, not a panic");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    assert!(
+        lines[0].starts_with("mesero: sensors watch needs a Raspberry Pi"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing printed before the refusal");
 }

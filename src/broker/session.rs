@@ -408,7 +408,11 @@ impl Session {
                 },
                 read = self.io.read(&mut self.buf) => match read {
                     Ok(true) => deadline = idle.map(|d| Instant::now() + d),
-                    Ok(false) | Err(_) => return End::Lost,
+                    Ok(false) => return End::Lost,
+                    Err(e) => {
+                        self.shared.read_failed(&e);
+                        return End::Lost;
+                    }
                 },
                 _ = expired => {
                     tracing::info!(client = ?self.client_id, "MQTT keep-alive expired");

@@ -3,6 +3,9 @@
 //!
 //! Both are read as a byte stream into the session's buffer and written
 //! one encoded batch at a time, so the session does not care which it has.
+//! What a WebSocket peer sends that never becomes MQTT bytes (a frame over
+//! the cap, a text frame) is returned as a [`WsGarbage`] read error, so the
+//! session counts it like garbage inside the MQTT bytes.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -11,11 +14,30 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::handshake::server::{
     Callback, ErrorResponse, Request, Response,
 };
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// A WebSocket peer's bytes refused before they reached the MQTT decoder
+/// (inside an [`io::Error`] of kind `InvalidData`).
+#[derive(Debug, thiserror::Error)]
+pub enum WsGarbage {
+    /// A frame or message over the cap [`accept_ws`] set.
+    #[error("WebSocket message of {size} bytes over the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+    /// MQTT over WebSocket is binary frames only.
+    #[error("text frame on an MQTT WebSocket")]
+    Text,
+}
+
+impl From<WsGarbage> for io::Error {
+    fn from(garbage: WsGarbage) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, garbage)
+    }
+}
 
 pub enum Transport {
     Tcp(TcpStream),
@@ -35,15 +57,21 @@ impl Transport {
                         buf.extend_from_slice(&bytes);
                         return Ok(true);
                     }
-                    // MQTT over WebSocket is binary frames only.
-                    Some(Ok(Message::Text(_))) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "text frame on an MQTT WebSocket",
-                        ));
-                    }
+                    Some(Ok(Message::Text(_))) => return Err(WsGarbage::Text.into()),
                     // Pings are answered by tungstenite itself.
                     Some(Ok(_)) => continue,
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong {
+                        size,
+                        max_size,
+                    }))) => {
+                        return Err(WsGarbage::TooLarge {
+                            size,
+                            max: max_size,
+                        }
+                        .into());
+                    }
+                    // Other protocol errors are not counted: a peer that
+                    // only dropped its TCP connection is one of them.
                     Some(Err(e)) => return Err(io::Error::other(e)),
                 }
             },

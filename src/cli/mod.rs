@@ -1,11 +1,13 @@
 //! The command line (SPEC §5). Each subcommand maps to one function;
 //! errors are printed once, with their chain, and give a non-zero exit:
-//! [`EX_CONFIG`] for a bad config (or a database from a newer mesero), 1
-//! for anything else.
+//! [`EX_CONFIG`] for a bad config (or a database, or a backup to restore,
+//! from a newer mesero), 1 for anything else.
 //!
 //! The top of the layering: nothing outside `cli/` uses it. `output` holds
-//! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client.
+//! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client,
+//! `db` what `db backup` and `db restore` print.
 
+mod db;
 mod output;
 mod watch;
 
@@ -108,8 +110,23 @@ enum SensorsCommand {
 
 #[derive(Subcommand)]
 enum DbCommand {
-    /// Copy the live database to FILE (SQLite online backup).
+    /// Copy the live database to FILE (SQLite online backup; the daemon
+    /// may keep running). FILE is replaced atomically if it exists.
     Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Replace the database with a backup (stop the daemon first:
+    /// `systemctl stop mesero`).
+    ///
+    /// FILE is checked first (SQLite integrity_check, a mesero database, a
+    /// schema version this mesero can open). Refused while the daemon or
+    /// anything else has the database open. The previous database is kept
+    /// next to it as `<storage.path>.before-restore-<UTC time>`.
+    Restore {
+        /// The backup to restore (a file `db backup` wrote).
         file: PathBuf,
         #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
@@ -143,6 +160,9 @@ pub fn main() -> ExitCode {
                     || cause
                         .downcast_ref::<crate::store::StoreError>()
                         .is_some_and(crate::store::StoreError::is_permanent)
+                    || cause
+                        .downcast_ref::<crate::store::BackupError>()
+                        .is_some_and(crate::store::BackupError::is_permanent)
             };
             if e.chain().any(permanent) {
                 ExitCode::from(EX_CONFIG)
@@ -181,22 +201,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Db {
             command: DbCommand::Backup { file, config },
-        } => {
-            let config = Config::load(&config)?;
-            crate::store::backup(&config.storage.path, &file).with_context(|| {
-                format!(
-                    "backing up {} to {}",
-                    config.storage.path.display(),
-                    file.display()
-                )
-            })?;
-            say!(
-                "backed up {} to {}",
-                config.storage.path.display(),
-                file.display()
-            )?;
-            Ok(())
-        }
+        } => db::backup(&Config::load(&config)?, &file),
+        Command::Db {
+            command: DbCommand::Restore { file, config },
+        } => db::restore(&Config::load(&config)?, &file),
         Command::Sensors {
             command: SensorsCommand::Scan { config },
         } => {

@@ -20,6 +20,7 @@
 //!   writer) on the blocking thread pool, never on the async runtime.
 
 mod alerts;
+mod backup;
 mod reservations;
 mod schema;
 mod timeline;
@@ -38,6 +39,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 pub use crate::tables::Hold;
+pub use backup::{BackupError, Restored, backup, restore};
 pub use reservations::{NewReservation, ReservationChange, ReservationFilter, ReservationPatch};
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub use schema::VERSION;
@@ -694,21 +696,4 @@ pub(crate) fn load_tables(conn: &Connection) -> Result<Vec<Table>, StoreError> {
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// `mesero db backup`: copies the live database with SQLite's online backup
-/// API, so it is consistent even while the daemon writes.
-pub fn backup(source: &Path, dest: &Path) -> Result<(), StoreError> {
-    if !source.exists() {
-        return Err(StoreError::Invalid(format!(
-            "no database at {}",
-            source.display()
-        )));
-    }
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    src.busy_timeout(BUSY_TIMEOUT)?;
-    let mut dst = Connection::open(dest)?;
-    let backup = rusqlite::backup::Backup::new(&src, &mut dst)?;
-    backup.run_to_completion(256, Duration::from_millis(5), None)?;
-    Ok(())
 }

@@ -51,6 +51,26 @@ pub async fn connect_with_will(
     if let Some(will) = will {
         options.set_last_will(will);
     }
+    connect_with(options, id, user).await
+}
+
+/// [`connect`] over MQTT-over-WebSocket (`ws://<addr>/mqtt`, subprotocol
+/// `mqtt`, as browsers' MQTT clients connect) to `mqtt.ws_listen`.
+pub async fn connect_ws(
+    addr: SocketAddr,
+    id: &str,
+    user: Option<(&str, &str)>,
+) -> Result<Client, ConnectionError> {
+    let mut options = MqttOptions::new(id, format!("ws://{addr}/mqtt"), addr.port());
+    options.set_transport(rumqttc::Transport::Ws);
+    connect_with(options, id, user).await
+}
+
+async fn connect_with(
+    mut options: MqttOptions,
+    id: &str,
+    user: Option<(&str, &str)>,
+) -> Result<Client, ConnectionError> {
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
     if let Some((name, password)) = user {
@@ -102,7 +122,20 @@ pub async fn client(addr: SocketAddr, id: &str, user: Option<(&str, &str)>) -> C
 
 /// The return code of a refused connection.
 pub async fn refused(addr: SocketAddr, id: &str, user: Option<(&str, &str)>) -> ConnectReturnCode {
-    match connect(addr, id, user).await {
+    refusal(connect(addr, id, user).await, id)
+}
+
+/// [`refused`] over WebSocket ([`connect_ws`]).
+pub async fn refused_ws(
+    addr: SocketAddr,
+    id: &str,
+    user: Option<(&str, &str)>,
+) -> ConnectReturnCode {
+    refusal(connect_ws(addr, id, user).await, id)
+}
+
+fn refusal(connected: Result<Client, ConnectionError>, id: &str) -> ConnectReturnCode {
+    match connected {
         Ok(_) => panic!("{id} was let in"),
         Err(ConnectionError::ConnectionRefused(code)) => code,
         Err(e) => panic!("{id} failed otherwise: {e}"),
@@ -334,6 +367,98 @@ pub mod raw {
 
     pub const PINGREQ: [u8; 2] = [0xc0, 0];
 
+    /// The first whole packet in `buf` as (first byte, body), removed from
+    /// it; `None` while more bytes are needed.
+    pub fn take_packet(buf: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
+        let mut len = 0usize;
+        let mut at = 1;
+        loop {
+            let b = *buf.get(at)?;
+            len |= usize::from(b & 0x7f) << (7 * (at - 1));
+            at += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if buf.len() < at + len {
+            return None;
+        }
+        let byte1 = buf[0];
+        let body = buf[at..at + len].to_vec();
+        buf.drain(..at + len);
+        Some((byte1, body))
+    }
+
+    /// One raw MQTT-over-WebSocket connection: the test decides how the
+    /// bytes are cut into binary frames.
+    pub struct Ws {
+        ws: tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        buf: Vec<u8>,
+    }
+
+    impl Ws {
+        /// Connects to `ws://<addr>/mqtt` asking for the `mqtt` subprotocol.
+        pub async fn open(addr: SocketAddr) -> Ws {
+            use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+            let mut request = format!("ws://{addr}/mqtt")
+                .into_client_request()
+                .expect("request");
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", "mqtt".parse().expect("header"));
+            let (ws, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .expect("ws connect");
+            Ws {
+                ws,
+                buf: Vec::new(),
+            }
+        }
+
+        /// Sends each slice as one binary frame; a closed connection is not
+        /// an error here.
+        pub async fn send_frames(&mut self, frames: &[&[u8]]) {
+            use futures_util::SinkExt as _;
+            use tokio_tungstenite::tungstenite::Message;
+            for frame in frames {
+                let bytes = bytes::Bytes::copy_from_slice(frame);
+                if self.ws.send(Message::Binary(bytes)).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        /// Sends a text frame (MQTT over WebSocket is binary only).
+        pub async fn send_text(&mut self, text: &str) {
+            use futures_util::SinkExt as _;
+            use tokio_tungstenite::tungstenite::Message;
+            let _ = self.ws.send(Message::text(text)).await;
+        }
+
+        /// The next packet as (first byte, body), however the frames cut
+        /// it, or `None` once the connection is closed.
+        pub async fn recv(&mut self) -> Option<(u8, Vec<u8>)> {
+            use futures_util::StreamExt as _;
+            use tokio_tungstenite::tungstenite::Message;
+            let deadline = tokio::time::Instant::now() + PATIENCE;
+            loop {
+                if let Some(packet) = take_packet(&mut self.buf) {
+                    return Some(packet);
+                }
+                let next = tokio::time::timeout_at(deadline, self.ws.next())
+                    .await
+                    .expect("timed out waiting for the broker");
+                match next {
+                    Some(Ok(Message::Binary(bytes))) => self.buf.extend_from_slice(&bytes),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    }
+
     /// One raw connection.
     pub struct Raw {
         pub stream: TcpStream,
@@ -386,23 +511,7 @@ pub mod raw {
         }
 
         fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
-            let mut len = 0usize;
-            let mut at = 1;
-            loop {
-                let b = *self.buf.get(at)?;
-                len |= usize::from(b & 0x7f) << (7 * (at - 1));
-                at += 1;
-                if b & 0x80 == 0 {
-                    break;
-                }
-            }
-            if self.buf.len() < at + len {
-                return None;
-            }
-            let byte1 = self.buf[0];
-            let body = self.buf[at..at + len].to_vec();
-            self.buf.drain(..at + len);
-            Some((byte1, body))
+            take_packet(&mut self.buf)
         }
 
         /// Every packet until the broker closes the connection.

@@ -4,7 +4,7 @@
 //! packets.
 
 use crate::broker::Shared;
-use crate::broker::transport::Transport;
+use crate::broker::transport::{Transport, WsGarbage};
 use bytes::{Bytes, BytesMut};
 use rumqttd::Notification;
 use rumqttd::protocol::v4::V4;
@@ -23,7 +23,11 @@ pub(super) async fn read_packet(
         }
         match io.read(buf).await {
             Ok(true) => {}
-            Ok(false) | Err(_) => return Ok(None),
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                shared.read_failed(&e);
+                return Ok(None);
+            }
         }
     }
 }
@@ -55,15 +59,7 @@ impl Shared {
             Ok(packet) => Ok(Some(packet)),
             Err(Error::InsufficientBytes(_)) => Ok(None),
             Err(Error::PayloadSizeLimitExceeded(size)) => {
-                self.metrics.mqtt.too_large.fetch_add(1, Relaxed);
-                self.noise("too_large", |suppressed| {
-                    tracing::warn!(
-                        size,
-                        max = self.mqtt.max_payload,
-                        suppressed,
-                        "MQTT packet over mqtt.max_payload; connection closed"
-                    );
-                });
+                self.too_large(size);
                 Err(Invalid::Other)
             }
             Err(e) => {
@@ -78,6 +74,35 @@ impl Shared {
                     _ => Err(Invalid::Other),
                 }
             }
+        }
+    }
+}
+
+impl Shared {
+    fn too_large(&self, size: usize) {
+        self.metrics.mqtt.too_large.fetch_add(1, Relaxed);
+        self.noise("too_large", |suppressed| {
+            tracing::warn!(
+                size,
+                max = self.mqtt.max_payload,
+                suppressed,
+                "MQTT packet over mqtt.max_payload; connection closed"
+            );
+        });
+    }
+
+    /// Counts and logs (rate-limited) what the transport refused as
+    /// garbage ([`WsGarbage`]); any other read error is a lost peer.
+    pub(super) fn read_failed(&self, e: &std::io::Error) {
+        match e.get_ref().and_then(|e| e.downcast_ref::<WsGarbage>()) {
+            Some(WsGarbage::TooLarge { size, .. }) => self.too_large(*size),
+            Some(garbage @ WsGarbage::Text) => {
+                self.metrics.mqtt.protocol_errors.fetch_add(1, Relaxed);
+                self.noise("protocol", |suppressed| {
+                    tracing::warn!(suppressed, "{garbage}; connection closed");
+                });
+            }
+            None => {}
         }
     }
 }
