@@ -458,17 +458,10 @@ async fn streams_filter_alerts_by_target_and_all_matches_every_target() {
         d.base.replace("http://", "ws://")
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
-    ws.send(tokio_tungstenite::tungstenite::Message::Text(
-        json!({"op": "subscribe", "types": ["alert"], "targets": ["bar"]})
-            .to_string()
-            .into(),
-    ))
-    .await
-    .expect("subscribe");
-    // The snapshot at connect, then the one of the new subscription: from
-    // here on the filter is in place.
-    let mut snapshots = 0;
-    while snapshots < 2 {
+    // The snapshot at connect first; a subscribe sent before it arrived
+    // would replace the connect feed, whose snapshot is then never sent.
+    // Then the subscription's own snapshot: from there on its filter holds.
+    let snapshot = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
         let frame = tokio::time::timeout(PATIENCE, ws.next())
             .await
             .expect("a frame")
@@ -477,10 +470,24 @@ async fn streams_filter_alerts_by_target_and_all_matches_every_target() {
         if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
             let value: Value = serde_json::from_str(&text).expect("json");
             if value["type"] == "snapshot" {
-                snapshots += 1;
+                return value;
             }
         }
-    }
+    };
+    snapshot(&mut ws).await;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        json!({"op": "subscribe", "types": ["alert"], "targets": ["bar"]})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .expect("subscribe");
+    let subscribed = snapshot(&mut ws).await;
+    assert_eq!(
+        subscribed["data"]["alerts"],
+        json!([]),
+        "no alert is for the bar yet"
+    );
 
     raise("floor", "f2").await;
     raise("all", "a1").await;
