@@ -241,6 +241,7 @@ async fn bring_up(
     tasks.spawn(crate::waitlist::task::run(
         store.clone(),
         hub.clone(),
+        config.waitlist.turn_time,
         shutdown.clone(),
     ));
     tasks.spawn(retention_loop(

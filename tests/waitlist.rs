@@ -435,3 +435,44 @@ async fn a_large_party_is_offered_and_seated_at_joined_tables() {
     );
     d.stop().await;
 }
+
+/// A free table booked within the turn time is not given to a walk-in,
+/// and an offer of it is withdrawn once a reservation comes that close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_booked_soon_is_not_offered_to_walk_ins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wall = Wall::manual(mesero::clock::parse(START).expect("time"));
+    let d = TestDaemon::start_at(config(dir.path(), &[]), wall.clone()).await;
+    for table in 1..=4 {
+        set(&d.base, table, "occupied").await;
+    }
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream?types=waitlist", &[]).await;
+    sse.next_json().await;
+    // Table 1 is booked at 20:40, within the 75-minute turn.
+    let booking = json!({"name": "Res", "party_size": 2, "at": "2026-12-04T20:40:00Z", "table": 1});
+    let (status, body) = post(&d.base, "/api/v1/reservations", booking).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, party) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "Gil", "party_size": 2}),
+    )
+    .await;
+    assert_eq!(status, 201, "{party}");
+    next_of(&mut sse, "waitlist.added").await;
+
+    // Table 1 frees first: not offered; then table 2: offered.
+    set(&d.base, 1, "free").await;
+    set(&d.base, 2, "free").await;
+    let ready = next_of(&mut sse, "waitlist.ready").await;
+    assert_eq!(ready["data"]["party"]["offered"], json!([2]));
+
+    // A booking made for table 2 at 21:00 takes the offer back.
+    let booking =
+        json!({"name": "Late", "party_size": 2, "at": "2026-12-04T21:00:00Z", "table": 2});
+    let (status, body) = post(&d.base, "/api/v1/reservations", booking).await;
+    assert_eq!(status, 201, "{body}");
+    let withdrawn = next_of(&mut sse, "waitlist.updated").await;
+    assert_eq!(withdrawn["data"]["party"]["status"], "waiting");
+    d.stop().await;
+}

@@ -5,38 +5,80 @@
 //! state only, so a restart or a missed event just means the next look
 //! catches up; the writer re-checks each offer (the table still free, not
 //! offered to someone else), so a race with a host is refused, not doubled.
+//!
+//! A free table with a booked reservation due within `waitlist.turn_time`
+//! is not offered (a walk-in seated there would still be eating when the
+//! reservation arrives), and an offer of it is withdrawn once the
+//! reservation comes that close.
 
-use crate::domain::{Actor, EventData};
+use crate::domain::{Actor, EventData, Table, TableState};
 use crate::hub::{ClientKind, Hub};
 use crate::store::{Change, Store, WaitlistChange};
+use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 /// Most parties read per look (everything in line fits).
 const LOOK_LIMIT: usize = super::MAX_WAITING;
 
-pub async fn run(store: Store, hub: Hub, shutdown: CancellationToken) {
+/// How often the task looks again without a change, so a table whose
+/// reservation comes within `turn` is taken back from the line in time.
+const LOOK_EVERY: Duration = Duration::from_secs(60);
+
+pub async fn run(store: Store, hub: Hub, turn: Duration, shutdown: CancellationToken) {
     let mut events = hub.subscribe(ClientKind::Internal, shutdown.child_token());
-    look(&store, &hub).await;
+    look(&store, &hub, turn).await;
     loop {
+        let next = store.wall().now() + LOOK_EVERY;
         tokio::select! {
             _ = shutdown.cancelled() => return,
+            () = store.wall().sleep_until(next) => look(&store, &hub, turn).await,
             received = events.rx.recv() => match received {
-                Ok(published) if matters(&published.event.data) => look(&store, &hub).await,
+                Ok(published) if matters(&published.event.data) => look(&store, &hub, turn).await,
                 Ok(_) => {}
                 // Missed events: the state is what counts, look again.
-                Err(RecvError::Lagged(_)) => look(&store, &hub).await,
+                Err(RecvError::Lagged(_)) => look(&store, &hub, turn).await,
                 Err(RecvError::Closed) => return,
             },
         }
     }
 }
 
-/// Table changes and parties joining or editing may make or break an
-/// offer; the task's own `waitlist.ready` and withdrawals are answered by
+/// The tables as the line sees them: one held for a booked reservation
+/// that starts within `turn` (or has started) counts as reserved.
+async fn for_walk_ins(store: &Store, tables: &[Table], turn: Duration) -> Vec<Table> {
+    let now = store.wall().now();
+    let soon = match store.booked().await {
+        Ok(booked) => booked
+            .into_iter()
+            .filter(|b| {
+                b.at <= now + turn && b.at.checked_add(b.duration).is_some_and(|end| end > now)
+            })
+            .flat_map(|b| b.tables)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read reservations; offering tables as they are");
+            Vec::new()
+        }
+    };
+    tables
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if t.state == TableState::Free && soon.contains(&t.id) {
+                t.state = TableState::Reserved;
+            }
+            t
+        })
+        .collect()
+}
+
+/// Table changes, reservations, and parties joining or editing may make
+/// or break an offer; the task's own `waitlist.ready` and withdrawals are answered by
 /// the look that made them.
 fn matters(data: &EventData) -> bool {
     data.table().is_some()
+        || data.reservation().is_some()
         || matches!(
             data,
             EventData::WaitlistAdded { .. }
@@ -46,7 +88,7 @@ fn matters(data: &EventData) -> bool {
         )
 }
 
-async fn look(store: &Store, hub: &Hub) {
+async fn look(store: &Store, hub: &Hub, turn: Duration) {
     let parties = match store.waitlist(None, LOOK_LIMIT).await {
         Ok(parties) => parties,
         Err(e) => {
@@ -54,7 +96,7 @@ async fn look(store: &Store, hub: &Hub) {
             return;
         }
     };
-    let tables = hub.tables();
+    let tables = for_walk_ins(store, &hub.tables(), turn).await;
     let mut changes: Vec<WaitlistChange> = super::stale_offers(&tables, &parties)
         .into_iter()
         .map(|id| WaitlistChange::Withdraw { id })
