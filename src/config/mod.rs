@@ -43,6 +43,7 @@ mod storage;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod upstream;
 mod value;
 mod wiring;
 
@@ -52,6 +53,7 @@ pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
+pub use upstream::BridgeConfig;
 pub use value::{MAX_DURATION, parse_duration};
 
 use error::key_error;
@@ -77,6 +79,7 @@ struct RawConfig {
     tables: Vec<tables::Table>,
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
+    bridge: upstream::Bridge,
 }
 
 /// `[site]` exactly as written.
@@ -128,6 +131,8 @@ pub struct Config {
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
     pub sensors: Vec<SensorConfig>,
+    /// `[bridge]`; `None` when `bridge.url` is empty (the default).
+    pub bridge: Option<BridgeConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -203,6 +208,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
             ),
         ));
     }
+    let bridge = upstream::check(raw.bridge, &raw.site.id)?;
     let site = SiteConfig {
         id: raw.site.id,
         name: raw.site.name,
@@ -229,6 +235,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         log_level: raw.log.level,
         tables,
         sensors,
+        bridge,
     })
 }
 
@@ -259,7 +266,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
+            "site: {} ({})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\nbridge: {}\n",
             self.site.id,
             self.site.name,
             self.http.listen,
@@ -275,6 +282,10 @@ impl Config {
             by_role(Role::Admin),
             self.tables.len(),
             self.sensors_summary(),
+            self.bridge.as_ref().map_or_else(
+                || "off".to_string(),
+                |b| format!("{} as {:?}, prefix {}", b.url, b.client_id, b.topic_prefix)
+            ),
         )
     }
 

@@ -52,6 +52,15 @@ const MIGRATIONS: &[&str] = &[
          WHERE e.seq > 1 AND NOT EXISTS (SELECT 1 FROM events p WHERE p.seq = e.seq - 1)
     );
     DROP INDEX events_by_ts;",
+    // 3: the upstream bridge's watermark (`store::bridged`): the highest
+    // seq the upstream broker has acknowledged, NULL until the bridge first
+    // runs (it then starts from the head: history from before it was
+    // switched on is not sent).
+    "CREATE TABLE bridge (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        bridged_through INTEGER
+    );
+    INSERT INTO bridge (id, bridged_through) VALUES (1, NULL);",
 ];
 
 /// The schema version this binary writes.

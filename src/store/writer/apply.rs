@@ -197,7 +197,14 @@ pub(super) fn apply(
         Change::All(_) => Err(StoreError::Invalid(
             "a combined change is applied part by part".into(),
         )),
-        Change::Prune { before } => {
+        Change::Forwarded { through } => {
+            crate::store::bridged::advance(conn, through)?;
+            Ok(Effect::default())
+        }
+        Change::Prune {
+            before,
+            unforwarded_before,
+        } => {
             // Only a prefix of seqs goes: up to (not including) the first
             // event still inside the window, even if older-stamped events
             // follow it (written while the clock was wrong). The `+` keeps
@@ -212,6 +219,10 @@ pub(super) fn apply(
             let through = match first_kept {
                 Some(seq) => Seq::try_from(seq.saturating_sub(1)).unwrap_or_default(),
                 None => state.head,
+            };
+            let through = match unforwarded_before {
+                Some(cutoff) => crate::store::bridged::hold(conn, through, cutoff)?,
+                None => through,
             };
             if through <= state.pruned_through {
                 return Ok(Effect::default());
