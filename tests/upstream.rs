@@ -491,3 +491,57 @@ async fn the_documented_acl_stops_a_site_from_writing_under_another_sites_prefix
         "a site read another site's topics"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesero_watch_mqtt_follows_a_site_from_the_upstream_broker() {
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = Mosquitto::start(&dir.path().join("mq"), mosquitto::free_port(), "");
+    let d = TestDaemon::start(daemon_config(dir.path(), &bridge_env(&plain(m.addr), &[]))).await;
+    bridge_until(&d.base, "connected", |b| b["connected"] == true).await;
+    let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_mesero"))
+        .args(["watch", "--mqtt", &plain(m.addr), "--site", "test"])
+        .args(["--username", HQ.0, "--password", HQ.1])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mesero watch --mqtt");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stdout, stderr) = (
+        watch.stdout.take().expect("stdout"),
+        watch.stderr.take().expect("stderr"),
+    );
+    for pipe in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let wait_for = |needle: &str| loop {
+        let line = rx.recv_timeout(PATIENCE).expect("watch printed a line");
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    // Subscribed once it says so; the retained status comes first.
+    wait_for("following mesero/test/#");
+    wait_for("test status online");
+    changes(&d.base, 1, 0).await;
+    let line = wait_for("table.state");
+    assert!(line.starts_with("test #"), "{line}");
+    assert!(
+        line.contains("table 1 free -> occupied by staff:staff"),
+        "{line}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    d.stop().await;
+}

@@ -53,7 +53,7 @@ pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
-pub use upstream::BridgeConfig;
+pub use upstream::{BridgeConfig, MqttTarget, mqtt_target};
 pub use value::{MAX_DURATION, parse_duration};
 
 use error::key_error;

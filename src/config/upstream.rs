@@ -240,6 +240,27 @@ pub(super) fn check(raw: Bridge, site: &str) -> Result<Option<BridgeConfig>, Con
     }))
 }
 
+/// Where an MQTT client connects to: host, port, and the rustls
+/// configuration for `mqtts://`.
+pub type MqttTarget = (String, u16, Option<Arc<rustls::ClientConfig>>);
+
+/// `url` (as `bridge.url` takes it) and an optional CA file (empty: the
+/// system store) checked the way `[bridge]` is, for `mesero watch --mqtt`;
+/// errors name the option as `key`.
+pub fn mqtt_target(url: &str, ca_file: &str) -> Result<MqttTarget, ConfigError> {
+    let (secure, host, port) = parse_url(url.trim())?;
+    let tls = if secure {
+        let raw = Bridge {
+            ca_file: ca_file.to_string(),
+            ..Bridge::default()
+        };
+        Some(Arc::new(tls_config(&raw)?))
+    } else {
+        None
+    };
+    Ok((host, port, tls))
+}
+
 /// `mqtt://host[:port]` or `mqtts://host[:port]` (IPv6 in brackets);
 /// returns (TLS?, host, port).
 fn parse_url(url: &str) -> Result<(bool, String, u16), ConfigError> {

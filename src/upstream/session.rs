@@ -50,10 +50,7 @@ enum Item {
     /// Boxed: a gap is two numbers, an event a whole table.
     Event(Box<Event>),
     /// Retention deleted these before they were forwarded.
-    Gap {
-        from: Seq,
-        to: Seq,
-    },
+    Gap { from: Seq, to: Seq },
 }
 
 /// A publish outside the log, sent before the next event.
