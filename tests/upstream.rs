@@ -545,3 +545,93 @@ async fn mesero_watch_mqtt_follows_a_site_from_the_upstream_broker() {
     let _ = watch.wait();
     d.stop().await;
 }
+
+/// An alert event recorded straight into the store (no daemon running).
+async fn record(store: &mesero::store::Store, n: usize) -> u64 {
+    use mesero::domain::{Actor, AlertKind, EventData, Priority};
+    let change = mesero::store::Change::Record {
+        table: None,
+        data: EventData::AlertRaised {
+            table: None,
+            kind: AlertKind::Custom,
+            priority: Priority::Normal,
+            message: format!("n = {n}"),
+            sensor: "upstream".into(),
+        },
+    };
+    let applied = store.apply(change, Actor::System).await.expect("apply");
+    applied.event.expect("an event").seq
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_unforwarded_events_until_max_backlog_days_then_hq_gets_a_gap() {
+    use mesero::domain::Actor;
+    use mesero::store::{Change, Store};
+    use std::time::SystemTime;
+    if !have_mosquitto() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = Mosquitto::start(&dir.path().join("mq"), mosquitto::free_port(), "");
+    let env = bridge_env(&plain(m.addr), &[]);
+    let cfg = daemon_config(dir.path(), &env);
+
+    // Ten events; the upstream acknowledged the first four.
+    let metrics = std::sync::Arc::new(mesero::metrics::Metrics::default());
+    let hub = mesero::hub::Hub::new(cfg.http.client_queue, std::sync::Arc::clone(&metrics));
+    let store = Store::open(&cfg, hub, metrics).expect("open store");
+    for n in 1..=10 {
+        record(&store, n).await;
+    }
+    let forwarded = Change::Forwarded { through: 4 };
+    store.apply(forwarded, Actor::System).await.expect("watermark");
+    assert_eq!(store.bridged_through().await.expect("read"), Some(4));
+    let day = Duration::from_secs(86_400);
+    let everything = SystemTime::now() + day;
+    let prune = |unforwarded_before| Change::Prune {
+        before: everything,
+        unforwarded_before: Some(unforwarded_before),
+    };
+
+    // Past storage.retention_days but younger than max_backlog_days:
+    // only what the upstream acknowledged goes.
+    store
+        .apply(prune(SystemTime::now() - 7 * day), Actor::System)
+        .await
+        .expect("prune");
+    assert_eq!(store.pruned_through().await.expect("read"), 4);
+
+    // Events 5–7 outlived max_backlog_days: deleted, a gap.
+    let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
+    conn.execute("UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq <= 7", [])
+        .expect("age events");
+    store
+        .apply(prune(SystemTime::now() - 7 * day), Actor::System)
+        .await
+        .expect("prune");
+    assert_eq!(store.pruned_through().await.expect("read"), 7);
+    store.shutdown().await;
+
+    // The daemon's bridge sends the gap, then 8–10 and on.
+    let mut hq = Hq::subscribe(m.addr, "hq", HQ, "mesero/test/#", false).await;
+    let d = TestDaemon::start(cfg).await;
+    let got = hq
+        .until("the gap and event 10", |m| {
+            m.iter().any(|m| m.topic.ends_with("/events/alert.raised") && m.json()["seq"] == 10)
+        })
+        .await;
+    let gap = got
+        .iter()
+        .find(|m| m.topic == "mesero/test/gap")
+        .expect("a gap message")
+        .json();
+    assert_eq!(gap, serde_json::json!({"from_seq": 5, "to_seq": 7}));
+    let seqs: Vec<u64> = events_of(&got, "alert.raised")
+        .iter()
+        .filter_map(|e| e["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, [8, 9, 10]);
+    let b = bridge_until(&d.base, "drained", |b| b["backlog_events"] == 0).await;
+    assert_eq!(b["gap_events"], 3, "{b}");
+    d.stop().await;
+}
