@@ -584,7 +584,10 @@ async fn retention_keeps_unforwarded_events_until_max_backlog_days_then_hq_gets_
         record(&store, n).await;
     }
     let forwarded = Change::Forwarded { through: 4 };
-    store.apply(forwarded, Actor::System).await.expect("watermark");
+    store
+        .apply(forwarded, Actor::System)
+        .await
+        .expect("watermark");
     assert_eq!(store.bridged_through().await.expect("read"), Some(4));
     let day = Duration::from_secs(86_400);
     let everything = SystemTime::now() + day;
@@ -603,8 +606,11 @@ async fn retention_keeps_unforwarded_events_until_max_backlog_days_then_hq_gets_
 
     // Events 5–7 outlived max_backlog_days: deleted, a gap.
     let conn = rusqlite::Connection::open(db_path(dir.path())).expect("open db");
-    conn.execute("UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq <= 7", [])
-        .expect("age events");
+    conn.execute(
+        "UPDATE events SET ts = '2000-01-01T00:00:00.000Z' WHERE seq <= 7",
+        [],
+    )
+    .expect("age events");
     store
         .apply(prune(SystemTime::now() - 7 * day), Actor::System)
         .await
@@ -617,7 +623,8 @@ async fn retention_keeps_unforwarded_events_until_max_backlog_days_then_hq_gets_
     let d = TestDaemon::start(cfg).await;
     let got = hq
         .until("the gap and event 10", |m| {
-            m.iter().any(|m| m.topic.ends_with("/events/alert.raised") && m.json()["seq"] == 10)
+            m.iter()
+                .any(|m| m.topic.ends_with("/events/alert.raised") && m.json()["seq"] == 10)
         })
         .await;
     let gap = got

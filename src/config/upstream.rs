@@ -79,8 +79,8 @@ impl Default for Bridge {
     }
 }
 
-/// The checked `[bridge]`.
-#[derive(Debug, Clone)]
+/// The checked `[bridge]`. Its `Debug` leaves the password out.
+#[derive(Clone)]
 pub struct BridgeConfig {
     /// As written, for logs and `mesero check`.
     pub url: String,
@@ -108,6 +108,18 @@ pub struct BridgeConfig {
     pub keep_alive: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+}
+
+impl std::fmt::Debug for BridgeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeConfig")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("username", &self.credentials.as_ref().map(|(user, _)| user))
+            .field("topic_prefix", &self.topic_prefix)
+            .field("max_backlog_days", &self.max_backlog_days)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BridgeConfig {
@@ -475,6 +487,21 @@ mod tests {
         };
         let e = check(raw, "s").expect_err("sha").to_string();
         assert!(e.starts_with("bridge.password_sha256: "), "{e}");
+    }
+
+    #[test]
+    fn debug_output_leaves_the_password_out() {
+        let raw = Bridge {
+            username: "site".into(),
+            password: "s3cret".into(),
+            ..bridge("mqtt://h")
+        };
+        let b = check(raw, "s").expect("ok").expect("on");
+        let shown = format!("{b:?}");
+        assert!(
+            shown.contains("site") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]
