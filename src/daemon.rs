@@ -7,7 +7,7 @@
 //! `READY=1` to systemd, then status reports and watchdog pings. Stop
 //! order: `STOPPING=1` → stop accepting and end streams, while the broker
 //! publishes `offline` and closes its sessions → background tasks (engine,
-//! sensors) → writer flushes its queue and closes the database. A start-up
+//! sensors, the upstream bridge, which publishes its own `offline`) → writer flushes its queue and closes the database. A start-up
 //! that fails (or whose future is dropped) half-way takes down what it had
 //! started the same way; nothing it spawned outlives it.
 //!
@@ -289,6 +289,19 @@ async fn bring_up(
         parts.mqtt = Some(broker);
     }
 
+    if let Some(bridge) = &config.bridge {
+        let deps = crate::upstream::Deps {
+            bridge: bridge.clone(),
+            site: config.site.id.clone(),
+            store: store.clone(),
+            hub: hub.clone(),
+            metrics: Arc::clone(&metrics),
+        };
+        parts
+            .tasks
+            .spawn(crate::upstream::run(deps, parts.shutdown.clone()));
+    }
+
     let sources = Sources {
         http: http_addr,
         hub: hub.clone(),
@@ -345,13 +358,21 @@ async fn bring_up(
 }
 
 async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
-    let before = store
-        .wall()
-        .now()
+    let now = store.wall().now();
+    let before = now
         .checked_sub(config.storage.retention)
         .unwrap_or(SystemTime::UNIX_EPOCH);
     store
-        .apply(Change::Prune { before }, Actor::System)
+        .apply(
+            Change::Prune {
+                before,
+                unforwarded_before: config.bridge.as_ref().map(|b| {
+                    now.checked_sub(b.max_backlog)
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                }),
+            },
+            Actor::System,
+        )
         .await
         .context("applying storage.retention_days")?;
     Ok(())

@@ -7,6 +7,8 @@
 //! - [`store`]: SQLite; the single writer and the read connections.
 //! - [`hub`]: committed events fanned out to live subscribers.
 //! - [`broker`]: the embedded MQTT broker and its topics.
+//! - [`upstream`]: the optional bridge to a group's MQTT broker (`[bridge]`),
+//!   store-and-forward from the event log.
 //! - [`occupancy`]: the pure state machine from readings to table states.
 //! - [`sensors`]: drivers (GPIO, I2C, simulated) and their health.
 //! - [`engine`]: the task that runs the engine and commits its decisions.
@@ -54,4 +56,5 @@ pub mod systemd;
 pub mod tables;
 pub mod text;
 pub mod throttle;
+pub mod upstream;
 pub mod waitlist;

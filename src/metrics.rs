@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+mod upstream;
+pub use upstream::{UpstreamMetrics, UpstreamSnapshot};
+
 #[derive(Debug)]
 pub struct Metrics {
     started: Instant,
@@ -30,6 +33,7 @@ pub struct Metrics {
     alerts_refused: AtomicU64,
     pub http: HttpMetrics,
     pub mqtt: MqttMetrics,
+    pub upstream: UpstreamMetrics,
 }
 
 /// Counters of the HTTP server's caps (see `http::limits`).
@@ -240,6 +244,7 @@ impl Default for Metrics {
             alerts_refused: AtomicU64::new(0),
             http: HttpMetrics::default(),
             mqtt: MqttMetrics::default(),
+            upstream: UpstreamMetrics::default(),
         }
     }
 }
@@ -512,6 +517,7 @@ impl Metrics {
                 "mesero_http_refused_total{{reason=\"{reason}\"}} {count}"
             );
         }
+        self.upstream_prometheus(&mut out);
         let _ = writeln!(
             out,
             "# HELP mesero_tables Tables by state.\n# TYPE mesero_tables gauge"
@@ -520,5 +526,16 @@ impl Metrics {
             let _ = writeln!(out, "mesero_tables{{state=\"{state}\"}} {count}");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// The upstream bridge's state; the backlog is measured against the head.
+    pub fn upstream_snapshot(&self) -> UpstreamSnapshot {
+        self.upstream.snapshot(self.head.load(Relaxed))
+    }
+
+    fn upstream_prometheus(&self, out: &mut String) {
+        self.upstream_snapshot().prometheus(out);
     }
 }

@@ -41,6 +41,9 @@ pub struct Status {
     pub faulted: Vec<String>,
     /// Loops that stopped checking in (the watchdog is being withheld).
     pub stale: Vec<String>,
+    /// The upstream bridge's backlog while it has one: (events, seconds,
+    /// connected).
+    pub bridge_backlog: Option<(u64, u64, bool)>,
 }
 
 impl Sources {
@@ -63,6 +66,10 @@ impl Sources {
                 .collect(),
             sensors: sensors.len(),
             stale: self.liveness.stale(),
+            bridge_backlog: {
+                let b = self.metrics.upstream_snapshot();
+                (b.backlog_events > 0).then_some((b.backlog_events, b.backlog_seconds, b.connected))
+            },
         }
     }
 }
@@ -93,6 +100,10 @@ impl fmt::Display for Status {
                 write!(f, ", {n} faulted: {}", self.faulted.join(", "))?;
             }
         }
+        if let Some((events, secs, connected)) = self.bridge_backlog {
+            let link = if connected { "draining" } else { "link down" };
+            write!(f, " · upstream backlog {events} events ({secs} s, {link})")?;
+        }
         if !self.stale.is_empty() {
             write!(f, " · NOT RESPONDING: {}", self.stale.join(", "))?;
         }
@@ -120,6 +131,7 @@ mod tests {
             sensors: 0,
             faulted: vec![],
             stale: vec![],
+            bridge_backlog: None,
         };
         assert_eq!(
             status.to_string(),
@@ -133,6 +145,14 @@ mod tests {
             status.to_string(),
             "http 0.0.0.0:8080 · 0 tables · 5 clients (1 SSE, 1 WS, 3 MQTT) · 12 sensors, 1 faulted: pir-4 \
              · NOT RESPONDING: writer"
+        );
+        status.stale.clear();
+        status.bridge_backlog = Some((42, 90, false));
+        assert!(
+            status
+                .to_string()
+                .ends_with(" · upstream backlog 42 events (90 s, link down)"),
+            "{status}"
         );
     }
 }

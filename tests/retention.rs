@@ -128,6 +128,7 @@ async fn the_retention_loop_prunes_every_hour_and_not_before() {
     // happened since): the next start still knows the old maximum.
     let prune = Change::Prune {
         before: std::time::SystemTime::now(),
+        unforwarded_before: None,
     };
     block(store.apply(prune, Actor::System)).expect("prune");
     assert_eq!(count(dir.path()), 0);

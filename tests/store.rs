@@ -296,6 +296,7 @@ fn set_ts(dir: &std::path::Path, seqs: &[u64], ts: &str) {
 fn prune_older_than_a_day() -> Change {
     Change::Prune {
         before: std::time::SystemTime::now() - std::time::Duration::from_secs(86_400),
+        unforwarded_before: None,
     }
 }
 

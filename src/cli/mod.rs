@@ -4,12 +4,14 @@
 //! from a newer mesero), 1 for anything else.
 //!
 //! The top of the layering: nothing outside `cli/` uses it. `output` holds
-//! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client,
+//! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client
+//! (SSE), `watch_mqtt` its `--mqtt` form (a site from the upstream broker),
 //! `db` what `db backup` and `db restore` print.
 
 mod db;
 mod output;
 mod watch;
+mod watch_mqtt;
 
 pub(crate) use output::say;
 pub use output::{note, out};
@@ -75,13 +77,33 @@ enum Command {
         #[command(subcommand)]
         command: SensorsCommand,
     },
-    /// Print live events from a running daemon (reconnects and resumes).
+    /// Print live events from a running daemon (reconnects and resumes),
+    /// or with --mqtt a site's events from the group's upstream broker.
     Watch {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         url: String,
         /// A viewer token, if the daemon requires one.
         #[arg(long, env = "MESERO_TOKEN")]
         token: Option<String>,
+        /// The upstream broker (mqtt://host[:port] or mqtts://...): follow
+        /// what a site's [bridge] forwards there instead of --url.
+        #[arg(long, requires = "site")]
+        mqtt: Option<String>,
+        /// The site (its site.id) to follow with --mqtt.
+        #[arg(long)]
+        site: Option<String>,
+        /// The topic prefix, if the site's bridge.topic_prefix is not
+        /// mesero/<site>.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Upstream user name and password for --mqtt.
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, env = "MESERO_MQTT_PASSWORD")]
+        password: Option<String>,
+        /// CA certificates (PEM) for mqtts://; default: the system's.
+        #[arg(long, default_value = "")]
+        ca_file: String,
     },
 }
 
@@ -222,7 +244,28 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config)?;
             runtime()?.block_on(sensors::watch(&config))
         }
-        Command::Watch { url, token } => runtime()?.block_on(watch::run(&url, token.as_deref())),
+        Command::Watch {
+            url,
+            token,
+            mqtt: None,
+            ..
+        } => runtime()?.block_on(watch::run(&url, token.as_deref())),
+        Command::Watch {
+            mqtt: Some(mqtt),
+            site,
+            prefix,
+            username,
+            password,
+            ca_file,
+            ..
+        } => runtime()?.block_on(watch_mqtt::run(watch_mqtt::Options {
+            url: &mqtt,
+            site: site.as_deref().unwrap_or_default(),
+            prefix: &prefix,
+            username: username.as_deref(),
+            password: password.as_deref(),
+            ca_file: &ca_file,
+        })),
     }
 }
 

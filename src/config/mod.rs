@@ -45,6 +45,7 @@ mod storage;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod upstream;
 mod value;
 mod waitlist;
 mod wiring;
@@ -57,6 +58,7 @@ pub use reservations::ReservationsConfig;
 pub use sensors::mqtt_default_health;
 pub use storage::StorageConfig;
 pub use tables::TableSeed;
+pub use upstream::{BridgeConfig, MqttTarget, mqtt_target};
 pub use value::{MAX_DURATION, parse_duration};
 pub use waitlist::WaitlistConfig;
 
@@ -86,6 +88,7 @@ struct RawConfig {
     tables: Vec<tables::Table>,
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
+    bridge: upstream::Bridge,
 }
 
 /// `[site]` exactly as written.
@@ -142,6 +145,8 @@ pub struct Config {
     /// Seeds an empty database; afterwards the API owns the floor plan.
     pub tables: Vec<TableSeed>,
     pub sensors: Vec<SensorConfig>,
+    /// `[bridge]`; `None` when `bridge.url` is empty (the default).
+    pub bridge: Option<BridgeConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +227,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let zone =
         crate::localtime::zone(&raw.site.timezone).map_err(|m| key_error("site.timezone", m))?;
+    let bridge = upstream::check(raw.bridge, &raw.site.id)?;
     let site = SiteConfig {
         id: raw.site.id,
         name: raw.site.name,
@@ -255,6 +261,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         reservations,
         tables,
         sensors,
+        bridge,
     })
 }
 
@@ -285,7 +292,7 @@ impl Config {
     pub fn summary(&self) -> String {
         let by_role = |role: Role| self.auth.tokens.iter().filter(|t| t.role == role).count();
         format!(
-            "site: {} ({}, {})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\n",
+            "site: {} ({}, {})\nhttp: {}\nstorage: {} (events kept {} days)\noccupancy: occupy after {:?}, release after {:?}, bussing {}\n{}\nauth: anonymous = {}, tokens: {} viewer, {} staff, {} admin\ntables (seed): {}\nsensors: {}\nbridge: {}\n",
             self.site.id,
             self.site.name,
             self.site.timezone,
@@ -302,6 +309,10 @@ impl Config {
             by_role(Role::Admin),
             self.tables.len(),
             self.sensors_summary(),
+            self.bridge.as_ref().map_or_else(
+                || "off".to_string(),
+                |b| format!("{} as {:?}, prefix {}", b.url, b.client_id, b.topic_prefix)
+            ),
         )
     }
 

@@ -235,6 +235,7 @@ pub async fn stats(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
             "failed_batches": m.failed_batches,
         },
         "mqtt": mqtt,
+        "bridge": app.metrics.upstream_snapshot(),
     }))
 }
 

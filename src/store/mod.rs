@@ -21,6 +21,7 @@
 
 mod alerts;
 mod backup;
+mod bridged;
 mod reservations;
 mod schema;
 mod timeline;
@@ -211,9 +212,12 @@ pub enum Change {
         id: crate::domain::AlertId,
     },
     /// Deletes the longest prefix of the log (by seq) whose events were
-    /// all recorded before the cutoff, and raises the watermark.
+    /// all recorded before the cutoff, and raises the watermark. With
+    /// `unforwarded_before` (the upstream bridge is on), events above the
+    /// bridge's watermark stay unless also recorded before that ([`bridged`]).
     Prune {
         before: SystemTime,
+        unforwarded_before: Option<SystemTime>,
     },
     /// A reservation and the table changes it makes (see
     /// [`ReservationChange`]).
@@ -223,6 +227,11 @@ pub enum Change {
     /// events get consecutive seqs and reach subscribers together. A
     /// combination of tables is seated, reserved and freed this way.
     All(Vec<Change>),
+    /// The upstream broker acknowledged every event up to `through`: raises
+    /// the bridge's watermark ([`bridged`]); no event.
+    Forwarded {
+        through: Seq,
+    },
     /// The walk-in waitlist (`writer/waitlist.rs`).
     Waitlist(WaitlistChange),
 }
@@ -510,6 +519,17 @@ impl Store {
     /// A page of the event log (see [`EventQuery`]).
     pub async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
         self.read(move |conn| query_events(conn, &query)).await
+    }
+
+    /// The upstream bridge's watermark: the highest seq acknowledged
+    /// upstream, `None` before the bridge first ran.
+    pub async fn bridged_through(&self) -> Result<Option<Seq>, StoreError> {
+        self.read(|conn| bridged::watermark(conn)).await
+    }
+
+    /// The highest seq retention has deleted (0: none).
+    pub async fn pruned_through(&self) -> Result<Seq, StoreError> {
+        self.read(|conn| pruned_through(conn)).await
     }
 
     /// The tables as stored (the hub holds the same in memory).

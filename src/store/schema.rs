@@ -109,6 +109,17 @@ const MIGRATIONS: &[&str] = &[
         data TEXT NOT NULL
     );
     CREATE INDEX waitlist_in_line ON waitlist (status, id);",
+    // 6: the upstream bridge's watermark (`store::bridged`): the highest
+    // seq the upstream broker has acknowledged, NULL until the bridge first
+    // runs (it then starts from the head: history from before it was
+    // switched on is not sent).
+    // `IF NOT EXISTS`/`OR IGNORE`: a file rewound to an older version by
+    // hand (tests/store.rs does) may still hold the table.
+    "CREATE TABLE IF NOT EXISTS bridge (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        bridged_through INTEGER
+    );
+    INSERT OR IGNORE INTO bridge (id, bridged_through) VALUES (1, NULL);",
 ];
 
 /// The schema version this binary writes.

@@ -2,6 +2,7 @@
 //! and a loopback port chosen by the OS, and real HTTP/SSE/WS clients.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod mosquitto;
 pub mod mqtt;
 
 use mesero::config::Config;

@@ -233,7 +233,14 @@ pub(super) fn apply(
             alerts::escalate(conn, state, stamp, id, actor, &config.alerts)
         }
         Change::Waitlist(change) => waitlist::apply(conn, state, stamp, change, actor),
-        Change::Prune { before } => {
+        Change::Forwarded { through } => {
+            crate::store::bridged::advance(conn, through)?;
+            Ok(Effect::default())
+        }
+        Change::Prune {
+            before,
+            unforwarded_before,
+        } => {
             // Acked alerts go with the events of their time; open ones
             // stay, however old.
             let pruned = crate::store::alerts::prune(conn, &clock::format(before))?;
@@ -254,6 +261,10 @@ pub(super) fn apply(
             let through = match first_kept {
                 Some(seq) => Seq::try_from(seq.saturating_sub(1)).unwrap_or_default(),
                 None => state.head,
+            };
+            let through = match unforwarded_before {
+                Some(cutoff) => crate::store::bridged::hold(conn, through, cutoff)?,
+                None => through,
             };
             if through <= state.pruned_through {
                 return Ok(Effect::default());
