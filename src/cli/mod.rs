@@ -271,18 +271,18 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let supervision = crate::systemd::Supervision::from_env();
-    let stop = crate::signals::stop_requested();
+    let stop = crate::signals::Stop::install()?.requested();
     tokio::pin!(stop);
     // A stop asked for during start-up (a slow migration) abandons it:
     // `Daemon::start`'s drop guard takes down whatever had started.
     let daemon = tokio::select! {
         daemon = crate::daemon::Daemon::start(config, None, supervision) => daemon?,
         signal = &mut stop => {
-            tracing::info!(signal = signal?, "stopped during start-up");
+            tracing::info!(signal, "stopped during start-up");
             return Ok(());
         }
     };
-    let signal = stop.await?;
+    let signal = stop.await;
     tracing::info!(signal, "stopping");
     daemon.stop().await;
     Ok(())

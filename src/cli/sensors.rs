@@ -232,11 +232,14 @@ async fn print_until_stopped(
     for t in &config.tables {
         dispatcher.sync_table(t.id, TableState::Free, None, start);
     }
+    // Before the first line, so whoever reads it may already stop us.
+    let stop = crate::signals::Stop::install()
+        .context("installing the Ctrl-C handler")?
+        .requested();
     say!(
         "watching {} sensor(s); tables start free; Ctrl-C to stop",
         config.sensors.len()
     )?;
-    let stop = crate::signals::stop_requested();
     tokio::pin!(stop);
     loop {
         let wake = dispatcher.next_wake();
@@ -247,10 +250,7 @@ async fn print_until_stopped(
             }
         };
         let effects = tokio::select! {
-            signal = &mut stop => {
-                signal.context("waiting for Ctrl-C")?;
-                return Ok(());
-            }
+            _ = &mut stop => return Ok(()),
             report = rx.recv() => {
                 let Some(report) = report else { return Ok(()) };
                 dispatcher.on_report(report, Instant::now())
