@@ -593,6 +593,98 @@ pub struct Party {
     pub waited_minutes: Option<u32>,
 }
 
+/// A visit's row id (`visits.id`, never reused).
+pub type VisitId = i64;
+
+/// One seating (SPEC §1 Visit): the table(s), the party and when it sat
+/// and left. Derived from the event log, or imported from another system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Visit {
+    pub id: VisitId,
+    pub tables: Vec<TableId>,
+    pub party_size: Option<u32>,
+    /// Where `party_size` came from (`None` when it is unknown).
+    pub party_size_source: Option<PartySizeSource>,
+    /// RFC 3339 (UTC), like event times.
+    pub seated_at: String,
+    /// `None` while the party is still seated.
+    pub left_at: Option<String>,
+    pub origin: VisitOrigin,
+}
+
+/// How a visit started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitOrigin {
+    Sensor,
+    Staff,
+    Reservation,
+    Waitlist,
+    Import,
+}
+
+impl VisitOrigin {
+    pub const ALL: [VisitOrigin; 5] = [
+        VisitOrigin::Sensor,
+        VisitOrigin::Staff,
+        VisitOrigin::Reservation,
+        VisitOrigin::Waitlist,
+        VisitOrigin::Import,
+    ];
+
+    /// The wire (and column) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitOrigin::Sensor => "sensor",
+            VisitOrigin::Staff => "staff",
+            VisitOrigin::Reservation => "reservation",
+            VisitOrigin::Waitlist => "waitlist",
+            VisitOrigin::Import => "import",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Where a visit's party size came from, most trusted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartySizeSource {
+    Reservation,
+    Waitlist,
+    Staff,
+    Sensor,
+    Import,
+}
+
+impl PartySizeSource {
+    pub const ALL: [PartySizeSource; 5] = [
+        PartySizeSource::Reservation,
+        PartySizeSource::Waitlist,
+        PartySizeSource::Staff,
+        PartySizeSource::Sensor,
+        PartySizeSource::Import,
+    ];
+
+    /// The wire (and column) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartySizeSource::Reservation => "reservation",
+            PartySizeSource::Waitlist => "waitlist",
+            PartySizeSource::Staff => "staff",
+            PartySizeSource::Sensor => "sensor",
+            PartySizeSource::Import => "import",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
 /// The `type` and `data` of an event: one variant per type produced
 /// today. The serde `rename` of each variant is its wire name and must be
 /// its [`EventType::as_str`] (the golden test checks both).

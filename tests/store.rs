@@ -402,6 +402,7 @@ async fn a_database_with_a_hole_from_old_retention_is_migrated_to_a_watermark() 
          ALTER TABLE tables DROP COLUMN joins;
          ALTER TABLE tables DROP COLUMN combined_seats;
          DROP TABLE waitlist;
+         DROP TABLE visits;
          PRAGMA user_version = 1;",
         seqs[1], seqs[2]
     ))
@@ -693,4 +694,52 @@ async fn time_bounds_select_by_ts_and_say_when_retention_cut_into_them() {
         "a kept event older than the bound proves nothing deleted was in it"
     );
     store.shutdown().await;
+}
+
+#[tokio::test]
+async fn imported_visits_are_stored_all_or_none_and_read_back_by_seated_time() {
+    use mesero::domain::{PartySizeSource, Visit, VisitOrigin};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _) = open(dir.path());
+    let visit = |seated_at: &str, left_at: &str| Visit {
+        id: 0,
+        tables: vec![2],
+        party_size: Some(4),
+        party_size_source: Some(PartySizeSource::Import),
+        seated_at: seated_at.into(),
+        left_at: Some(left_at.into()),
+        origin: VisitOrigin::Import,
+    };
+    let a = visit("2026-11-30T19:00:00.000Z", "2026-11-30T20:00:00.000Z");
+    let b = visit("2026-11-29T19:00:00.000Z", "2026-11-29T20:30:00.000Z");
+    let before = store
+        .events(mesero::store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    let applied = store
+        .apply(
+            Change::ImportVisits(vec![a.clone(), b.clone()]),
+            Actor::System,
+        )
+        .await
+        .expect("import");
+    assert!(applied.event.is_none(), "an import records no event");
+    let after = store
+        .events(mesero::store::EventQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .expect("events");
+    assert_eq!(before.events.len(), after.events.len());
+    let stored = store.visits(None, None).await.expect("visits");
+    let strip = |v: &Visit| Visit { id: 0, ..v.clone() };
+    assert_eq!(stored.iter().map(strip).collect::<Vec<_>>(), [b, a]);
+    // Reopened from the file: they were committed.
+    store.shutdown().await;
+    let (store, _) = open(dir.path());
+    assert_eq!(store.visits(None, None).await.expect("visits").len(), 2);
 }

@@ -25,11 +25,12 @@ mod bridged;
 mod reservations;
 mod schema;
 mod timeline;
+mod visits;
 mod writer;
 
-use crate::clock::Wall;
+use crate::clock::{self, Wall};
 use crate::domain::{
-    Actor, Event, EventData, Layout, Party, PartyId, Seq, Table, TableId, TableState,
+    Actor, Event, EventData, Layout, Party, PartyId, Seq, Table, TableId, TableState, Visit,
 };
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -234,6 +235,9 @@ pub enum Change {
     },
     /// The walk-in waitlist (`writer/waitlist.rs`).
     Waitlist(WaitlistChange),
+    /// Stores finished visits from another system (their ids are
+    /// ignored), all or none; no event.
+    ImportVisits(Vec<Visit>),
 }
 
 /// What a waitlist change does; each records one `waitlist.*` event.
@@ -546,6 +550,18 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Party>, StoreError> {
         self.read(move |conn| load_parties(conn, since.as_deref(), limit))
+            .await
+    }
+
+    /// Visits seated at or after `from` and before `to` (either bound
+    /// optional), in the order they were seated.
+    pub async fn visits(
+        &self,
+        from: Option<SystemTime>,
+        to: Option<SystemTime>,
+    ) -> Result<Vec<Visit>, StoreError> {
+        let (from, to) = (from.map(clock::format), to.map(clock::format));
+        self.read(move |conn| visits::load(conn, from.as_deref(), to.as_deref()))
             .await
     }
 }

@@ -120,6 +120,20 @@ const MIGRATIONS: &[&str] = &[
         bridged_through INTEGER
     );
     INSERT OR IGNORE INTO bridge (id, bridged_through) VALUES (1, NULL);",
+    // 7: visits (`store::visits`, SPEC §1 Visit): one row per seating, kept
+    // `analytics.keep_days` independently of event retention. `tables` is a
+    // JSON array of ids; times are RFC 3339 UTC as in events, `left_at`
+    // NULL while the party is still seated.
+    "CREATE TABLE visits (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        tables TEXT NOT NULL,
+        party_size INTEGER,
+        party_size_source TEXT,
+        seated_at TEXT NOT NULL,
+        left_at TEXT,
+        origin TEXT NOT NULL
+    );
+    CREATE INDEX visits_by_seated_at ON visits (seated_at);",
 ];
 
 /// The schema version this binary writes.

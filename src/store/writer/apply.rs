@@ -237,6 +237,12 @@ pub(super) fn apply(
             crate::store::bridged::advance(conn, through)?;
             Ok(Effect::default())
         }
+        Change::ImportVisits(visits) => {
+            for visit in &visits {
+                crate::store::visits::insert(conn, visit)?;
+            }
+            Ok(Effect::default())
+        }
         Change::Prune {
             before,
             unforwarded_before,
