@@ -297,9 +297,11 @@ async fn bring_up(
             hub: hub.clone(),
             metrics: Arc::clone(&metrics),
         };
-        parts
-            .tasks
-            .spawn(crate::upstream::run(deps, parts.shutdown.clone()));
+        parts.tasks.spawn(crate::upstream::run(
+            deps,
+            liveness.register("upstream"),
+            parts.shutdown.clone(),
+        ));
     }
 
     let sources = Sources {

@@ -241,3 +241,32 @@ async fn a_hung_loop_stops_the_watchdog_while_healthz_still_answers() {
         .expect("healthz");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "the fault hook exists in debug builds only"
+)]
+async fn an_unreachable_upstream_keeps_the_watchdog_fed_but_a_hung_bridge_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Port 1 on loopback refuses: the bridge backs off and retries.
+    let d = Supervised::start(
+        dir.path(),
+        &[
+            ("MESERO_BRIDGE_URL", "mqtt://127.0.0.1:1"),
+            ("MESERO_DEBUG_HANG", "upstream"),
+        ],
+    );
+    d.wait_for("READY=1", |m| m.starts_with("READY=1")).await;
+    d.wait_for_log(&["upstream bridge down"]).await;
+    // An upstream that is down is normal for a restaurant's link.
+    d.pings(3).await;
+
+    d.signal("USR1");
+    d.wait_for_log(&["fault injection: loop hung", "matched=1"])
+        .await;
+    d.wait_for("a STATUS naming the bridge", |m| {
+        m.starts_with("STATUS=") && m.contains("NOT RESPONDING: upstream")
+    })
+    .await;
+}

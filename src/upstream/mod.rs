@@ -39,6 +39,7 @@ use crate::domain::Seq;
 use crate::hub::{ClientKind, Hub, Subscription};
 use crate::metrics::Metrics;
 use crate::store::{Change, EventQuery, Store};
+use crate::systemd::Heartbeat;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -73,10 +74,14 @@ struct Upstream {
     acked: Seq,
     saved: Seq,
     connected: bool,
+    /// Beats in every wait of the bridge (connecting, connected, backing
+    /// off): an unreachable upstream is normal and must not stop the
+    /// watchdog, a hung bridge loop must.
+    heartbeat: Heartbeat,
 }
 
 /// Runs the bridge until `shutdown`.
-pub async fn run(deps: Deps, shutdown: CancellationToken) {
+pub async fn run(deps: Deps, heartbeat: Heartbeat, shutdown: CancellationToken) {
     let events = deps
         .hub
         .subscribe(ClientKind::Internal, CancellationToken::new());
@@ -109,6 +114,7 @@ pub async fn run(deps: Deps, shutdown: CancellationToken) {
         acked,
         saved: acked,
         connected: false,
+        heartbeat,
     };
     up.deps.metrics.upstream.acked_seq.store(acked, Relaxed);
     up.refresh_oldest(None).await;
@@ -235,6 +241,7 @@ impl Upstream {
             tokio::select! {
                 _ = shutdown.cancelled() => return false,
                 _ = tokio::time::sleep_until(until) => return true,
+                _ = self.heartbeat.tick() => self.heartbeat.beat(),
                 received = self.events.rx.recv() => {
                     let u = &self.deps.metrics.upstream;
                     if let Ok(p) = received {

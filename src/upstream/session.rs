@@ -78,9 +78,19 @@ pub(super) async fn run(up: &mut Upstream, shutdown: &CancellationToken) -> Ende
     let bridge = &up.deps.bridge;
     let window = usize::from(bridge.max_inflight);
     let (client, mut eventloop) = AsyncClient::new(options(bridge), window + 8);
-    let connack = tokio::select! {
-        _ = shutdown.cancelled() => return Ended::Stopped,
-        polled = eventloop.poll() => polled,
+    // One poll future for the whole connect: dropping it would drop a
+    // half-made connection, and the heartbeat fires more often than a
+    // slow link may take to connect.
+    let connack = {
+        let connecting = eventloop.poll();
+        tokio::pin!(connecting);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Stopped,
+                _ = up.heartbeat.tick() => up.heartbeat.beat(),
+                polled = &mut connecting => break polled,
+            }
+        }
     };
     match connack {
         Ok(MqttEvent::Incoming(Packet::ConnAck(_))) => {}
@@ -144,6 +154,7 @@ pub(super) async fn run(up: &mut Upstream, shutdown: &CancellationToken) -> Ende
                 Err(RecvError::Closed) => return Ended::Stopped,
             },
             _ = save.tick() => session.up.save().await,
+            _ = session.up.heartbeat.tick() => session.up.heartbeat.beat(),
         }
     }
 }
