@@ -139,7 +139,14 @@ impl BridgeConfig {
 /// `None` when `bridge.url` is empty.
 pub(super) fn check(raw: Bridge, site: &str) -> Result<Option<BridgeConfig>, ConfigError> {
     if raw.url.trim().is_empty() {
-        return Ok(None);
+        return match first_set_key(&raw) {
+            Some(key) => Err(key_error(
+                format!("bridge.{key}"),
+                "is set but bridge.url is empty, so the bridge is off: \
+                 set bridge.url, or remove this key",
+            )),
+            None => Ok(None),
+        };
     }
     let (secure, host, port) = parse_url(raw.url.trim())?;
     if !raw.password_sha256.is_empty() {
@@ -250,6 +257,19 @@ pub(super) fn check(raw: Bridge, site: &str) -> Result<Option<BridgeConfig>, Con
         reconnect_min,
         reconnect_max,
     }))
+}
+
+/// The first `[bridge]` key (in name order) that differs from its
+/// default: what an owner meant to configure for a bridge that is off.
+fn first_set_key(raw: &Bridge) -> Option<String> {
+    let as_map = |b: &Bridge| match serde_json::to_value(b) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (set, default) = (as_map(raw), as_map(&Bridge::default()));
+    set.into_iter()
+        .find(|(key, value)| key != "url" && default.get(key) != Some(value))
+        .map(|(key, _)| key)
 }
 
 /// Where an MQTT client connects to: host, port, and the rustls
@@ -453,6 +473,26 @@ mod tests {
         assert_eq!(b.client_id, "mesero-cafe-2");
         assert!(b.tls.is_none() && b.credentials.is_none());
         assert!(b.forwards("table.state"));
+    }
+
+    #[test]
+    fn a_bridge_key_without_a_url_names_the_key() {
+        let raw = Bridge {
+            username: "centro".into(),
+            ..Bridge::default()
+        };
+        let e = check(raw, "s").expect_err("no url").to_string();
+        assert!(
+            e.starts_with("bridge.username: is set but bridge.url is empty"),
+            "{e}"
+        );
+        let raw = Bridge {
+            max_backlog_days: 30,
+            ..bridge("  ")
+        };
+        let e = check(raw, "s").expect_err("blank url").to_string();
+        assert!(e.starts_with("bridge.max_backlog_days: "), "{e}");
+        assert!(check(bridge(" "), "s").expect("off").is_none());
     }
 
     #[test]
