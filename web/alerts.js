@@ -73,7 +73,12 @@ export function ring() {
 /// The mute toggle; the first tap also unlocks audio (autoplay rules).
 export function muteButton() {
   const b = el("button.mute", { type: "button", "data-action": "mute" });
-  const draw = () => { b.textContent = muted() ? `♪̸ ${t("act.unmute")}` : `♪ ${t("act.mute")}`; b.setAttribute("aria-pressed", String(muted())); };
+  const draw = () => {
+    const label = muted() ? t("act.unmute") : t("act.mute");
+    b.replaceChildren(muted() ? "♪̸" : "♪", el("span.text", {}, label));
+    b.setAttribute("aria-label", label);
+    b.setAttribute("aria-pressed", String(muted()));
+  };
   b.onclick = () => { setMuted(!muted()); audio ??= new AudioContext(); audio.resume?.(); draw(); };
   draw();
   return b;

@@ -38,6 +38,11 @@ export class FloorPlan {
       type: "button", role: "tab", "aria-selected": String(this.zone === zone), dataset: { zone },
       onclick: () => { this.zone = zone; localStorage.setItem("mesero.zone", zone); this.render(); },
     }, label);
+    // Rebuilt only when they change, so a tap on a tab is never lost to a
+    // re-render between press and release.
+    const key = JSON.stringify([zones, this.zone]);
+    if (this.tabsKey === key) return;
+    this.tabsKey = key;
     this.tabs.replaceChildren(tab("", t("zone.all")), ...zones.map((z) => tab(z, z || "—")));
   }
 
@@ -59,8 +64,21 @@ export class FloorPlan {
     const { unit, ox, oy, height } = this.layout(tables);
     this.box.style.height = `${height}px`;
     this.box.style.setProperty("--u", `${unit}px`);
-    const reservations = state.reservations;
-    this.box.replaceChildren(...tables.map((x) => tile(x, unit, ox, oy, reservations, this.onTap)));
+    // Tiles are updated in place (same element per table), for the same
+    // reason as the tabs.
+    const keep = new Set();
+    for (const x of tables) {
+      const fresh = tile(x, unit, ox, oy, state.reservations, this.onTap);
+      const old = this.box.querySelector(`:scope > .table[data-id="${x.id}"]`);
+      keep.add(String(x.id));
+      if (!old) { this.box.append(fresh); continue; }
+      old.className = fresh.className;
+      old.style.cssText = fresh.style.cssText;
+      Object.assign(old.dataset, fresh.dataset);
+      old.setAttribute("aria-label", fresh.getAttribute("aria-label"));
+      old.replaceChildren(...fresh.childNodes);
+    }
+    for (const node of [...this.box.children]) if (!keep.has(node.dataset.id)) node.remove();
   }
 }
 
@@ -80,10 +98,10 @@ function tile(x, unit, ox, oy, reservations, onTap) {
   if (free) lines.push(el("span.free-at", {}, free));
   const res = x.reservation != null ? reservations.get(x.reservation) : null;
   if (res && res.status === "booked") lines.push(el("span.res-due", {}, t("resDue", { t: time(res.at) })));
-  const badges = [];
+  let hold = null;
   if (x.hold_until && Date.parse(x.hold_until) > now()) {
     const mins = Math.max(1, Math.ceil((Date.parse(x.hold_until) - now()) / 60000));
-    badges.push(el("span.hold", { title: t("holdUntil", { t: time(x.hold_until) }) }, `⏸ ${small ? mins : t("hold", { n: mins })}`));
+    hold = el("span.hold", { title: t("holdUntil", { t: time(x.hold_until) }) }, `‖ ${t("age.m", { n: mins })}`);
   }
   const label = x.state === "unknown" ? t("noData") : t(`state.${x.state}`);
   const sinceText = x.state === "unknown" ? "" : age(now() - Date.parse(x.since));
@@ -92,13 +110,16 @@ function tile(x, unit, ox, oy, reservations, onTap) {
     dataset: { id: x.id, state: x.state, zone: x.zone || "", x: x.x, y: x.y },
     "aria-label": `${t("table", { n: x.number })}: ${inState(x)}`,
     style: `left:${(x.x - ox) * unit}px;top:${(x.y - oy) * unit}px;width:${w}px;height:${h}px`,
-    onclick: () => onTap?.(x),
+    onclick: () => onTap?.(state.tables.get(x.id) ?? x),
   },
   el("b.num", {}, x.number),
-  el("span.state", {}, el("i.icon", { "aria-hidden": "true" }, ICONS[x.state] ?? "?"), ` ${label}`),
-  sinceText ? el("span.since", {}, sinceText) : null,
+  // Small tiles (a phone): icon and time on one line, the label for
+  // screen readers and the legend; big ones: "● ocupada" then the time.
+  el("span.state", {}, el("i.icon", { "aria-hidden": "true" }, ICONS[x.state] ?? "?"), el("span.label", {}, ` ${label}`),
+    small && sinceText ? ` ${sinceText}` : ""),
+  !small && sinceText ? el("span.since", {}, sinceText) : null,
   ...lines,
-  badges.length ? el("span.badges", {}, ...badges) : null);
+  hold);
   return node;
 }
 

@@ -94,7 +94,7 @@ export function renderWaitlist(box) {
 function quote(p) {
   const a = p.quote_p50_minutes, b = p.quote_p80_minutes;
   const parts = [];
-  if (a != null && b != null) parts.push(t("waitlist.quote", { a, b }));
+  if (a != null && b != null) parts.push(b === 0 ? t("waitlist.noWait") : t("waitlist.quote", { a, b }));
   if (p.quoted_minutes != null) parts.push(t("waitlist.quoted", { n: p.quoted_minutes }));
   return parts.join(" · ");
 }

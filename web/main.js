@@ -15,9 +15,9 @@ const admin = info.role === "admin";
 const $ = (id) => document.getElementById(id);
 
 const badge = badgeElement();
-$("status").append(badge, muteButton(), el("button.token", { type: "button", "data-action": "token", onclick: tokenDialog }, `⚿ ${t("act.token")}`));
+$("status").append(badge, muteButton(), el("button.token", { type: "button", "data-action": "token", "aria-label": t("act.token"), onclick: tokenDialog }, "⚷", el("span.text", {}, t("act.token"))));
 $("legend").replaceChildren(...["free", "occupied", "reserved", "dirty", "unknown"].map((s) =>
-  el(`span.key.${s}`, {}, el("i", { "aria-hidden": "true" }, ICONS[s]), ` ${t(`state.${s}`)}`)));
+  el("span.key", {}, el(`i.${s}`, { "aria-hidden": "true" }, ICONS[s]), ` ${t(`state.${s}`)}`)));
 
 const plan = new FloorPlan({ box: $("plan"), tabs: $("zones"), onTap: (x) => tableDialog(x) });
 const editor = new Editor($("admin-editor"));

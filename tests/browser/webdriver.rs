@@ -142,6 +142,18 @@ pub struct Session {
 
 impl Session {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver {path}: {e}"))
+    }
+
+    /// A command; a WebDriver error as `Err("<error>: <message>")`.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(body) = body {
             req = req.json(&body);
@@ -154,9 +166,9 @@ impl Session {
             .await
             .expect("webdriver json");
         if let Some(err) = res["value"]["error"].as_str() {
-            panic!("webdriver {path}: {err}: {}", res["value"]["message"]);
+            return Err(format!("{err}: {}", res["value"]["message"]));
         }
-        res["value"].clone()
+        Ok(res["value"].clone())
     }
 
     pub async fn goto(&self, url: &str) {
@@ -220,15 +232,28 @@ impl Session {
     }
 
     /// A real click (WebDriver's, so pointer events and focus as a tap).
+    /// An element the page re-rendered between finding and clicking it
+    /// is found again.
     pub async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        let id = Self::element_id(&el);
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let el = self.find(css).await;
+            let id = Self::element_id(&el);
+            let done = self
+                .try_call(
+                    reqwest::Method::POST,
+                    &format!("/element/{id}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            match done {
+                Ok(_) => return,
+                Err(e) if e.starts_with("stale element") => {
+                    assert!(tokio::time::Instant::now() < deadline, "click {css}: {e}");
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Types `text` into the element matching `css`.
