@@ -92,6 +92,8 @@ export function toast(message, kind = "info") {
   const box = document.getElementById("toasts") ?? document.body.appendChild(el("div", { id: "toasts" }));
   const item = el(`div.toast.${kind}`, { role: "status" }, message);
   box.append(item);
+  // The last message stays readable after the toast is gone (tests, support).
+  document.body.dataset.lastMessage = message;
   setTimeout(() => item.remove(), 5000);
 }
 

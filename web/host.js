@@ -159,7 +159,7 @@ function tablesText(r) {
 }
 
 function reservationItem(r) {
-  return el(`li.reservation.${r.status}`, { dataset: { id: r.id } },
+  return el(`li.reservation.${r.status}`, { dataset: { id: r.id, code: r.code } },
     el("div.who", {}, el("b", {}, `${time(r.at)} · ${r.name}`), ` · ${t("people", { n: r.party_size })} · ${t("res.table")} ${tablesText(r)}`),
     el("div.meta", {}, `${t(`res.status.${r.status}`)} · ${t("res.code")} ${r.code}${r.notes ? ` · ${r.notes}` : ""}`),
     el("div.row", {},

@@ -20,12 +20,15 @@ pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Whether the browser suite can run (see the module doc).
 pub fn available() -> bool {
-    let found = std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    let found =
+        std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
     if found {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+        panic!(
+            "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+        );
     }
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -203,10 +206,15 @@ impl Session {
             if truthy {
                 return v;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the page never showed {what} (last: {v})"
-            );
+            if tokio::time::Instant::now() >= deadline {
+                // What the page said to its user (errors are toasts).
+                let toasts = self
+                    .js("return document.body.dataset.lastMessage ?? '';", json!([]))
+                    .await;
+                panic!(
+                    "the page never showed {what} (last: {v}; last message on the page: {toasts})"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
