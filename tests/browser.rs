@@ -608,6 +608,23 @@ async fn the_editor_moves_a_table_and_another_page_sees_it() {
             "return document.querySelector('#admin-analytics .card, #admin-analytics .empty') !== null;",
         )
         .await;
+    // The charts, on data of the analytics contract's shapes (the daemon
+    // here has no analytics yet): a 7x24 heat map, bars with a p80, and
+    // lines with a gap where a day has no number.
+    let drawn = editor
+        .js(
+            "return import('/app/charts.js').then(c => { \
+               const cells = [...Array(7)].map((_, d) => [...Array(24)].map((_, h) => h < 12 ? null : (d + h) % 10 / 10)); \
+               const heat = c.heatmap(cells, ['l','m','x','j','v','s','d'], [...Array(24).keys()], 'u'); \
+               const bars = c.bars([{label: '2 pers.', value: 48, extra: 61}, {label: '4 pers.', value: null}], 'b', ' min'); \
+               const lines = c.lines([{cls: 'a', values: [5, null, 6]}, {cls: 'b', values: [12, 14, 11]}], ['11-28', '11-29', '11-30'], 'q'); \
+               return [heat.querySelectorAll('rect.heat').length, heat.querySelectorAll('rect.nodata').length, \
+                       bars.querySelectorAll('rect.bar').length, bars.querySelectorAll('rect.bar2').length, \
+                       [...lines.querySelectorAll('path.line')].map(p => p.getAttribute('d').split('M').length - 1)]; });",
+            json!([]),
+        )
+        .await;
+    assert_eq!(drawn, json!([84, 84, 1, 1, [2, 1]]), "{drawn}");
     editor.quit().await;
     viewer.quit().await;
     daemon.stop().await;
