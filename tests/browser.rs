@@ -211,10 +211,11 @@ async fn the_page_shows_the_dev_floor_plan_and_is_an_installable_app() {
         "{unknown}"
     );
     let hold = page
-        .js("return document.querySelector('#plan .table[data-id=\"7\"] .hold')?.textContent ?? null;", json!([]))
+        .js("const h = document.querySelector('#plan .table[data-id=\"7\"] .hold'); return h ? `${h.textContent} | ${h.title}` : null;", json!([]))
         .await;
     assert!(
-        hold.as_str().is_some_and(|h| h.contains("retenida")),
+        hold.as_str()
+            .is_some_and(|h| h.contains(" min |") && h.contains("retenida hasta")),
         "{hold}"
     );
 
