@@ -46,11 +46,15 @@ pub fn available() -> bool {
     false
 }
 
-/// A running chromedriver on a port it chose; killed when dropped.
+/// A running chromedriver on a port it chose. Dropped (also when a test
+/// panics before it quit its sessions), it ends every session it opened,
+/// so no browser outlives the test, then stops.
 pub struct Driver {
     child: Child,
     base: String,
+    port: u16,
     http: reqwest::Client,
+    sessions: std::sync::Mutex<Vec<String>>,
 }
 
 impl Driver {
@@ -73,6 +77,8 @@ impl Driver {
         Driver {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            port,
+            sessions: std::sync::Mutex::new(Vec::new()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -114,6 +120,9 @@ impl Driver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {res}"))
             .to_string();
+        if let Ok(mut open) = self.sessions.lock() {
+            open.push(id.clone());
+        }
         let session = Session {
             http: self.http.clone(),
             url: format!("{}/session/{id}", self.base),
@@ -132,6 +141,20 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Blocking and by hand (no runtime in a destructor): one DELETE
+        // per session; one already quit answers an error, which is fine.
+        let open = self.sessions.lock().map(|o| o.clone()).unwrap_or_default();
+        for id in open {
+            if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let request = format!(
+                    "DELETE /session/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                if conn.write_all(request.as_bytes()).is_ok() {
+                    let _ = std::io::Read::read_to_end(&mut conn, &mut Vec::new());
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
