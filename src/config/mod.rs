@@ -113,6 +113,10 @@ impl Default for Site {
     }
 }
 
+/// `site.language`: the languages the tablet app has strings for
+/// (`web/i18n.js`).
+pub const LANGUAGES: &[&str] = &["es", "en"];
+
 /// `[log]` exactly as written.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +231,15 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let zone =
         crate::localtime::zone(&raw.site.timezone).map_err(|m| key_error("site.timezone", m))?;
+    if !LANGUAGES.contains(&raw.site.language.as_str()) {
+        return Err(key_error(
+            "site.language",
+            format!(
+                "{:?} is not a language of the tablet app; use one of {LANGUAGES:?}",
+                raw.site.language
+            ),
+        ));
+    }
     let bridge = upstream::check(raw.bridge, &raw.site.id)?;
     let site = SiteConfig {
         id: raw.site.id,

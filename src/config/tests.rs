@@ -137,6 +137,7 @@ fn bad_values_name_the_key() {
         ("[occupancy]\nbussing = \"yes\"", "occupancy.bussing"),
         ("[storage]\nretention_days = 0", "storage.retention_days"),
         ("[auth]\nanonymous = \"root\"", "auth.anonymous"),
+        ("[site]\nlanguage = \"fr\"", "site.language"),
         (
             "[[auth.tokens]]\nname = \"a\"\nrole = \"chef\"\ntoken = \"x\"",
             "auth.tokens[0].role",

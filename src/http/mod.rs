@@ -111,7 +111,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/mesas", get(mesas::list))
         .route("/mesas/stream", get(mesas::stream))
-        .route("/mesas/{id}", get(mesas::get_one).put(mesas::put));
+        .route("/mesas/{id}", get(mesas::get_one).put(mesas::put))
+        .route("/ui", get(ui::info));
     // Its own fallbacks before the CORS layer, so that a preflight reaches
     // the layer on every API path, whatever methods the path has.
     let api = api
@@ -123,6 +124,11 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/", get(ui::index))
+        .route("/kitchen", get(ui::kitchen))
+        .route("/pair", get(ui::pair))
+        .route("/sw.js", get(ui::service_worker))
+        .route("/manifest.webmanifest", get(ui::manifest))
+        .route("/app/{name}", get(ui::asset))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .nest_service("/api/v1", api.with_state(state.clone()))
