@@ -29,7 +29,9 @@ pub async fn snapshot(State(app): State<AppState>, _: AsViewer) -> Result<Json<V
 
 pub async fn list_tables(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
     let tables = app.hub.tables();
-    Json(json!(app.hub.predictor().tables(&tables, app.store.wall().now())))
+    Json(json!(
+        app.hub.predictor().tables(&tables, app.store.wall().now())
+    ))
 }
 
 fn parse_id(raw: &str) -> Result<TableId, ApiError> {

@@ -59,7 +59,10 @@ pub async fn predictions(State(app): State<AppState>, _: AsViewer) -> Json<Value
 fn date_param(query: &Query, name: &str) -> Result<Option<jiff::civil::Date>, ApiError> {
     query
         .get(name)
-        .map(|s| crate::localtime::parse_date(s).map_err(|m| ApiError::bad_request(format!("{name}: {m}"))))
+        .map(|s| {
+            crate::localtime::parse_date(s)
+                .map_err(|m| ApiError::bad_request(format!("{name}: {m}")))
+        })
         .transpose()
 }
 

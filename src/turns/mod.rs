@@ -88,7 +88,12 @@ impl Predictor {
 
     /// The forecast for `table` as of `at`: only an occupied table with a
     /// readable `since` has one.
-    pub fn forecast(&self, model: Option<&Model>, table: &Table, at: SystemTime) -> Option<Forecast> {
+    pub fn forecast(
+        &self,
+        model: Option<&Model>,
+        table: &Table,
+        at: SystemTime,
+    ) -> Option<Forecast> {
         if table.state != TableState::Occupied {
             return None;
         }

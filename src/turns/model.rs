@@ -240,7 +240,13 @@ impl Model {
     /// A random remaining time for a party of `size` seated at `seated`,
     /// still there at `at`: `u` in (0, 1) is read as S(t)/S(e) (inverse
     /// transform sampling), for the waitlist's queue simulation.
-    pub fn sample_remaining(&self, size: u32, seated: SystemTime, at: SystemTime, u: f64) -> Duration {
+    pub fn sample_remaining(
+        &self,
+        size: u32,
+        seated: SystemTime,
+        at: SystemTime,
+        u: f64,
+    ) -> Duration {
         let leaf = self.leaf_of(size, seated);
         let elapsed = at.duration_since(seated).unwrap_or_default();
         let e = u32::try_from(elapsed.as_secs()).unwrap_or(u32::MAX);
@@ -294,8 +300,14 @@ mod tests {
         assert_eq!(DayPart::of(0, 30), DayPart::Other);
         let madrid = crate::localtime::zone("Europe/Madrid").expect("zone");
         // 10:30 UTC is 11:30 in Madrid in winter; 2026-12-05 is a Saturday.
-        assert_eq!(when(at("2026-12-05T10:30:00Z"), &madrid), (DayPart::Lunch, true));
-        assert_eq!(when(at("2026-12-05T10:30:00Z"), &utc()), (DayPart::Other, true));
+        assert_eq!(
+            when(at("2026-12-05T10:30:00Z"), &madrid),
+            (DayPart::Lunch, true)
+        );
+        assert_eq!(
+            when(at("2026-12-05T10:30:00Z"), &utc()),
+            (DayPart::Other, true)
+        );
     }
 
     #[test]
@@ -311,7 +323,9 @@ mod tests {
         // 100 weekday-dinner twos of 40 min, and 5 weekday-lunch twos of
         // 100 min: lunch has 5/(5+20) of its own curve.
         let lunch = at("2026-12-01T12:00:00Z");
-        let mut visits: Vec<Visit> = (0..100).map(|_| visit(Some(2), dinner(), Some(40))).collect();
+        let mut visits: Vec<Visit> = (0..100)
+            .map(|_| visit(Some(2), dinner(), Some(40)))
+            .collect();
         visits.extend((0..5).map(|_| visit(Some(2), lunch, Some(100))));
         let model = Model::fit(&visits, &utc(), dinner()).expect("fits");
         let minutes = |f: &Forecast, seated: SystemTime| {
@@ -319,11 +333,23 @@ mod tests {
         };
         let d = model.forecast(2, dinner(), dinner());
         assert_eq!(minutes(&d, dinner()), 40);
-        assert_eq!((d.from, d.group.as_str()), (100, "party 1-2 / dinner / weekday"));
+        assert_eq!(
+            (d.from, d.group.as_str()),
+            (100, "party 1-2 / dinner / weekday")
+        );
         let l = model.forecast(2, lunch, lunch);
         // 20 % lunch's own 100 min; the median is the bucket's 40 min.
         assert_eq!(minutes(&l, lunch), 40);
-        assert_eq!(minutes(&Forecast { p50: l.p80, ..l.clone() }, lunch), 100);
+        assert_eq!(
+            minutes(
+                &Forecast {
+                    p50: l.p80,
+                    ..l.clone()
+                },
+                lunch
+            ),
+            100
+        );
         assert_eq!(l.from, 5);
         // No fours at all: the bucket is the global curve.
         let four = model.forecast(4, dinner(), dinner());
@@ -337,7 +363,9 @@ mod tests {
 
     #[test]
     fn open_visits_are_censored_and_long_ones_left_out() {
-        let mut visits: Vec<Visit> = (0..40).map(|_| visit(Some(4), dinner(), Some(60))).collect();
+        let mut visits: Vec<Visit> = (0..40)
+            .map(|_| visit(Some(4), dinner(), Some(60)))
+            .collect();
         visits.push(visit(Some(4), dinner(), Some(7 * 60)));
         visits.push(visit(Some(4), dinner(), None));
         let now = dinner() + Duration::from_secs(30 * 60);
@@ -351,6 +379,44 @@ mod tests {
         assert_eq!(
             model.sample_remaining(4, dinner(), dinner(), 0.5),
             Duration::from_secs(3600)
+        );
+    }
+
+    /// How fast a forecast is (not a check: run it with
+    /// `cargo test --release --lib turns::model::tests::timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn timing() {
+        let mut visits = Vec::new();
+        for day in 0..90u64 {
+            for i in 0..60u64 {
+                let seated = dinner() + Duration::from_secs(day * 86_400 + i * 97);
+                visits.push(visit(
+                    Some(1 + (i % 8) as u32),
+                    seated,
+                    Some(30 + (i * 7) % 90),
+                ));
+            }
+        }
+        let started = std::time::Instant::now();
+        let model = Model::fit(&visits, &utc(), dinner()).expect("fits");
+        let fit = started.elapsed();
+        let started = std::time::Instant::now();
+        let n = 100_000u64;
+        let mut sum = 0u64;
+        for i in 0..n {
+            let seated = dinner() + Duration::from_secs(i % 7200);
+            let f = model.forecast(
+                1 + (i % 8) as u32,
+                seated,
+                seated + Duration::from_secs(i % 5400),
+            );
+            sum += f.from as u64;
+        }
+        let each = started.elapsed() / u32::try_from(n).unwrap_or(1);
+        eprintln!(
+            "fit of {} visits: {fit:?}; one forecast: {each:?} ({sum})",
+            visits.len()
         );
     }
 }

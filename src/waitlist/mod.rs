@@ -22,8 +22,8 @@ pub mod simulate;
 pub mod task;
 
 pub use crate::domain::{Party, PartyId, PartyStatus, QuoteSource};
-pub use simulate::{Booked, Line};
 use crate::domain::{Table, TableId, TableState};
+pub use simulate::{Booked, Line};
 use std::time::{Duration, SystemTime};
 
 /// Most parties waiting or notified at once; one more is refused (409).

@@ -19,7 +19,7 @@
 //! The draws come from a small seeded generator, so the same line, tables
 //! and model always give the same quote.
 
-use super::{BUSSING, Quote, round_up_5};
+use super::{BUSSING, Quote};
 use crate::domain::{Table, TableId, TableState};
 use crate::turns::model::Model;
 use std::time::{Duration, SystemTime};
@@ -119,10 +119,12 @@ pub fn quote(now: SystemTime, line: &Line<'_>, size: u32, model: &Model) -> Opti
     waits.sort_unstable();
     let p50 = waits[waits.len() / 2];
     let p80 = waits[(waits.len() * 4 / 5).min(waits.len() - 1)];
+    // Both to the nearest 5 minutes (what a host says); rounding up
+    // would over-quote on purpose and inflate the P80's coverage.
     let p50 = round_nearest_5(p50);
     Some(Quote {
         p50,
-        p80: round_up_5(p80).max(p50),
+        p80: round_nearest_5(p80).max(p50),
     })
 }
 

@@ -38,8 +38,8 @@ fn party(id: PartyId, size: u32, status: PartyStatus, offered: &[TableId]) -> Pa
         seated_at: None,
         left_at: None,
         waited_minutes: None,
-        quote_source: QuoteSource::Baseline,
-        quote_predicted_from: 0,
+        quote_source: None,
+        quote_predicted_from: None,
         baseline_minutes: None,
     }
 }

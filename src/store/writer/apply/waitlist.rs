@@ -54,12 +54,12 @@ pub(super) fn apply(
                 seated_at: None,
                 left_at: None,
                 waited_minutes: None,
-                quote_source: if new.quoted_minutes.is_some() {
+                quote_source: Some(if new.quoted_minutes.is_some() {
                     QuoteSource::Host
                 } else {
                     new.quote.source
-                },
-                quote_predicted_from: new.quote.predicted_from,
+                }),
+                quote_predicted_from: Some(new.quote.predicted_from),
                 baseline_minutes: Some(new.quote.baseline),
             };
             (party.clone(), EventData::WaitlistAdded { party })
@@ -81,11 +81,11 @@ pub(super) fn apply(
             }
             if let Some(quoted) = edit.quoted_minutes {
                 party.quoted_minutes = quoted;
-                party.quote_source = match (quoted, party.quote_predicted_from) {
+                party.quote_source = Some(match (quoted, party.quote_predicted_from) {
                     (Some(_), _) => QuoteSource::Host,
-                    (None, 0) => QuoteSource::Baseline,
-                    (None, _) => QuoteSource::Model,
-                };
+                    (None, Some(0) | None) => QuoteSource::Baseline,
+                    (None, Some(_)) => QuoteSource::Model,
+                });
             }
             (party.clone(), EventData::WaitlistUpdated { party })
         }
