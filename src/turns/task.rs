@@ -35,12 +35,7 @@ pub async fn run(store: Store, hub: Hub, zone: TimeZone, shutdown: CancellationT
         };
         if again {
             // What queued up meanwhile is covered by this fit.
-            loop {
-                match events.rx.try_recv() {
-                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
-            }
+            while let Ok(_) | Err(TryRecvError::Lagged(_)) = events.rx.try_recv() {}
             refit(&store, &hub, &zone).await;
         }
     }
