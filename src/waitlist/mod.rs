@@ -15,7 +15,10 @@
 //! Every party keeps what it was told and what it got: `quoted_minutes`
 //! (typed by the host, else the daemon's `quote_p50_minutes`) and
 //! `waited_minutes` (from `added_at` to `seated_at`, or to `left_at`),
-//! the data a learned quote is trained on.
+//! the data a learned quote is trained on. With them it keeps
+//! `quote_source` (model, baseline or host) and `baseline_minutes` (what
+//! the fixed turn-time rule quoted at the same moment), so
+//! [`score`] compares the two honestly on the same parties.
 
 pub mod score;
 pub mod simulate;
