@@ -244,6 +244,12 @@ async fn bring_up(
         config.waitlist.turn_time,
         shutdown.clone(),
     ));
+    tasks.spawn(crate::turns::task::run(
+        store.clone(),
+        hub.clone(),
+        config.site.zone.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(retention_loop(
         store.clone(),
         Arc::clone(&config),

@@ -591,6 +591,33 @@ pub struct Party {
     pub left_at: Option<String>,
     /// Minutes from `added_at` to `seated_at` (or `left_at`).
     pub waited_minutes: Option<u32>,
+    /// Where the wait the guest was told came from: `host` while
+    /// `quoted_minutes` is typed, else what `quote_p50_minutes` came from.
+    /// The three fields below are absent for parties stored before they
+    /// existed (so their stored events still read back typed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_source: Option<QuoteSource>,
+    /// Visits behind the daemon's quote (0: the fixed turn-time rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote_predicted_from: Option<usize>,
+    /// What the fixed turn-time rule (`waitlist.turn_time`) quoted when the
+    /// party was added, so the quote analytics compare the model with it
+    /// on the same parties (for older parties `quote_p50_minutes` was that
+    /// rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_minutes: Option<u32>,
+}
+
+/// Where a waitlist quote came from (CONTRACT: `quote_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuoteSource {
+    /// The turn-time model (`crate::turns`).
+    Model,
+    /// The fixed turn time: too little history for the model.
+    Baseline,
+    /// The host typed what the guest was told.
+    Host,
 }
 
 /// A visit's row id (`visits.id`, never reused).

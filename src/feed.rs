@@ -173,6 +173,8 @@ pub struct Feed {
     mode: Mode,
     pending: VecDeque<Arc<Published>>,
     shutdown: CancellationToken,
+    /// Predicts the tables of the snapshot and of replayed events.
+    predictor: crate::turns::Predictor,
 }
 
 impl Feed {
@@ -195,6 +197,7 @@ impl Feed {
             mode: Mode::Start(since),
             pending: VecDeque::new(),
             shutdown,
+            predictor: hub.predictor().clone(),
         }
     }
 
@@ -203,9 +206,10 @@ impl Feed {
     /// change whose event follows (a client applies reservation events by
     /// id, so seeing one twice is harmless).
     async fn snapshot(&mut self, reset: bool) -> Result<Item, FeedEnd> {
+        let tables = self.filter.tables_of(&self.sub.tables);
         let mut data = snapshot_json(
             self.sub.head,
-            &self.filter.tables_of(&self.sub.tables),
+            &self.predictor.tables(&tables, self.store.wall().now()),
             &self.filter.alerts_of(&self.sub.alerts),
             reset,
         );
@@ -261,12 +265,12 @@ impl Feed {
                     };
                     // The store filtered by table and type; targets are
                     // read from each event's alert.
-                    let filter = &self.filter;
+                    let (filter, predictor) = (&self.filter, &self.predictor);
                     self.pending.extend(
                         page.events
                             .into_iter()
                             .filter(|e| filter.matches(e))
-                            .map(|e| Arc::new(Published::new(e))),
+                            .map(|e| Arc::new(Published::predicted(e, predictor))),
                     );
                 }
                 Mode::Live => {
@@ -298,9 +302,9 @@ impl Feed {
 /// `{"seq", "tables", "alerts", "reservations", "reset"}`: `alerts` are
 /// the open ones, oldest first; reservations are filled in by the caller
 /// (today's, from the store).
-pub fn snapshot_json(
+pub fn snapshot_json<T: serde::Serialize>(
     seq: Seq,
-    tables: &[Table],
+    tables: &[T],
     alerts: &[Alert],
     reset: bool,
 ) -> serde_json::Value {

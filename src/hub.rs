@@ -17,6 +17,7 @@
 
 use crate::domain::{Alert, Event, Seq, Table};
 use crate::metrics::Metrics;
+use crate::turns::Predictor;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,18 @@ pub struct Published {
 impl Published {
     pub fn new(event: Event) -> Published {
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+        let sse = Bytes::from(crate::sse::frame(event.seq, event.kind(), &json));
+        Published {
+            event,
+            sse,
+            json: Bytes::from(json),
+        }
+    }
+
+    /// [`Published::new`] with the tables it carries predicted
+    /// ([`Predictor::event_json`]): what stream clients get.
+    pub fn predicted(event: Event, predictor: &Predictor) -> Published {
+        let json = predictor.event_json(&event);
         let sse = Bytes::from(crate::sse::frame(event.seq, event.kind(), &json));
         Published {
             event,
@@ -73,6 +86,9 @@ struct Inner {
     next_client: AtomicU64,
     capacity: usize,
     metrics: Arc<Metrics>,
+    /// The turn-time model tables are predicted with when rendered
+    /// (`turns::task` refits it).
+    predictor: Predictor,
 }
 
 struct State {
@@ -152,6 +168,7 @@ impl Hub {
                 next_client: AtomicU64::new(1),
                 capacity,
                 metrics,
+                predictor: Predictor::default(),
             }),
         }
     }
@@ -201,7 +218,7 @@ impl Hub {
     ) {
         let rendered: Vec<_> = events
             .into_iter()
-            .map(|e| Arc::new(Published::new(e)))
+            .map(|e| Arc::new(Published::predicted(e, &self.inner.predictor)))
             .collect();
         let mut state = self.state();
         for p in rendered {
@@ -234,6 +251,11 @@ impl Hub {
     /// The open alerts at the head.
     pub fn alerts(&self) -> Arc<Vec<Alert>> {
         Arc::clone(&self.state().alerts)
+    }
+
+    /// The turn-time model shared by everything that shows a table.
+    pub fn predictor(&self) -> &Predictor {
+        &self.inner.predictor
     }
 
     pub fn head(&self) -> Seq {

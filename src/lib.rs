@@ -56,5 +56,6 @@ pub mod systemd;
 pub mod tables;
 pub mod text;
 pub mod throttle;
+pub mod turns;
 pub mod upstream;
 pub mod waitlist;

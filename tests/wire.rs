@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use mesero::domain::{
     Actor, Alert, AlertKind, Event, EventData, EventType, Layout, Party, PartyStatus, Priority,
-    Reservation, ReservationStatus, Shape, Table, TableState, Target,
+    QuoteSource, Reservation, ReservationStatus, Shape, Table, TableState, Target,
 };
 use mesero::hub::{Hub, Published};
 use mesero::metrics::Metrics;
@@ -773,7 +773,7 @@ async fn alert_events_are_stored_and_read_back_typed() {
 
 /// The waitlist events (new in issue 11): a party of two seated at table
 /// 3 after 25 minutes, as every client gets it.
-const WAITLIST_WIRE: &str = r#"{"seq":30,"ts":"2026-12-04T20:25:00.000Z","type":"waitlist.seated","table":null,"actor":"staff:ana","data":{"party":{"added_at":"2026-12-04T20:00:00.000Z","id":4,"left_at":null,"name":"Bea","notes":null,"notified_at":"2026-12-04T20:20:00.000Z","offered":[],"party_size":2,"phone":"+34 600","quote_p50_minutes":20,"quote_p80_minutes":30,"quoted_minutes":25,"seated_at":"2026-12-04T20:25:00.000Z","status":"seated","tables":[3],"waited_minutes":25}}}"#;
+const WAITLIST_WIRE: &str = r#"{"seq":30,"ts":"2026-12-04T20:25:00.000Z","type":"waitlist.seated","table":null,"actor":"staff:ana","data":{"party":{"added_at":"2026-12-04T20:00:00.000Z","baseline_minutes":30,"id":4,"left_at":null,"name":"Bea","notes":null,"notified_at":"2026-12-04T20:20:00.000Z","offered":[],"party_size":2,"phone":"+34 600","quote_p50_minutes":20,"quote_p80_minutes":30,"quote_predicted_from":41,"quote_source":"host","quoted_minutes":25,"seated_at":"2026-12-04T20:25:00.000Z","status":"seated","tables":[3],"waited_minutes":25}}}"#;
 
 #[test]
 fn waitlist_events_go_out_as_documented() {
@@ -794,6 +794,9 @@ fn waitlist_events_go_out_as_documented() {
         seated_at: Some("2026-12-04T20:25:00.000Z".into()),
         left_at: None,
         waited_minutes: Some(25),
+        quote_source: Some(QuoteSource::Host),
+        quote_predicted_from: Some(41),
+        baseline_minutes: Some(30),
     };
     let event = Event {
         seq: 30,
@@ -844,4 +847,63 @@ fn waitlist_events_go_out_as_documented() {
         assert_eq!(data.event_type().map(EventType::as_str), Some(kind));
         assert_eq!(data.party(), Some(&party));
     }
+}
+
+/// A table inside an event, as stream clients get it (issue 13): the
+/// stored event plus the prediction fields, as of the event's `ts`;
+/// without a fitted model they are null and 0. Other events go out as
+/// stored.
+const PREDICTED_WIRE: &str = r#"{"seq":5,"ts":"2026-12-01T22:06:24.129Z","type":"table.state","table":7,"actor":"staff:anonymous","data":{"from":"free","table":{"expected_free_at":null,"expected_free_p80":null,"h":0.75,"hold_until":null,"id":7,"number":"7","people":null,"predicted_from":0,"reservation":null,"seats":6,"shape":"round","since":"2026-12-01T22:06:24.129Z","state":"occupied","w":1.0,"x":1.5,"y":2.0,"zone":"terrace"},"to":"occupied"}}"#;
+
+#[test]
+fn tables_in_stream_events_carry_their_prediction_fields() {
+    let event = Event {
+        seq: 5,
+        ts: "2026-12-01T22:06:24.129Z".into(),
+        table: Some(7),
+        actor: Actor::Staff("anonymous".into()),
+        data: EventData::TableState {
+            from: TableState::Free,
+            to: TableState::Occupied,
+            table: table(TableState::Occupied, 6, "2026-12-01T22:06:24.129Z"),
+        },
+    };
+    let predictor = mesero::turns::Predictor::default();
+    let published = Published::predicted(event.clone(), &predictor);
+    assert_eq!(published.json, PREDICTED_WIRE.as_bytes());
+    assert_eq!(
+        published.sse,
+        format!("id: 5\nevent: table.state\ndata: {PREDICTED_WIRE}\n\n").as_bytes()
+    );
+    // A client reading it back keeps it whole (the fields are not part of
+    // the stored event, so it is not typed: `mesero watch` reads `from` and
+    // `to` of such a `table.state` itself).
+    let back: Event = serde_json::from_str(PREDICTED_WIRE).expect("deserialise");
+    assert_eq!(back.kind(), "table.state");
+    assert_eq!(
+        serde_json::to_string(&back).expect("serialise"),
+        PREDICTED_WIRE
+    );
+    let other = alert_events().remove(0);
+    let plain = serde_json::to_string(&other).expect("serialise");
+    assert_eq!(
+        Published::predicted(other, &predictor).json,
+        plain.as_bytes()
+    );
+}
+
+#[test]
+fn waitlist_parties_stored_before_quote_sources_still_read_back_typed() {
+    let old = WAITLIST_WIRE
+        .replace(r#""baseline_minutes":30,"#, "")
+        .replace(r#""quote_predicted_from":41,"quote_source":"host","#, "");
+    let back: Event = serde_json::from_str(&old).expect("deserialise");
+    let party = back.data.party().expect("a party").clone();
+    assert_eq!(party.quote_source, None);
+    assert_eq!(
+        (party.quote_predicted_from, party.baseline_minutes),
+        (None, None)
+    );
+    assert!(matches!(back.data, EventData::WaitlistSeated { .. }));
+    assert_eq!(serde_json::to_string(&back).expect("serialise"), old);
 }

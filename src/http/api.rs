@@ -20,13 +20,18 @@ pub async fn healthz() -> Json<Value> {
 pub async fn snapshot(State(app): State<AppState>, _: AsViewer) -> Result<Json<Value>, ApiError> {
     // One lock, so the tables, the open alerts and seq agree.
     let (head, tables, alerts) = app.hub.view();
-    let mut data = snapshot_json(head, &tables, &alerts, false);
+    let now = app.store.wall().now();
+    let predicted = app.hub.predictor().tables(&tables, now);
+    let mut data = snapshot_json(head, &predicted, &alerts, false);
     data["reservations"] = json!(app.store.reservations_today().await?);
     Ok(Json(data))
 }
 
 pub async fn list_tables(State(app): State<AppState>, _: AsViewer) -> Json<Value> {
-    Json(json!(*app.hub.tables()))
+    let tables = app.hub.tables();
+    Json(json!(
+        app.hub.predictor().tables(&tables, app.store.wall().now())
+    ))
 }
 
 fn parse_id(raw: &str) -> Result<TableId, ApiError> {
@@ -46,7 +51,7 @@ pub async fn get_table(
         .tables()
         .iter()
         .find(|t| t.id == id)
-        .map(|t| Json(t).into_response())
+        .map(|t| Json(app.hub.predictor().table(t, app.store.wall().now())).into_response())
         .ok_or_else(|| ApiError::not_found(format!("table {id} not found")))
 }
 

@@ -22,6 +22,7 @@ pub mod limits;
 mod mesas;
 mod reservations;
 mod sse;
+mod turns;
 mod ui;
 mod waitlist;
 pub mod ws;
@@ -107,6 +108,8 @@ pub fn router(state: AppState) -> Router {
             patch(waitlist::edit).delete(waitlist::remove),
         )
         .route("/waitlist/{id}/seat", post(waitlist::seat))
+        .route("/predictions", get(turns::predictions))
+        .route("/analytics/quotes", get(turns::quotes))
         .route("/stream", get(sse::stream))
         .route("/ws", get(ws::upgrade))
         .route("/mesas", get(mesas::list))

@@ -85,12 +85,20 @@ pub async fn add(
 ) -> Result<Response, ApiError> {
     let line = app.store.waitlist(None, MAX_WAITING).await?;
     let ahead: Vec<u32> = line.iter().map(|p| p.party_size).collect();
+    let turn = app.config.waitlist.turn_time;
+    let (tables, booked) = waitlist::task::walk_in_view(&app.store, &app.hub.tables(), turn).await;
+    let model = app.hub.predictor().model();
     let quote = waitlist::quote(
         app.store.wall().now(),
-        &app.hub.tables(),
-        &ahead,
+        &waitlist::Line {
+            tables: &tables,
+            ahead: &ahead,
+            booked: &booked,
+            turn,
+            bussing: app.config.occupancy.bussing,
+        },
         body.party_size,
-        app.config.waitlist.turn_time,
+        model.as_deref(),
     );
     let new = NewParty {
         name: body.name,

@@ -15,12 +15,18 @@
 //! Every party keeps what it was told and what it got: `quoted_minutes`
 //! (typed by the host, else the daemon's `quote_p50_minutes`) and
 //! `waited_minutes` (from `added_at` to `seated_at`, or to `left_at`),
-//! the data a learned quote is trained on.
+//! the data a learned quote is trained on. With them it keeps
+//! `quote_source` (model, baseline or host) and `baseline_minutes` (what
+//! the fixed turn-time rule quoted at the same moment), so
+//! [`score`] compares the two honestly on the same parties.
 
+pub mod score;
+pub mod simulate;
 pub mod task;
 
-pub use crate::domain::{Party, PartyId, PartyStatus};
+pub use crate::domain::{Party, PartyId, PartyStatus, QuoteSource};
 use crate::domain::{Table, TableId, TableState};
+pub use simulate::{Booked, Line};
 use std::time::{Duration, SystemTime};
 
 /// Most parties waiting or notified at once; one more is refused (409).
@@ -52,7 +58,7 @@ pub struct NewParty {
     pub phone: Option<String>,
     pub notes: Option<String>,
     pub quoted_minutes: Option<u32>,
-    pub quote: Quote,
+    pub quote: Quoted,
 }
 
 /// Fields a host may edit; `None` keeps the value. `phone`, `notes` and
@@ -146,6 +152,46 @@ pub struct Quote {
     pub p80: u32,
 }
 
+/// A quote with what it came from, and what the fixed rule would have said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    pub quote: Quote,
+    /// `Model` or `Baseline` (the host's override is the party's).
+    pub source: QuoteSource,
+    /// Visits the model was fitted on (0 for the baseline).
+    pub predicted_from: usize,
+    /// [`baseline`]'s median: the fixed-turn-time quote, for scoring.
+    pub baseline: u32,
+}
+
+/// The one place a walk-in's wait is estimated: the line simulated
+/// against the turn-time model ([`simulate`]), or the fixed turn-time
+/// rule ([`baseline`]) while the model has too little history or no
+/// table or combination seats the party.
+pub fn quote(
+    now: SystemTime,
+    line: &Line<'_>,
+    size: u32,
+    model: Option<&crate::turns::model::Model>,
+) -> Quoted {
+    let fixed = baseline(now, line.tables, line.ahead, size, line.turn);
+    let learned = model.and_then(|m| simulate::quote(now, line, size, m).map(|q| (q, m.visits())));
+    match learned {
+        Some((quote, visits)) => Quoted {
+            quote,
+            source: QuoteSource::Model,
+            predicted_from: visits,
+            baseline: fixed.p50,
+        },
+        None => Quoted {
+            quote: fixed,
+            source: QuoteSource::Baseline,
+            predicted_from: 0,
+            baseline: fixed.p50,
+        },
+    }
+}
+
 /// The tables (one, or a combination joined in the floor plan) a party of
 /// `size` can sit at among `tables`: fewest tables first (nobody pushes
 /// tables together while one table will do), then fewest seats.
@@ -155,16 +201,22 @@ pub fn fits(tables: &[Table], size: u32) -> Vec<Vec<TableId>> {
     fits.into_iter().map(|c| c.tables).collect()
 }
 
-/// The one place a walk-in's wait is estimated: from the tables that fit
+/// The fixed turn-time rule (the quote before turn times were learned,
+/// and the baseline it is scored against): from the tables that fit
 /// the party, how soon each is expected to be free (an occupied table at
 /// `turn` after it was seated, at least a few minutes away; a table to
 /// bus in a few minutes; a free one now), and how many parties ahead of
 /// it could take those tables first. With `n` fitting tables, the k-th
 /// party in line (0-based) gets the k-th soonest table, one turn later
 /// for every round of `n`. The 80th percentile adds a third. Rounded up
-/// to 5 minutes. Turn-time predictions (a later issue) replace this
-/// function's insides; callers keep calling it.
-pub fn quote(now: SystemTime, tables: &[Table], ahead: &[u32], size: u32, turn: Duration) -> Quote {
+/// to 5 minutes.
+pub fn baseline(
+    now: SystemTime,
+    tables: &[Table],
+    ahead: &[u32],
+    size: u32,
+    turn: Duration,
+) -> Quote {
     let fitting = fits(tables, size);
     let free_in = |t: &Table| match t.state {
         TableState::Free => Duration::ZERO,

@@ -11,7 +11,7 @@
 //! reservation arrives), and an offer of it is withdrawn once the
 //! reservation comes that close.
 
-use crate::domain::{Actor, EventData, Table, TableState};
+use crate::domain::{Actor, EventData, Table, TableId, TableState};
 use crate::hub::{ClientKind, Hub};
 use crate::store::{Change, Store, WaitlistChange};
 use std::time::Duration;
@@ -47,21 +47,40 @@ pub async fn run(store: Store, hub: Hub, turn: Duration, shutdown: CancellationT
 /// The tables as the line sees them: one held for a booked reservation
 /// that starts within `turn` (or has started) counts as reserved.
 async fn for_walk_ins(store: &Store, tables: &[Table], turn: Duration) -> Vec<Table> {
+    walk_in_view(store, tables, turn).await.0
+}
+
+/// [`for_walk_ins`] and the booked reservations still to end (what a
+/// quote simulates against).
+pub async fn walk_in_view(
+    store: &Store,
+    tables: &[Table],
+    turn: Duration,
+) -> (Vec<Table>, Vec<super::Booked>) {
     let now = store.wall().now();
-    let soon = match store.booked().await {
+    let booked: Vec<super::Booked> = match store.booked().await {
         Ok(booked) => booked
             .into_iter()
-            .filter(|b| {
-                b.at <= now + turn && b.at.checked_add(b.duration).is_some_and(|end| end > now)
+            .filter_map(|b| {
+                let end = b.at.checked_add(b.duration)?;
+                (end > now).then_some(super::Booked {
+                    tables: b.tables,
+                    at: b.at,
+                    end,
+                })
             })
-            .flat_map(|b| b.tables)
             .collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read reservations; offering tables as they are");
             Vec::new()
         }
     };
-    tables
+    let soon: Vec<TableId> = booked
+        .iter()
+        .filter(|b| b.at <= now + turn)
+        .flat_map(|b| b.tables.iter().copied())
+        .collect();
+    let tables = tables
         .iter()
         .map(|t| {
             let mut t = t.clone();
@@ -70,7 +89,8 @@ async fn for_walk_ins(store: &Store, tables: &[Table], turn: Duration) -> Vec<Ta
             }
             t
         })
-        .collect()
+        .collect();
+    (tables, booked)
 }
 
 /// Table changes, reservations, and parties joining or editing may make

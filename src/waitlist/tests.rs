@@ -38,6 +38,9 @@ fn party(id: PartyId, size: u32, status: PartyStatus, offered: &[TableId]) -> Pa
         seated_at: None,
         left_at: None,
         waited_minutes: None,
+        quote_source: None,
+        quote_predicted_from: None,
+        baseline_minutes: None,
     }
 }
 
@@ -102,23 +105,23 @@ fn the_quote_counts_tables_that_fit_and_the_parties_ahead() {
     ];
     // Nobody ahead: table 1 is expected in 30 minutes.
     assert_eq!(
-        quote(now(), &tables, &[], 4, TURN),
+        baseline(now(), &tables, &[], 4, TURN),
         Quote { p50: 30, p80: 40 }
     );
     // One four ahead takes table 1; then table 2 in 60.
-    assert_eq!(quote(now(), &tables, &[4], 4, TURN).p50, 60);
+    assert_eq!(baseline(now(), &tables, &[4], 4, TURN).p50, 60);
     // Two ahead: a second round of table 1: 30 + 60.
-    assert_eq!(quote(now(), &tables, &[4, 3], 4, TURN).p50, 90);
+    assert_eq!(baseline(now(), &tables, &[4, 3], 4, TURN).p50, 90);
     // A two ahead of a two: the free two-top goes to it, so the next fit
     // is table 1 in 30.
-    assert_eq!(quote(now(), &tables, &[2], 2, TURN).p50, 30);
+    assert_eq!(baseline(now(), &tables, &[2], 2, TURN).p50, 30);
     // A free fit and nobody ahead: no wait.
     assert_eq!(
-        quote(now(), &tables, &[], 2, TURN),
+        baseline(now(), &tables, &[], 2, TURN),
         Quote { p50: 0, p80: 0 }
     );
     // Nothing seats ten alone: a turn.
-    assert_eq!(quote(now(), &tables, &[], 10, TURN).p50, 60);
+    assert_eq!(baseline(now(), &tables, &[], 10, TURN).p50, 60);
 }
 
 #[test]
@@ -130,7 +133,7 @@ fn an_overdue_table_is_still_a_few_minutes_away() {
         "2026-12-02T18:00:00.000Z",
     )];
     assert_eq!(
-        quote(now(), &tables, &[], 4, TURN),
+        baseline(now(), &tables, &[], 4, TURN),
         Quote { p50: 5, p80: 10 }
     );
 }
@@ -154,7 +157,12 @@ fn what_a_host_types_is_checked_naming_the_field() {
         phone: None,
         notes: None,
         quoted_minutes: Some(20),
-        quote: Quote { p50: 0, p80: 0 },
+        quote: Quoted {
+            quote: Quote { p50: 0, p80: 0 },
+            source: QuoteSource::Baseline,
+            predicted_from: 0,
+            baseline: 0,
+        },
     };
     assert_eq!(check_new(&new), Ok(()));
     new.party_size = 0;

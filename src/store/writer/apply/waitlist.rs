@@ -4,7 +4,9 @@
 
 use super::{Committed, Effect, invalid, record_event};
 use crate::clock;
-use crate::domain::{Actor, EventData, Party, PartyId, PartyStatus, TableId, TableState};
+use crate::domain::{
+    Actor, EventData, Party, PartyId, PartyStatus, QuoteSource, TableId, TableState,
+};
 use crate::store::{Applied, StoreError, WaitlistChange};
 use crate::waitlist::{self, MAX_WAITING};
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -42,8 +44,8 @@ pub(super) fn apply(
                 phone: new.phone,
                 notes: new.notes,
                 added_at: now.clone(),
-                quote_p50_minutes: new.quote.p50,
-                quote_p80_minutes: new.quote.p80,
+                quote_p50_minutes: new.quote.quote.p50,
+                quote_p80_minutes: new.quote.quote.p80,
                 quoted_minutes: new.quoted_minutes,
                 status: PartyStatus::Waiting,
                 offered: Vec::new(),
@@ -52,6 +54,13 @@ pub(super) fn apply(
                 seated_at: None,
                 left_at: None,
                 waited_minutes: None,
+                quote_source: Some(if new.quoted_minutes.is_some() {
+                    QuoteSource::Host
+                } else {
+                    new.quote.source
+                }),
+                quote_predicted_from: Some(new.quote.predicted_from),
+                baseline_minutes: Some(new.quote.baseline),
             };
             (party.clone(), EventData::WaitlistAdded { party })
         }
@@ -72,6 +81,11 @@ pub(super) fn apply(
             }
             if let Some(quoted) = edit.quoted_minutes {
                 party.quoted_minutes = quoted;
+                party.quote_source = Some(match (quoted, party.quote_predicted_from) {
+                    (Some(_), _) => QuoteSource::Host,
+                    (None, Some(0) | None) => QuoteSource::Baseline,
+                    (None, Some(_)) => QuoteSource::Model,
+                });
             }
             (party.clone(), EventData::WaitlistUpdated { party })
         }
