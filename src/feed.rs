@@ -26,7 +26,7 @@ use crate::store::{EventQuery, Store, StoreError};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 /// Events fetched from SQLite per replay query.
@@ -172,6 +172,9 @@ pub struct Feed {
     pos: Seq,
     mode: Mode,
     pending: VecDeque<Arc<Published>>,
+    /// [`Feed::ready`] met a lag: the next [`Feed::next`] reports it, so
+    /// the client is closed rather than silently skipped.
+    lagged: bool,
     shutdown: CancellationToken,
     /// Predicts the tables of the snapshot and of replayed events.
     predictor: crate::turns::Predictor,
@@ -196,6 +199,7 @@ impl Feed {
             filter,
             mode: Mode::Start(since),
             pending: VecDeque::new(),
+            lagged: false,
             shutdown,
             predictor: hub.predictor().clone(),
         }
@@ -216,10 +220,19 @@ impl Feed {
         data["reservations"] = json!(self.store.reservations_today().await?);
         self.pos = self.sub.head;
         self.mode = Mode::Live;
+        self.release_start();
         Ok(Item::Snapshot {
             seq: self.sub.head,
             data,
         })
+    }
+
+    /// Lets go of the tables and alerts the subscription started from,
+    /// once no snapshot will be built from them: a client connected for
+    /// hours must not keep the floor plan of its connect time alive.
+    fn release_start(&mut self) {
+        self.sub.tables = Arc::default();
+        self.sub.alerts = Arc::default();
     }
 
     /// The next item. Cancel-safe: state changes only after each await.
@@ -227,6 +240,9 @@ impl Feed {
         loop {
             if let Some(p) = self.pending.pop_front() {
                 return Ok(Item::Event(p));
+            }
+            if self.lagged {
+                return Err(FeedEnd::Lagged);
             }
             match self.mode {
                 Mode::Start(None) => return self.snapshot(false).await,
@@ -243,6 +259,7 @@ impl Feed {
                 Mode::Replay { upto } => {
                     if self.pos >= upto {
                         self.mode = Mode::Live;
+                        self.release_start();
                         continue;
                     }
                     let page = self
@@ -280,13 +297,7 @@ impl Feed {
                     };
                     match received {
                         Ok(p) => {
-                            let seq = p.event.seq;
-                            self.sub.seen(seq);
-                            if seq <= self.pos {
-                                continue;
-                            }
-                            self.pos = seq;
-                            if self.filter.matches(&p.event) {
+                            if let Some(p) = self.take_live(p) {
                                 return Ok(Item::Event(p));
                             }
                         }
@@ -296,6 +307,48 @@ impl Feed {
                 }
             }
         }
+    }
+
+    /// The next event if one is ready now, without waiting: what a stream
+    /// writes together with the item [`Feed::next`] gave it, so a client
+    /// that fell behind catches up in a few large writes instead of one
+    /// write per event. `None` when nothing is ready (and before the feed
+    /// is live, and at a lag or a close, which the next `next` reports).
+    pub fn ready(&mut self) -> Option<Arc<Published>> {
+        loop {
+            if let Some(p) = self.pending.pop_front() {
+                return Some(p);
+            }
+            if !matches!(self.mode, Mode::Live) || self.lagged {
+                return None;
+            }
+            match self.sub.rx.try_recv() {
+                Ok(p) => {
+                    if let Some(p) = self.take_live(p) {
+                        return Some(p);
+                    }
+                }
+                // `try_recv` reports a lag once and moves past it; the
+                // flag keeps it for `next`, which ends the feed.
+                Err(TryRecvError::Lagged(_)) => {
+                    self.lagged = true;
+                    return None;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// A live event taken off the receiver: `None` if it is at or below
+    /// the feed's position (already replayed) or filtered out.
+    fn take_live(&mut self, p: Arc<Published>) -> Option<Arc<Published>> {
+        let seq = p.event.seq;
+        self.sub.seen(seq);
+        if seq <= self.pos {
+            return None;
+        }
+        self.pos = seq;
+        self.filter.matches(&p.event).then_some(p)
     }
 }
 
@@ -406,5 +459,86 @@ mod tests {
         assert!(Filter::parse_types("types", ["table", "sensor.fault"]).is_ok());
         assert!(Filter::parse_types("types", ["tab"]).is_err());
         assert!(Filter::parse_types("types", ["bogus"]).is_err());
+    }
+
+    fn live_event(seq: Seq) -> Event {
+        Event {
+            seq,
+            ..event("table.state", Some(1))
+        }
+    }
+
+    /// A feed on a real store (in a tempdir) that has sent its snapshot.
+    async fn live_feed(ring: usize) -> (Feed, Hub, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = [(
+            "MESERO_STORAGE_PATH".to_string(),
+            dir.path().join("m.db").display().to_string(),
+        )];
+        let config = crate::config::Config::from_toml(
+            std::path::Path::new("t.toml"),
+            "[[tables]]\nid = 1\n",
+            env,
+        )
+        .expect("config");
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let hub = Hub::new(ring, Arc::clone(&metrics));
+        let store = Store::open(&config, hub.clone(), metrics).expect("store");
+        let mut feed = Feed::new(
+            &hub,
+            store.clone(),
+            Filter::default(),
+            None,
+            ClientKind::Sse,
+            CancellationToken::new(),
+            CancellationToken::new(),
+        );
+        assert!(matches!(feed.next().await, Ok(Item::Snapshot { .. })));
+        (feed, hub, store, dir)
+    }
+
+    fn seq_of(item: Result<Item, FeedEnd>) -> Seq {
+        match item {
+            Ok(Item::Event(p)) => p.event.seq,
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn ready_hands_out_every_queued_event_in_order_then_waits() {
+        let (mut feed, hub, store, _dir) = live_feed(64).await;
+        let head = hub.head();
+        assert!(feed.ready().is_none(), "nothing queued yet");
+        hub.publish(
+            (head + 1..=head + 5).map(live_event).collect(),
+            Arc::new(Vec::new()),
+        );
+        let mut got = vec![seq_of(feed.next().await)];
+        while let Some(p) = feed.ready() {
+            got.push(p.event.seq);
+        }
+        assert_eq!(got, (head + 1..=head + 5).collect::<Vec<_>>());
+        // An event already delivered (a replay's last one, say) is not
+        // handed out again.
+        hub.publish(vec![live_event(head + 5)], Arc::new(Vec::new()));
+        assert!(feed.ready().is_none(), "no duplicate");
+        store.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_lag_met_by_ready_ends_the_feed_instead_of_skipping() {
+        let (mut feed, hub, store, _dir) = live_feed(16).await;
+        let head = hub.head();
+        hub.publish(
+            (head + 1..=head + 40).map(live_event).collect(),
+            Arc::new(Vec::new()),
+        );
+        assert!(feed.ready().is_none(), "a lag is not an event");
+        assert!(feed.ready().is_none(), "and stays one");
+        assert!(
+            matches!(feed.next().await, Err(FeedEnd::Lagged)),
+            "the client is closed (and resumes by seq), never silently skipped"
+        );
+        store.shutdown().await;
     }
 }

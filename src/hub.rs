@@ -7,8 +7,9 @@
 //!   gets a snapshot (`head`, tables, open alerts) that is exactly consistent with the
 //!   position of its receiver: every event after `head` reaches it, none
 //!   before.
-//! - Each event is rendered once (SSE frame and JSON text), then shared by
-//!   every client as reference-counted bytes.
+//! - Each event is rendered once (SSE frame and JSON text, the text
+//!   checked as UTF-8 once for the WebSocket), then shared by every client
+//!   as reference-counted bytes.
 //! - Each client's queue is its position in one shared ring of
 //!   `client_queue` events (a tokio broadcast channel): publishing never
 //!   waits for a client, a stalled client costs no memory beyond the ring,
@@ -18,6 +19,7 @@
 use crate::domain::{Alert, Event, Seq, Table};
 use crate::metrics::Metrics;
 use crate::turns::Predictor;
+use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,30 +37,35 @@ pub struct Published {
     pub event: Event,
     /// `id: <seq>\nevent: <type>\ndata: <json>\n\n` ([`crate::sse::frame`]).
     pub sse: Bytes,
-    /// The event JSON, UTF-8 (a WebSocket text frame, an MQTT payload).
+    /// The event JSON, UTF-8 (an MQTT payload).
     pub json: Bytes,
+    /// The same bytes as a WebSocket text payload: built here from the
+    /// `String` (no copy, no second UTF-8 check), so each WebSocket client
+    /// sends a clone instead of checking the event again.
+    pub text: Utf8Bytes,
 }
 
 impl Published {
     pub fn new(event: Event) -> Published {
         let json = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
-        let sse = Bytes::from(crate::sse::frame(event.seq, event.kind(), &json));
-        Published {
-            event,
-            sse,
-            json: Bytes::from(json),
-        }
+        Published::rendered(event, json)
     }
 
     /// [`Published::new`] with the tables it carries predicted
     /// ([`Predictor::event_json`]): what stream clients get.
     pub fn predicted(event: Event, predictor: &Predictor) -> Published {
         let json = predictor.event_json(&event);
+        Published::rendered(event, json)
+    }
+
+    fn rendered(event: Event, json: String) -> Published {
         let sse = Bytes::from(crate::sse::frame(event.seq, event.kind(), &json));
+        let text = Utf8Bytes::from(json);
         Published {
             event,
             sse,
-            json: Bytes::from(json),
+            json: Bytes::from(text.clone()),
+            text,
         }
     }
 }

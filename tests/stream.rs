@@ -702,3 +702,61 @@ async fn event_times_and_holds_follow_the_daemons_clock() {
     assert_eq!(answer["table"]["since"], "2030-03-31T01:10:00.000Z");
     d.stop().await;
 }
+
+/// A burst of concurrent changes is committed in a few writer batches, so
+/// each stream finds several events ready at once and sends them together
+/// (one SSE chunk, one WebSocket flush): every event still arrives, in
+/// order, once, with its own SSE `id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_sent_together_arrive_in_order_each_with_its_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = TestDaemon::start(config(
+        dir.path(),
+        &[("MESERO_HTTP_MAX_CONNECTIONS_PER_IP", "400")],
+    ))
+    .await;
+    let mut sse = Sse::connect(&d.base, "/api/v1/stream", &[]).await;
+    let (_, snap) = sse.next_json().await;
+    let head = snap["seq"].as_u64().expect("seq");
+    let mut ws = ws_connect(&d.base, "").await;
+    assert_eq!(ws_next(&mut ws).await["seq"], head);
+
+    // Each table (free at the start) toggles between two other states, one
+    // PUT per table and round, so every PUT is a change.
+    let states = ["occupied", "dirty"];
+    let mut seqs = Vec::new();
+    for round in 0..25 {
+        let burst = (1..=4).map(|table| {
+            let base = d.base.clone();
+            let body = format!(r#"{{"state":"{}"}}"#, states[round % 2]);
+            async move { put_state(&base, Some(STAFF), table, &body).await }
+        });
+        for (status, body) in futures_util::future::join_all(burst).await {
+            assert_eq!(status, 200, "{body}");
+            seqs.push(body["seq"].as_u64().expect("a change makes an event"));
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (head + 1..=head + 100).collect::<Vec<_>>(),
+        "100 changes, 100 events"
+    );
+
+    for want in head + 1..=head + 100 {
+        let (msg, event) = sse.next_json().await;
+        assert_eq!(msg.event.as_deref(), Some("table.state"));
+        assert_eq!(
+            msg.id,
+            Some(want.to_string()),
+            "SSE ids in order, none missing"
+        );
+        assert_eq!(event["seq"], want, "each frame's data is its own event");
+        let ws_event = ws_next(&mut ws).await;
+        assert_eq!(
+            ws_event, event,
+            "the WebSocket got the same event, in order"
+        );
+    }
+    d.stop().await;
+}

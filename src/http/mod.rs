@@ -52,6 +52,14 @@ use tower::ServiceExt as _;
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most bytes hyper buffers per connection, each way: a request head
+/// larger than this is refused, and a stream response that its client
+/// does not read holds at most this (plus one chunk of at most the SSE
+/// stream's `COALESCE_BYTES`) beyond the socket's own buffer. hyper's
+/// default (about 400 KiB) would let each stalled stream client pin that
+/// much; 8 KiB is hyper's minimum.
+pub const CONN_BUFFER: usize = 16 * 1024;
+
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -259,6 +267,7 @@ pub async fn serve(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(CONN_BUFFER)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let shutdown = shutdown.clone();

@@ -5,7 +5,8 @@
 //! snapshot under the new filter), `{"op": "ping"}` → `{"type": "pong"}`.
 //! The server pings every `http.ws_ping` and drops a peer that has sent
 //! nothing for two intervals. A client that falls too far behind is closed
-//! with code 4008 "slow consumer" and resumes with `since`. A client frame
+//! with code 4008 "slow consumer" and resumes with `since`. Events already
+//! queued for a client go out together, in one flush. A client frame
 //! or message over 16 KiB closes the socket at its header: no peer can make
 //! the daemon buffer more than that per socket. Each socket holds a slot
 //! of `http.max_streams` (see `limits`); over the cap the upgrade gets a 503.
@@ -16,11 +17,12 @@ use super::sse::StreamParams;
 use super::{AppState, ConnKill};
 use crate::auth::Role;
 use crate::feed::{Feed, FeedEnd, Filter, Item};
-use crate::hub::ClientKind;
+use crate::hub::{ClientKind, Published};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use futures_util::SinkExt as _;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -42,17 +44,22 @@ const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 const MAX_CLIENT_FRAME: usize = MAX_CLIENT_MESSAGE;
 
 /// Read buffer, allocated up front for every socket: client ops are a few
-/// dozen bytes, so 4 KiB instead of tungstenite's 128 KiB.
-const READ_BUFFER: usize = 4 * 1024;
+/// dozen bytes, so 1 KiB instead of tungstenite's 128 KiB (a larger
+/// message, up to `MAX_CLIENT_MESSAGE`, is read in several pieces).
+const READ_BUFFER: usize = 1024;
 
-/// Bytes buffered before a write goes to the socket: none, every message
-/// is sent (and flushed) at once; events must not wait for company.
-const WRITE_BUFFER: usize = 0;
+/// Bytes of frames gathered before a write goes to the socket. Every
+/// event already queued for a client is fed in and then flushed, so a
+/// client that fell behind catches up in writes of about this size
+/// instead of one write per event; an event that finds the client waiting
+/// is flushed at once (events never wait for company).
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// Most bytes waiting in one socket's write buffer, beyond which a send
-/// fails. Each send is flushed before the next, so this holds one message:
-/// large enough for the snapshot of a big floor plan (hundreds of tables
-/// are tens of KiB), small enough that no socket can pin much memory.
+/// fails. Each batch is flushed before the next, so this holds one batch
+/// (`WRITE_BUFFER` and one message): large enough for the snapshot of a
+/// big floor plan (hundreds of tables are tens of KiB), small enough that
+/// no socket can pin much memory.
 const MAX_WRITE_BUFFER: usize = 4 << 20;
 
 // tungstenite panics on a config whose write bound is not above the
@@ -135,15 +142,12 @@ async fn session(
             _ = kill.cancelled() => break Some((CLOSE_SLOW_CONSUMER, "slow consumer")),
             item = feed.next() => {
                 let text = match item {
-                    // The hub's JSON is a serde_json string, so this UTF-8
-                    // check (the price of a hub that knows no axum) passes.
-                    Ok(Item::Event(p)) => match Utf8Bytes::try_from(p.json.clone()) {
-                        Ok(text) => text,
-                        Err(e) => {
-                            tracing::error!(error = %e, "event JSON is not UTF-8");
-                            break Some((1011, "internal error"));
+                    Ok(Item::Event(p)) => {
+                        if !send_events(&mut socket, &p, &mut feed, &kill).await {
+                            break None;
                         }
-                    },
+                        continue;
+                    }
                     Ok(Item::Snapshot { seq, data }) => Utf8Bytes::from(
                         json!({ "type": "snapshot", "seq": seq, "data": data }).to_string(),
                     ),
@@ -205,6 +209,31 @@ async fn session(
         }));
         // A stalled peer cannot take the close frame either; don't wait on it.
         let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(frame)).await;
+    }
+}
+
+/// Sends `first` and every event ready after it (up to about
+/// `WRITE_BUFFER` bytes) in one flush, unless the connection is killed
+/// meanwhile; false when the session should end.
+async fn send_events(
+    socket: &mut WebSocket,
+    first: &Published,
+    feed: &mut Feed,
+    kill: &CancellationToken,
+) -> bool {
+    let batch = async {
+        socket.feed(Message::Text(first.text.clone())).await?;
+        let mut fed = first.text.len();
+        while fed < WRITE_BUFFER {
+            let Some(next) = feed.ready() else { break };
+            fed += next.text.len();
+            socket.feed(Message::Text(next.text.clone())).await?;
+        }
+        socket.flush().await
+    };
+    tokio::select! {
+        sent = batch => sent.is_ok(),
+        _ = kill.cancelled() => false,
     }
 }
 
