@@ -129,10 +129,15 @@ EOF
 tool() {
   local pin=$1 name=$2; shift 2
   local cmd=("$BENCH" --out "$RESULTS/$name" "$@")
+  rm -f "$RESULTS/$name.json" "$RESULTS/$name.svg"
   [[ $pin == 1 ]] && cmd=(taskset -c 1 "${cmd[@]}")
   echo "==> $name ($(cut -d' ' -f1-3 /proc/loadavg) load)" >&2
   local rc=0
   "${cmd[@]}" >/dev/null || rc=$?
+  if [[ ! -f $RESULTS/$name.json ]]; then
+    echo "warning: $name wrote no report (exit $rc)" >&2
+    return 0
+  fi
   python3 - "$RESULTS/$name.json" "$(cut -d' ' -f1 /proc/loadavg)" <<'EOF'
 import json, sys
 path, load = sys.argv[1], float(sys.argv[2])
@@ -143,6 +148,7 @@ with open(path, "w") as f:
     json.dump(r, f, indent=2)
 EOF
   [[ $rc -eq 0 ]] || echo "warning: $name reported a failed check (exit $rc)" >&2
+  return 0
 }
 
 streams() { # PIN NAME SSE WS RATE [extra args]
