@@ -60,7 +60,10 @@ fn a_few_hundred_stream_clients_get_every_change_once_in_order() {
         "4",
     ]);
     let c = &report["correctness"];
-    assert!(c["events"].as_u64().unwrap_or(0) > 0, "no change got through: {report:#}");
+    assert!(
+        c["events"].as_u64().unwrap_or(0) > 0,
+        "no change got through: {report:#}"
+    );
     assert_eq!(c["lost"], 0, "{report:#}");
     assert_eq!(c["duplicated"], 0, "{report:#}");
     assert_eq!(c["committed_in_log"], c["events"], "{report:#}");

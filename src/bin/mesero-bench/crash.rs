@@ -89,9 +89,11 @@ impl Log {
                 seq,
                 Logged {
                     table: e["table"].as_i64(),
-                    to: (e["type"] == "table.state")
-                        .then(|| e["data"]["to"].as_str().map(str::to_string))
-                        .flatten(),
+                    to: if e["type"] == "table.state" {
+                        e["data"]["to"].as_str().map(str::to_string)
+                    } else {
+                        None
+                    },
                     actor: e["actor"].as_str().unwrap_or("").to_string(),
                 },
             );
