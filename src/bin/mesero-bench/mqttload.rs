@@ -19,6 +19,9 @@ const QOS1_WINDOW: usize = 100;
 /// As fast as possible: the buffer is flushed after this many publishes
 /// (and whenever it fills).
 const BURST: u64 = 64;
+/// How long a publisher blocked in a write (a broker that stopped
+/// reading) gets to finish once the run stops.
+const PUBLISHER_STOP: Duration = Duration::from_secs(10);
 /// Smallest payload: publisher (4 bytes), seq (8), send time (8).
 const HEADER: usize = 20;
 
@@ -149,12 +152,16 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
 
     let stop_pubs = CancellationToken::new();
     let mut pubs = Vec::new();
+    // Publishes written by each publisher, readable even if it is stuck.
+    let mut counts: Vec<Arc<AtomicU64>> = Vec::new();
     for p in 0..args.publishers {
         let mut client =
             mqtt::Client::connect(&args.broker, &format!("bench-pub-{p}"), None).await?;
         let topic = format!("{}/{p}", args.topic);
         let (stop, qos, size) = (stop_pubs.clone(), args.qos, args.payload.max(HEADER));
         let per_pub = args.rate / args.publishers as f64;
+        let count = Arc::new(AtomicU64::new(0));
+        counts.push(Arc::clone(&count));
         pubs.push(tokio::spawn(async move {
             let gate = Arc::new(Semaphore::new(QOS1_WINDOW));
             let mut read = client.read;
@@ -198,21 +205,20 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
                 payload[12..20].copy_from_slice(&now_us().to_be_bytes());
                 frame.clear();
                 mqtt::publish_frame(&topic, &payload, qos, pkid, &mut frame);
-                let write = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    w = client.write.write_all(&frame) => w,
-                };
-                if write.is_err() {
+                // Not raced against the stop: a frame cut in half would
+                // corrupt the stream. A broker that stops reading holds
+                // this, and the join below gives up on it.
+                if client.write.write_all(&frame).await.is_err() {
                     break;
                 }
                 seq += 1;
+                count.store(seq, Relaxed);
                 if (per_pub > 0.0 || seq % BURST == 0) && client.write.flush().await.is_err() {
                     break;
                 }
             }
             let _ = client.write.flush().await;
             reader.abort();
-            seq
         }));
     }
 
@@ -229,10 +235,13 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
     watch.mark("measure_end");
     window.1.store(now_us(), Relaxed);
     stop_pubs.cancel();
-    let mut sent = Vec::new();
     for p in pubs {
-        sent.push(p.await.unwrap_or(0));
+        let abort = p.abort_handle();
+        if tokio::time::timeout(PUBLISHER_STOP, p).await.is_err() {
+            abort.abort();
+        }
     }
+    let sent: Vec<u64> = counts.iter().map(|c| c.load(Relaxed)).collect();
     let total_sent: u64 = sent.iter().sum();
     // Drain: until every subscriber has everything, or nothing moved for 2 s.
     let expected = total_sent * args.subscribers as u64;
