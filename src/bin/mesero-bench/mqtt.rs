@@ -97,6 +97,9 @@ fn subscribe_frame(filter: &str, qos: u8) -> Vec<u8> {
     out
 }
 
+/// DISCONNECT: the broker closes the connection after it.
+pub const DISCONNECT: [u8; 2] = [0xE0, 0];
+
 fn puback_frame(pkid: u16) -> [u8; 4] {
     let id = pkid.to_be_bytes();
     [0x40, 2, id[0], id[1]]

@@ -166,7 +166,7 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
             let gate = Arc::new(Semaphore::new(QOS1_WINDOW));
             let mut read = client.read;
             let acks = Arc::clone(&gate);
-            let reader = tokio::spawn(async move {
+            let mut reader = tokio::spawn(async move {
                 while let Ok(Some(packet)) = read.next().await {
                     if let Packet::PubAck { .. } = packet {
                         acks.add_permits(1);
@@ -217,8 +217,25 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
                     break;
                 }
             }
+            // End cleanly: await the last PUBACKs, then DISCONNECT and
+            // read to the broker's close. Closing with PUBACKs unread
+            // would send a RST, and the broker would drop what it had not
+            // read yet.
             let _ = client.write.flush().await;
-            reader.abort();
+            let acked = async {
+                while qos == 1 && gate.available_permits() < QOS1_WINDOW {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            let _ = tokio::time::timeout(PUBLISHER_STOP, acked).await;
+            let _ = client.write.write_all(&mqtt::DISCONNECT).await;
+            let _ = client.write.shutdown().await;
+            if tokio::time::timeout(PUBLISHER_STOP, &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+            }
         }));
     }
 
@@ -255,21 +272,22 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
     }
     watch.mark("end");
     stop_subs.cancel();
-    let (mut got, mut lost, mut dup) = (0, 0, 0);
+    let (mut got, mut gaps, mut tail, mut dup) = (0, 0, 0, 0);
     for s in subs {
         if let Ok(sub) = s.await {
             got += sub.got - sub.dup;
             dup += sub.dup;
             // Past the last one received from each publisher.
-            lost += sub.lost
-                + sub
-                    .next
-                    .iter()
-                    .zip(&sent)
-                    .map(|(n, s)| s.saturating_sub(*n))
-                    .sum::<u64>();
+            gaps += sub.lost;
+            tail += sub
+                .next
+                .iter()
+                .zip(&sent)
+                .map(|(n, s)| s.saturating_sub(*n))
+                .sum::<u64>();
         }
     }
+    let lost = gaps + tail;
     let report = json!({
         "scenario": "mqtt",
         "args": format!("{args:?}"),
@@ -280,6 +298,8 @@ pub async fn run(args: &MqttArgs) -> anyhow::Result<(Value, Vec<(&'static str, V
         "delivered_per_s": r3((d1 - d0) as f64 / measured),
         "expected": expected,
         "lost": lost,
+        "lost_in_gaps": gaps,
+        "lost_at_the_end": tail,
         "lost_share": r3(lost as f64 / expected.max(1) as f64),
         "duplicated": dup,
         "latency": hist.json(),
