@@ -56,9 +56,14 @@ BENCH_DIR=${BENCH_DIR:-$PWD/target/bench}
 RESULTS=$BENCH_DIR/results
 MESERO=$PWD/target/release/mesero
 BENCH=$PWD/target/release/mesero-bench
-HTTP_PORT=18080
-MQTT_PORT=18830
-MOSQUITTO_PORT=18831
+# Ports are picked free for every run: a fixed one may be held by another
+# daemon on the machine, whose /healthz would then pass for ours.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+HTTP_PORT=
+MQTT_PORT=
+MOSQUITTO_PORT=
 mkdir -p "$RESULTS"
 
 # Thousands of sockets on each side.
@@ -84,6 +89,7 @@ trap stop_daemon EXIT
 start_mesero() {
   local pin=$1 kind=${2:-bench} dir=$BENCH_DIR/run
   rm -rf "$dir"; mkdir -p "$dir"
+  HTTP_PORT=$(free_port); MQTT_PORT=$(free_port)
   local cmd=("$MESERO" run --config "$dir/mesero.toml")
   [[ $pin == 1 ]] && cmd=(taskset -c 0 "${cmd[@]}")
   if [[ $kind == dev ]]; then
@@ -97,8 +103,8 @@ start_mesero() {
   fi
   DAEMON_PID=$!
   for _ in $(seq 300); do
-    curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && return 0
     kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$dir/daemon.log" >&2; exit 1; }
+    curl -fsS "http://127.0.0.1:$HTTP_PORT/healthz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "error: the daemon did not answer /healthz" >&2; exit 1
@@ -107,6 +113,7 @@ start_mesero() {
 start_mosquitto() {
   local pin=$1 dir=$BENCH_DIR/mosquitto
   rm -rf "$dir"; mkdir -p "$dir"
+  MOSQUITTO_PORT=$(free_port)
   cat >"$dir/mosquitto.conf" <<EOF
 listener $MOSQUITTO_PORT 127.0.0.1
 allow_anonymous true

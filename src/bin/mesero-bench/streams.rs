@@ -19,8 +19,8 @@ pub struct StreamsArgs {
     /// The daemon's HTTP address.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// A staff token (streams need viewer, changes staff).
-    #[arg(long, default_value = "dev-staff")]
+    /// A staff token (streams need viewer, changes staff); default: the bench config's.
+    #[arg(long, default_value = crate::daemon::TOKEN)]
     pub token: String,
     /// The daemon's pid, for RSS and CPU from /proc.
     #[arg(long)]
