@@ -123,7 +123,8 @@ export "CC_${TARGET//-/_}=$GCC"
 export "CARGO_TARGET_${TARGET_ENV}_LINKER=$GCC"
 echo "==> $($RUSTC --version), linker $GCC, CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 start=$(date +%s)
-cargo build --release --target "$TARGET" "$@"
+# Only the shipped binary: the load tool (mesero-bench) is not for the Pi.
+cargo build --release --target "$TARGET" --bin "$BIN_NAME" "$@"
 end=$(date +%s)
 
 BIN=$CARGO_TARGET_DIR/$TARGET/release/$BIN_NAME
