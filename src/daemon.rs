@@ -375,6 +375,17 @@ async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
         )
         .await
         .context("applying storage.retention_days")?;
+    store
+        .apply(
+            Change::PruneVisits {
+                before: now
+                    .checked_sub(config.analytics.keep)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            },
+            Actor::System,
+        )
+        .await
+        .context("applying analytics.keep_days")?;
     Ok(())
 }
 

@@ -57,4 +57,5 @@ pub mod tables;
 pub mod text;
 pub mod throttle;
 pub mod upstream;
+pub mod visits;
 pub mod waitlist;

@@ -49,6 +49,7 @@ mod upstream;
 mod value;
 mod waitlist;
 mod wiring;
+mod analytics;
 
 pub use error::ConfigError;
 pub use http::HttpConfig;
@@ -61,6 +62,7 @@ pub use tables::TableSeed;
 pub use upstream::{BridgeConfig, MqttTarget, mqtt_target};
 pub use value::{MAX_DURATION, parse_duration};
 pub use waitlist::WaitlistConfig;
+pub use analytics::AnalyticsConfig;
 
 use error::key_error;
 use raw::deserialize;
@@ -89,6 +91,7 @@ struct RawConfig {
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
     bridge: upstream::Bridge,
+    analytics: analytics::Analytics,
 }
 
 /// `[site]` exactly as written.
@@ -147,6 +150,8 @@ pub struct Config {
     pub sensors: Vec<SensorConfig>,
     /// `[bridge]`; `None` when `bridge.url` is empty (the default).
     pub bridge: Option<BridgeConfig>,
+    /// `[analytics]`: how long visits are kept.
+    pub analytics: AnalyticsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +245,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt, &site.id)?;
     let waitlist = waitlist::check(raw.waitlist)?;
+    let analytics = analytics::check(raw.analytics)?;
     let auth = auth::check(raw.auth)?;
     let alerts = alerts::check(raw.alerts)?;
     let reservations = reservations::check(raw.reservations)?;
@@ -262,6 +268,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         tables,
         sensors,
         bridge,
+        analytics,
     })
 }
 
