@@ -234,7 +234,7 @@ mod tests {
         let text = "table,party_size,seated_at,left_at\n\
                     1,2,2026-11-30 20:00,2026-11-30 21:15:30\n\
                     \n\
-                    \"1+2\",5,2026-11-30T19:00:00Z,2026-11-30T20:00:00+01:00\n\
+                    \"1+2\",5,2026-11-30T19:00:00Z,2026-11-30T21:00:00+01:00\n\
                     T7,3,2026-11-30T21:00,2026-11-30T22:00\n";
         let parsed = parse(text, &plan, &madrid()).expect("parse");
         assert!(parsed.bad.is_empty(), "{:?}", parsed.bad);
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(v[0].seated_at, "2026-11-30T19:00:00.000Z");
         assert_eq!(v[0].left_at.as_deref(), Some("2026-11-30T20:15:30.000Z"));
         assert_eq!(v[1].tables, [1, 2]);
-        assert_eq!(v[1].left_at.as_deref(), Some("2026-11-30T19:00:00.000Z"));
+        assert_eq!(v[1].left_at.as_deref(), Some("2026-11-30T20:00:00.000Z"));
         assert_eq!(v[2].tables, [7]);
         assert_eq!(v[2].origin, VisitOrigin::Import);
     }
