@@ -36,8 +36,16 @@ fn at(seconds: u64) -> String {
 /// `dir/mesero.toml` for the binary.
 fn evening_config(dir: &Path) -> (mesero::config::Config, PathBuf) {
     let text = FIXTURE
-        .replacen("[[tables]]\nid = 1\n", "[[tables]]\nid = 1\njoins = [2]\n", 1)
-        .replacen("[[tables]]\nid = 2\n", "[[tables]]\nid = 2\njoins = [1]\n", 1)
+        .replacen(
+            "[[tables]]\nid = 1\n",
+            "[[tables]]\nid = 1\njoins = [2]\n",
+            1,
+        )
+        .replacen(
+            "[[tables]]\nid = 2\n",
+            "[[tables]]\nid = 2\njoins = [1]\n",
+            1,
+        )
         + r#"
 [[sensors]]
 id = "sim-3"
@@ -79,7 +87,14 @@ fn stderr(out: &std::process::Output) -> String {
 
 /// The visits as stored: (tables, party_size, source, seated_at, left_at,
 /// origin), in seated order.
-type Row = (String, Option<i64>, Option<String>, String, Option<String>, String);
+type Row = (
+    String,
+    Option<i64>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+);
 
 fn stored_visits(dir: &Path) -> Vec<Row> {
     let conn = Connection::open(db_path(dir)).expect("open db");
@@ -90,7 +105,14 @@ fn stored_visits(dir: &Path) -> Vec<Row> {
         )
         .expect("prepare");
     stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
     })
     .expect("query")
     .collect::<Result<_, _>>()
@@ -149,9 +171,21 @@ async fn a_scripted_evening_gives_exactly_its_visits_and_a_rebuild_the_same() {
     let base = d.base.clone();
 
     // A party size is 1..=1000 and only for an occupied table.
-    let (status, body) = put_state(&base, Some(STAFF), 4, r#"{"state":"occupied","party_size":0}"#).await;
+    let (status, body) = put_state(
+        &base,
+        Some(STAFF),
+        4,
+        r#"{"state":"occupied","party_size":0}"#,
+    )
+    .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or("").starts_with("party_size"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("party_size"),
+        "{body}"
+    );
     let (status, _) = put_state(&base, Some(STAFF), 4, r#"{"state":"free","party_size":2}"#).await;
     assert_eq!(status, 422);
 
@@ -177,11 +211,23 @@ async fn a_scripted_evening_gives_exactly_its_visits_and_a_rebuild_the_same() {
             70 => staff(r#"{"state":"dirty"}"#, 4).await,
             // A party of 6 from the waitlist on the combination 1+2.
             60 => {
-                let (status, p) = post(&base, "/api/v1/waitlist", json!({"name": "Ana", "party_size": 6})).await;
+                let (status, p) = post(
+                    &base,
+                    "/api/v1/waitlist",
+                    json!({"name": "Ana", "party_size": 6}),
+                )
+                .await;
                 assert_eq!(status, 201, "{p}");
-                let id = p["party"]["id"].as_i64().or(p["id"].as_i64()).expect("party id");
-                let (status, seated) =
-                    post(&base, &format!("/api/v1/waitlist/{id}/seat"), json!({"tables": [1, 2]})).await;
+                let id = p["party"]["id"]
+                    .as_i64()
+                    .or(p["id"].as_i64())
+                    .expect("party id");
+                let (status, seated) = post(
+                    &base,
+                    &format!("/api/v1/waitlist/{id}/seat"),
+                    json!({"tables": [1, 2]}),
+                )
+                .await;
                 assert_eq!(status, 200, "{seated}");
                 party = Some(id);
             }
@@ -195,15 +241,38 @@ async fn a_scripted_evening_gives_exactly_its_visits_and_a_rebuild_the_same() {
     // Table 3's guest was away 20 s..40 s, less than release_after: one
     // visit from 15 s (occupy_after) to 110 s (50 s + release_after).
     let expected: Vec<Row> = vec![
-        ("[3]".into(), Some(2), Some("sensor".into()), at(15), Some(at(110)), "sensor".into()),
-        ("[4]".into(), Some(3), Some("staff".into()), at(20), Some(at(70)), "staff".into()),
-        ("[1,2]".into(), Some(6), Some("waitlist".into()), at(60), Some(at(125)), "waitlist".into()),
+        (
+            "[3]".into(),
+            Some(2),
+            Some("sensor".into()),
+            at(15),
+            Some(at(110)),
+            "sensor".into(),
+        ),
+        (
+            "[4]".into(),
+            Some(3),
+            Some("staff".into()),
+            at(20),
+            Some(at(70)),
+            "staff".into(),
+        ),
+        (
+            "[1,2]".into(),
+            Some(6),
+            Some("waitlist".into()),
+            at(60),
+            Some(at(125)),
+            "waitlist".into(),
+        ),
     ];
     assert_eq!(stored_visits(dir.path()), expected);
 
     // The same through the export (local times, here UTC).
     let csv = http()
-        .get(format!("{base}/api/v1/visits.csv?from=2026-11-27&to=2026-11-27"))
+        .get(format!(
+            "{base}/api/v1/visits.csv?from=2026-11-27&to=2026-11-27"
+        ))
         .bearer_auth(STAFF)
         .send()
         .await
@@ -211,9 +280,18 @@ async fn a_scripted_evening_gives_exactly_its_visits_and_a_rebuild_the_same() {
     assert_eq!(csv.status(), 200);
     let csv = csv.text().await.expect("csv");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "table,party_size,seated_at,left_at,minutes,origin,party_size_source");
-    assert_eq!(lines[1], "3,2,2026-11-27T19:00:15+00:00,2026-11-27T19:01:50+00:00,1.583,sensor,sensor");
-    assert_eq!(lines[3], "1+2,6,2026-11-27T19:01:00+00:00,2026-11-27T19:02:05+00:00,1.083,waitlist,waitlist");
+    assert_eq!(
+        lines[0],
+        "table,party_size,seated_at,left_at,minutes,origin,party_size_source"
+    );
+    assert_eq!(
+        lines[1],
+        "3,2,2026-11-27T19:00:15+00:00,2026-11-27T19:01:50+00:00,1.583,sensor,sensor"
+    );
+    assert_eq!(
+        lines[3],
+        "1+2,6,2026-11-27T19:01:00+00:00,2026-11-27T19:02:05+00:00,1.083,waitlist,waitlist"
+    );
     d.stop().await;
 
     // Rebuilt from the log by the binary: the same rows.
@@ -235,7 +313,9 @@ async fn an_import_with_a_bad_row_imports_nothing_and_names_its_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_, file) = evening_config(dir.path());
     // Line 7: left_at before seated_at.
-    let csv = format!("{GOOD_ROWS}4,2,2026-11-25 21:00,2026-11-25 22:00\n4,3,2026-11-26 21:00,2026-11-26 20:00\n");
+    let csv = format!(
+        "{GOOD_ROWS}4,2,2026-11-25 21:00,2026-11-25 22:00\n4,3,2026-11-26 21:00,2026-11-26 20:00\n"
+    );
     assert_eq!(csv.lines().nth(6).map(|l| l.starts_with("4,3")), Some(true));
     let path = dir.path().join("old.csv");
     std::fs::write(&path, &csv).expect("write csv");
@@ -244,16 +324,33 @@ async fn an_import_with_a_bad_row_imports_nothing_and_names_its_line() {
     let out = mesero(dir.path(), &file, &["db", "import-visits", &csv_arg]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("line 7: left_at (2026-11-26 20:00) is before seated_at"), "{err}");
+    assert!(
+        err.contains("line 7: left_at (2026-11-26 20:00) is before seated_at"),
+        "{err}"
+    );
     assert!(err.contains("nothing was imported"), "{err}");
     assert!(stored_visits(dir.path()).is_empty());
 
-    let out = mesero(dir.path(), &file, &["db", "import-visits", &csv_arg, "--skip-bad"]);
+    let out = mesero(
+        dir.path(),
+        &file,
+        &["db", "import-visits", &csv_arg, "--skip-bad"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 7:"));
     let rows = stored_visits(dir.path());
     assert_eq!(rows.len(), 5);
-    assert_eq!(rows[0], ("[1]".into(), Some(2), Some("import".into()), "2026-11-23T19:00:00.000Z".into(), Some("2026-11-23T20:00:00.000Z".into()), "import".into()));
+    assert_eq!(
+        rows[0],
+        (
+            "[1]".into(),
+            Some(2),
+            Some("import".into()),
+            "2026-11-23T19:00:00.000Z".into(),
+            Some("2026-11-23T20:00:00.000Z".into()),
+            "import".into()
+        )
+    );
     assert_eq!(rows[2].0, "[1,2]");
 
     // A rebuild keeps imported visits.
@@ -268,7 +365,11 @@ async fn an_import_with_a_bad_row_imports_nothing_and_names_its_line() {
 fn import_known(dir: &Path, file: &Path) {
     let path = dir.join("known.csv");
     std::fs::write(&path, GOOD_ROWS).expect("write csv");
-    let out = mesero(dir, file, &["db", "import-visits", &path.display().to_string()]);
+    let out = mesero(
+        dir,
+        file,
+        &["db", "import-visits", &path.display().to_string()],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -335,26 +436,62 @@ async fn analytics_on_a_known_history_have_the_numbers_worked_out_by_hand() {
             {"date": "2026-11-26", "covers": 0, "visits": 0},
         ]})
     );
-    assert_eq!(a["no_shows"], json!({"reservations": 0, "no_shows": 0, "rate": null}));
-    assert_eq!(a["walk_aways"], json!({"parties": 0, "left": 0, "rate": null}));
-    assert_eq!(a["alert_ack_seconds"], json!({"acked": 0, "p50": null, "p90": null}));
+    assert_eq!(
+        a["no_shows"],
+        json!({"reservations": 0, "no_shows": 0, "rate": null})
+    );
+    assert_eq!(
+        a["walk_aways"],
+        json!({"parties": 0, "left": 0, "rate": null})
+    );
+    assert_eq!(
+        a["alert_ack_seconds"],
+        json!({"acked": 0, "p50": null, "p90": null})
+    );
     // The log starts at the daemon's start (27th), after the range.
-    assert_eq!(a["sensor_uptime"], json!([{"sensor": "sim-3", "uptime": null}]));
+    assert_eq!(
+        a["sensor_uptime"],
+        json!([{"sensor": "sim-3", "uptime": null}])
+    );
 
-    let csv = get(&d.base, "/api/v1/analytics/turn_time_by_party_size.csv?from=2026-11-23&to=2026-11-26").await;
+    let csv = get(
+        &d.base,
+        "/api/v1/analytics/turn_time_by_party_size.csv?from=2026-11-23&to=2026-11-26",
+    )
+    .await;
     assert_eq!(csv.status(), 200);
-    assert!(csv.headers()["content-type"].to_str().unwrap_or("").starts_with("text/csv"));
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/csv")
+    );
     assert_eq!(
         csv.text().await.expect("csv"),
         "party_size,visits,median_minutes,p80_minutes\r\n2,2,50,56\r\n4,1,90,90\r\n6,1,60,60\r\n"
     );
-    let covers = get(&d.base, "/api/v1/analytics/covers.csv?from=2026-11-23&to=2026-11-24").await;
-    assert_eq!(covers.text().await.expect("csv"), "date,covers,visits\r\n2026-11-23,6,2\r\n2026-11-24,6,1\r\n");
-    let util = get(&d.base, "/api/v1/analytics/utilization.csv?from=2026-11-23&to=2026-11-23").await;
+    let covers = get(
+        &d.base,
+        "/api/v1/analytics/covers.csv?from=2026-11-23&to=2026-11-24",
+    )
+    .await;
+    assert_eq!(
+        covers.text().await.expect("csv"),
+        "date,covers,visits\r\n2026-11-23,6,2\r\n2026-11-24,6,1\r\n"
+    );
+    let util = get(
+        &d.base,
+        "/api/v1/analytics/utilization.csv?from=2026-11-23&to=2026-11-23",
+    )
+    .await;
     let util = util.text().await.expect("csv");
     assert!(util.starts_with("weekday,00,01,"), "{util}");
     assert!(util.contains("\r\nmon,0,0,"), "{util}");
-    let turns = get(&d.base, "/api/v1/analytics/turns_per_table.csv?from=2026-11-23&to=2026-11-26").await;
+    let turns = get(
+        &d.base,
+        "/api/v1/analytics/turns_per_table.csv?from=2026-11-23&to=2026-11-26",
+    )
+    .await;
     assert!(turns.text().await.expect("csv").contains("\r\n4,0,\r\n"));
 
     // Bad ranges: 422 naming the field.
@@ -392,14 +529,28 @@ async fn the_report_is_one_self_contained_html_file_with_its_charts() {
     let out = mesero(
         dir.path(),
         &file,
-        &["report", "--from", "2026-11-23", "--to", "2026-11-26", "--out", &out_file.display().to_string()],
+        &[
+            "report",
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2026-11-26",
+            "--out",
+            &out_file.display().to_string(),
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let html = std::fs::read_to_string(&out_file).expect("report");
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<html lang=\"es\">"), "Spanish by default");
     assert!(html.contains("name=\"viewport\""), "readable on a phone");
-    for id in ["utilization", "turns_per_table", "turn_time_by_party_size", "covers", "rates"] {
+    for id in [
+        "utilization",
+        "turns_per_table",
+        "turn_time_by_party_size",
+        "covers",
+        "rates",
+    ] {
         assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
     }
     assert_eq!(html.matches("<svg").count(), 5);
@@ -420,7 +571,14 @@ async fn the_report_is_one_self_contained_html_file_with_its_charts() {
 
     // English with site.language = "en"; a bad date names the flag.
     let en = Command::new(env!("CARGO_BIN_EXE_mesero"))
-        .args(["report", "--from", "2026-11-23", "--to", "2026-11-26", "--out"])
+        .args([
+            "report",
+            "--from",
+            "2026-11-23",
+            "--to",
+            "2026-11-26",
+            "--out",
+        ])
         .arg(dir.path().join("en.html"))
         .arg("--config")
         .arg(&file)
@@ -432,7 +590,11 @@ async fn the_report_is_one_self_contained_html_file_with_its_charts() {
     assert!(en.status.success(), "{}", stderr(&en));
     let en = std::fs::read_to_string(dir.path().join("en.html")).expect("report");
     assert!(en.contains("Turns per table") && en.contains("<html lang=\"en\">"));
-    let bad = mesero(dir.path(), &file, &["report", "--from", "23/11", "--out", "x.html"]);
+    let bad = mesero(
+        dir.path(),
+        &file,
+        &["report", "--from", "23/11", "--out", "x.html"],
+    );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--from"), "{}", stderr(&bad));
 }
@@ -467,9 +629,17 @@ async fn purge_guests_blanks_past_names_and_phones_everywhere_and_keeps_upcoming
         .await
         .expect("DELETE");
     assert_eq!(res.status(), 200);
-    let (status, p) = post(&d.base, "/api/v1/waitlist", json!({"name": "Marta", "party_size": 3, "phone": "+34 600 555 666"})).await;
+    let (status, p) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "Marta", "party_size": 3, "phone": "+34 600 555 666"}),
+    )
+    .await;
     assert_eq!(status, 201, "{p}");
-    let pid = p["party"]["id"].as_i64().or(p["id"].as_i64()).expect("party id");
+    let pid = p["party"]["id"]
+        .as_i64()
+        .or(p["id"].as_i64())
+        .expect("party id");
     let res = http()
         .delete(format!("{}/api/v1/waitlist/{pid}", d.base))
         .bearer_auth(STAFF)
@@ -479,9 +649,17 @@ async fn purge_guests_blanks_past_names_and_phones_everywhere_and_keeps_upcoming
     assert!(res.status().is_success());
     d.stop().await;
 
-    let out = mesero(dir.path(), &file, &["db", "purge-guests", "--before", "2026-12-01"]);
+    let out = mesero(
+        dir.path(),
+        &file,
+        &["db", "purge-guests", "--before", "2026-12-01"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("from 2 reservations"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("from 2 reservations"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let conn = Connection::open(db_path(dir.path())).expect("open");
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
     for secret in ["Garcia", "600 111 222", "window", "Marta", "600 555 666"] {
@@ -499,11 +677,23 @@ async fn purge_guests_blanks_past_names_and_phones_everywhere_and_keeps_upcoming
     }
     // The rows stay (for the analytics) and the upcoming guest keeps hers.
     assert_eq!(count("SELECT count(*) FROM reservations"), 2);
-    assert_eq!(count("SELECT count(*) FROM waitlist WHERE json_extract(data, '$.party_size') = 3"), 1);
-    assert_eq!(count("SELECT count(*) FROM reservations WHERE name = 'Lopez' AND phone = '+34 600 333 444'"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM waitlist WHERE json_extract(data, '$.party_size') = 3"),
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM reservations WHERE name = 'Lopez' AND phone = '+34 600 333 444'"
+        ),
+        1
+    );
     assert!(count("SELECT count(*) FROM events WHERE data LIKE '%Lopez%'") >= 1);
     // A bad date names the flag.
-    let bad = mesero(dir.path(), &file, &["db", "purge-guests", "--before", "soon"]);
+    let bad = mesero(
+        dir.path(),
+        &file,
+        &["db", "purge-guests", "--before", "soon"],
+    );
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--before"), "{}", stderr(&bad));
 }

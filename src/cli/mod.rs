@@ -291,7 +291,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             to,
             out,
             config,
-        } => visits::report(&Config::load(&config)?, from.as_deref(), to.as_deref(), &out),
+        } => visits::report(
+            &Config::load(&config)?,
+            from.as_deref(),
+            to.as_deref(),
+            &out,
+        ),
         Command::Sensors {
             command: SensorsCommand::Scan { config },
         } => {

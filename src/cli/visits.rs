@@ -103,7 +103,8 @@ pub fn rebuild(config: &Config) -> anyhow::Result<()> {
 }
 
 pub fn purge(config: &Config, before: &str) -> anyhow::Result<()> {
-    let date = crate::localtime::parse_date(before).map_err(|e| anyhow::anyhow!("--before: {e}"))?;
+    let date =
+        crate::localtime::parse_date(before).map_err(|e| anyhow::anyhow!("--before: {e}"))?;
     let (cutoff, _) = crate::localtime::day_range(date, &config.site.zone);
     with_store(config, async |store| {
         let applied = store
@@ -118,14 +119,20 @@ pub fn purge(config: &Config, before: &str) -> anyhow::Result<()> {
     })
 }
 
-pub fn report(config: &Config, from: Option<&str>, to: Option<&str>, out: &Path) -> anyhow::Result<()> {
+pub fn report(
+    config: &Config,
+    from: Option<&str>,
+    to: Option<&str>,
+    out: &Path,
+) -> anyhow::Result<()> {
     with_store(config, async |store| {
         let today = crate::localtime::date_of(store.wall().now(), store.zone());
         let (from, to) = crate::visits::analytics::range(from, to, today)
             .map_err(|(field, m)| anyhow::anyhow!("--{field}: {m}"))?;
         let sensors = config.sensors.iter().map(|s| s.id.clone()).collect();
         let analytics = store.analytics(from, to, sensors).await?;
-        let html = crate::visits::report::render(&analytics, &config.site.name, &config.site.language);
+        let html =
+            crate::visits::report::render(&analytics, &config.site.name, &config.site.language);
         std::fs::write(out, html).with_context(|| format!("writing {}", out.display()))?;
         say!("wrote the report for {from} to {to} to {}", out.display())?;
         Ok(())

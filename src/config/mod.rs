@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 mod alerts;
+mod analytics;
 mod auth;
 mod env;
 mod error;
@@ -49,8 +50,8 @@ mod upstream;
 mod value;
 mod waitlist;
 mod wiring;
-mod analytics;
 
+pub use analytics::AnalyticsConfig;
 pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use mqtt::MqttConfig;
@@ -62,7 +63,6 @@ pub use tables::TableSeed;
 pub use upstream::{BridgeConfig, MqttTarget, mqtt_target};
 pub use value::{MAX_DURATION, parse_duration};
 pub use waitlist::WaitlistConfig;
-pub use analytics::AnalyticsConfig;
 
 use error::key_error;
 use raw::deserialize;

@@ -37,14 +37,20 @@ fn load(conn: &Connection, from: &str, to: &str) -> Result<Rows, StoreError> {
         from,
         to,
     )?;
-    let mut stmt =
-        conn.prepare("SELECT created_at, acked_at FROM alerts WHERE created_at >= ?1 AND created_at < ?2")?;
+    let mut stmt = conn.prepare(
+        "SELECT created_at, acked_at FROM alerts WHERE created_at >= ?1 AND created_at < ?2",
+    )?;
     let alerts = stmt
         .query_map(params![from, to], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
         })?
         .filter_map(Result::ok)
-        .filter_map(|(c, a)| Some((crate::clock::parse(&c)?, a.as_deref().and_then(crate::clock::parse))))
+        .filter_map(|(c, a)| {
+            Some((
+                crate::clock::parse(&c)?,
+                a.as_deref().and_then(crate::clock::parse),
+            ))
+        })
         .collect();
     let mut stmt = conn.prepare(
         "SELECT ts, type, json_extract(data, '$.sensor') FROM events
@@ -65,7 +71,9 @@ fn load(conn: &Connection, from: &str, to: &str) -> Result<Rows, StoreError> {
         })
         .collect();
     let log_start = conn
-        .query_row("SELECT ts FROM events ORDER BY seq LIMIT 1", [], |r| r.get::<_, String>(0))
+        .query_row("SELECT ts FROM events ORDER BY seq LIMIT 1", [], |r| {
+            r.get::<_, String>(0)
+        })
         .ok()
         .and_then(|t| crate::clock::parse(&t));
     Ok(Rows {

@@ -23,9 +23,9 @@ mod alerts;
 mod analytics;
 mod backup;
 mod bridged;
+mod guests;
 mod reservations;
 mod schema;
-mod guests;
 mod timeline;
 mod visits;
 mod writer;
@@ -245,12 +245,16 @@ pub enum Change {
     RebuildVisits,
     /// Deletes finished visits seated before the cutoff
     /// (`analytics.keep_days`); no event.
-    PruneVisits { before: SystemTime },
+    PruneVisits {
+        before: SystemTime,
+    },
     /// Blanks what the host typed about guests (names, phones, notes) of
     /// reservations and waitlist parties that are over and dated before
     /// the cutoff, in their rows and in the stored events; no event
     /// (`store::guests`).
-    PurgeGuests { before: SystemTime },
+    PurgeGuests {
+        before: SystemTime,
+    },
 }
 
 /// What a waitlist change does; each records one `waitlist.*` event.

@@ -171,17 +171,15 @@ impl Writer {
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
         hub.reset_alerts(Arc::new(alerts.values().cloned().collect()));
         let zone = config.zone.clone();
-        let visits = crate::visits::Deriver::resume(
-            super::visits::load_open_derived(&conn, None)?,
-            |id| {
+        let visits =
+            crate::visits::Deriver::resume(super::visits::load_open_derived(&conn, None)?, |id| {
                 tables.get(&id).is_some_and(|t| {
                     matches!(
                         t.state,
                         crate::domain::TableState::Occupied | crate::domain::TableState::Unknown
                     )
                 })
-            },
-        );
+            });
         metrics.set_head(head);
         Ok(Writer {
             conn,

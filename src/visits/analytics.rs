@@ -219,14 +219,22 @@ fn cell_of(t: SystemTime, tz: &TimeZone) -> Option<((usize, usize), SystemTime)>
         .subsec_nanosecond(0)
         .build()
         .ok()?;
-    let end = start.checked_add(jiff::SignedDuration::from_hours(1)).ok()?;
+    let end = start
+        .checked_add(jiff::SignedDuration::from_hours(1))
+        .ok()?;
     let end = SystemTime::try_from(end.timestamp()).ok()?;
     Some(((day, hour), end))
 }
 
 /// Adds the minutes of `[start, end)` to the cells they fall in, each
 /// weighted by `weight`.
-fn spread(start: SystemTime, end: SystemTime, weight: f64, tz: &TimeZone, cells: &mut [[f64; 24]; 7]) {
+fn spread(
+    start: SystemTime,
+    end: SystemTime,
+    weight: f64,
+    tz: &TimeZone,
+    cells: &mut [[f64; 24]; 7],
+) {
     let mut t = start;
     while t < end {
         let Some(((d, h), hour_end)) = cell_of(t, tz) else {
@@ -257,7 +265,13 @@ pub fn compute(input: &Input) -> Analytics {
         };
         let left = v.left_at.as_deref().and_then(parse).unwrap_or(input.now);
         let counted = v.tables.iter().filter(|t| input.tables.contains(t)).count();
-        spread(seated.max(start), left.min(until), counted as f64, tz, &mut occupied);
+        spread(
+            seated.max(start),
+            left.min(until),
+            counted as f64,
+            tz,
+            &mut occupied,
+        );
     }
     let cells = (0..7)
         .map(|d| {
@@ -336,7 +350,11 @@ pub fn compute(input: &Input) -> Analytics {
         .iter()
         .filter(|s| matches!(s.as_str(), "seated" | "no_show"))
         .count();
-    let no_show = input.reservations.iter().filter(|s| *s == "no_show").count();
+    let no_show = input
+        .reservations
+        .iter()
+        .filter(|s| *s == "no_show")
+        .count();
     let over = input
         .parties
         .iter()
@@ -411,7 +429,9 @@ fn uptime(input: &Input, start: SystemTime, until: SystemTime) -> Vec<SensorUpti
                 }
             }
             if let Some(since) = faulted_since {
-                down += until.duration_since(since.max(seen_from)).unwrap_or_default();
+                down += until
+                    .duration_since(since.max(seen_from))
+                    .unwrap_or_default();
             }
             SensorUptime {
                 sensor: sensor.clone(),
@@ -428,7 +448,10 @@ mod tests {
     #[test]
     fn quantiles_interpolate_between_ranks() {
         assert_eq!(quantile(&[40.0, 50.0], 0.5), Some(45.0));
-        assert_eq!(quantile(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0], 0.8), Some(50.0));
+        assert_eq!(
+            quantile(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0], 0.8),
+            Some(50.0)
+        );
         assert_eq!(quantile(&[], 0.5), None);
     }
 }

@@ -19,8 +19,13 @@ pub const TABLES: [&str; 4] = [
 ];
 
 fn num(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.3}", v).trim_end_matches('0').trim_end_matches('.').to_string())
-        .unwrap_or_default()
+    v.map(|v| {
+        format!("{:.3}", v)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    })
+    .unwrap_or_default()
 }
 
 fn local(t: &str, tz: &TimeZone) -> String {
@@ -38,7 +43,10 @@ pub fn visits(visits: &[Visit], tz: &TimeZone) -> String {
             tables.join("+"),
             v.party_size.map(|p| p.to_string()).unwrap_or_default(),
             local(&v.seated_at, tz),
-            v.left_at.as_deref().map(|l| local(l, tz)).unwrap_or_default(),
+            v.left_at
+                .as_deref()
+                .map(|l| local(l, tz))
+                .unwrap_or_default(),
             num(super::analytics::turn_minutes(v)),
             v.origin.as_str(),
             v.party_size_source.map(|s| s.as_str()).unwrap_or_default(),

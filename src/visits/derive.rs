@@ -115,8 +115,20 @@ impl Deriver {
         let open = open
             .into_iter()
             .map(|d| {
-                let live = d.visit.tables.iter().copied().filter(|&t| occupied(t)).collect();
-                (d.key, Open { visit: d.visit, live })
+                let live = d
+                    .visit
+                    .tables
+                    .iter()
+                    .copied()
+                    .filter(|&t| occupied(t))
+                    .collect();
+                (
+                    d.key,
+                    Open {
+                        visit: d.visit,
+                        live,
+                    },
+                )
             })
             .collect();
         Deriver {
@@ -179,7 +191,10 @@ impl Deriver {
             // only links the reservation: `table.updated`.
             EventData::TableUpdated { table }
                 if table.state == TableState::Occupied
-                    && self.seating.as_ref().is_some_and(|s| s.tables.contains(&table.id)) =>
+                    && self
+                        .seating
+                        .as_ref()
+                        .is_some_and(|s| s.tables.contains(&table.id)) =>
             {
                 changed.extend(
                     self.occupied(event, TableState::Occupied, table, previous.as_ref())
@@ -263,11 +278,7 @@ impl Deriver {
         // A seating's second table, or a staff combination's.
         let joins_with = |key: VisitKey, this: &Self| {
             this.open.get(&key).is_some_and(|o| {
-                o.visit.left_at.is_none()
-                    && o.visit
-                        .tables
-                        .iter()
-                        .any(|t| table.joins.contains(t))
+                o.visit.left_at.is_none() && o.visit.tables.iter().any(|t| table.joins.contains(t))
             })
         };
         let join = match &seating {
@@ -360,4 +371,147 @@ pub fn derive<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Derived> {
         }
     }
     all.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Layout, Table};
+
+    fn table(id: TableId, state: TableState, people: Option<u32>, joins: &[TableId]) -> Table {
+        Table {
+            id,
+            number: id.to_string(),
+            zone: "salon".into(),
+            seats: 4,
+            layout: Layout::default(),
+            state,
+            people,
+            since: String::new(),
+            hold_until: None,
+            reservation: None,
+            joins: joins.to_vec(),
+            combined_seats: None,
+        }
+    }
+
+    fn state(seq: u64, ts: &str, actor: Actor, from: TableState, t: Table) -> Event {
+        Event {
+            seq,
+            ts: ts.into(),
+            table: Some(t.id),
+            actor,
+            data: EventData::TableState {
+                from,
+                to: t.state,
+                table: t,
+            },
+        }
+    }
+
+    fn sensor() -> Actor {
+        Actor::Sensor("pir".into())
+    }
+
+    fn staff() -> Actor {
+        Actor::Staff("host".into())
+    }
+
+    use TableState::{Free, Occupied};
+
+    #[test]
+    fn two_joined_tables_seated_together_by_staff_are_one_visit() {
+        let events = [
+            state(1, "t1", staff(), Free, table(1, Occupied, Some(5), &[2])),
+            state(2, "t1", staff(), Free, table(2, Occupied, None, &[1])),
+            // Not joined to them: its own visit, though in the same instant.
+            state(3, "t1", staff(), Free, table(3, Occupied, None, &[])),
+            state(4, "t2", staff(), Occupied, table(1, Free, None, &[2])),
+            state(5, "t3", staff(), Occupied, table(2, Free, None, &[1])),
+        ];
+        let visits = derive(&events);
+        assert_eq!(visits.len(), 2);
+        assert_eq!(visits[0].key, 1);
+        assert_eq!(visits[0].visit.tables, [1, 2]);
+        assert_eq!(visits[0].visit.party_size, Some(5));
+        assert_eq!(
+            visits[0].visit.party_size_source,
+            Some(PartySizeSource::Staff)
+        );
+        assert_eq!(visits[0].visit.left_at.as_deref(), Some("t3"));
+        assert_eq!(visits[1].visit.tables, [3]);
+        assert_eq!(visits[1].visit.left_at, None);
+    }
+
+    #[test]
+    fn sensor_estimates_grow_and_a_log_that_starts_mid_visit_opens_none() {
+        let events = [
+            state(
+                7,
+                "t0",
+                sensor(),
+                Occupied,
+                table(4, Occupied, Some(3), &[]),
+            ),
+            state(8, "t0", sensor(), Occupied, table(4, Free, None, &[])),
+            state(9, "t1", sensor(), Free, table(1, Occupied, Some(2), &[])),
+            state(
+                10,
+                "t2",
+                sensor(),
+                Occupied,
+                table(1, Occupied, Some(4), &[]),
+            ),
+            state(
+                11,
+                "t3",
+                sensor(),
+                Occupied,
+                table(1, Occupied, Some(3), &[]),
+            ),
+            state(
+                12,
+                "t4",
+                sensor(),
+                Occupied,
+                table(1, TableState::Unknown, None, &[]),
+            ),
+            state(
+                13,
+                "t5",
+                sensor(),
+                TableState::Unknown,
+                table(1, TableState::Dirty, None, &[]),
+            ),
+        ];
+        let visits = derive(&events);
+        assert_eq!(visits.len(), 1, "{visits:?}");
+        let v = &visits[0].visit;
+        assert_eq!(
+            (v.party_size, v.party_size_source),
+            (Some(4), Some(PartySizeSource::Sensor))
+        );
+        assert_eq!(
+            (v.seated_at.as_str(), v.left_at.as_deref()),
+            ("t1", Some("t5"))
+        );
+        assert_eq!(v.origin, VisitOrigin::Sensor);
+    }
+
+    #[test]
+    fn a_resumed_deriver_closes_what_the_store_had_open() {
+        let open = derive(&[state(3, "t1", staff(), Free, table(2, Occupied, None, &[]))]);
+        let mut deriver = Deriver::resume(open, |_| true);
+        let closed = deriver.on_event(&state(
+            9,
+            "t2",
+            sensor(),
+            Occupied,
+            table(2, Free, None, &[]),
+        ));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].key, 3);
+        assert_eq!(closed[0].visit.left_at.as_deref(), Some("t2"));
+        assert_eq!(deriver.open().count(), 0);
+    }
 }

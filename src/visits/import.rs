@@ -99,10 +99,7 @@ pub fn parse(text: &str, tables: &[Table], tz: &TimeZone) -> Result<Parsed, Stri
 fn row(line: &str, tables: &[Table], tz: &TimeZone) -> Result<Visit, String> {
     let fields = split(line)?;
     let [table, party, seated, left] = fields.as_slice() else {
-        return Err(format!(
-            "{} fields; a row has 4 ({HEADER})",
-            fields.len()
-        ));
+        return Err(format!("{} fields; a row has 4 ({HEADER})", fields.len()));
     };
     let tables = table_ids(table.trim(), tables)?;
     let party_size = party
@@ -116,7 +113,11 @@ fn row(line: &str, tables: &[Table], tz: &TimeZone) -> Result<Visit, String> {
     let seated_at = time("seated_at", seated, tz)?;
     let left_at = time("left_at", left, tz)?;
     let stay = left_at.duration_since(seated_at).map_err(|_| {
-        format!("left_at ({}) is before seated_at ({})", left.trim(), seated.trim())
+        format!(
+            "left_at ({}) is before seated_at ({})",
+            left.trim(),
+            seated.trim()
+        )
     })?;
     if stay.is_zero() {
         return Err("left_at is the same as seated_at".into());
@@ -268,7 +269,10 @@ mod tests {
         assert!(why[1].starts_with("party_size:"), "{why:?}");
         assert!(why[2].starts_with("seated_at:"), "{why:?}");
         assert!(why[3].contains("before seated_at"), "{why:?}");
-        assert!(why[4].contains("4 fields") || why[4].contains("3 fields"), "{why:?}");
+        assert!(
+            why[4].contains("4 fields") || why[4].contains("3 fields"),
+            "{why:?}"
+        );
         assert!(why[5].contains("twice"), "{why:?}");
         assert!(why[6].contains("24 hours"), "{why:?}");
     }

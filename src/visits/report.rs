@@ -107,14 +107,22 @@ fn pct(v: Option<f64>, w: &Words) -> String {
 }
 
 fn mins(v: Option<f64>, w: &Words) -> String {
-    v.map_or_else(|| w.no_data.to_string(), |v| format!("{v:.0} {}", w.minutes))
+    v.map_or_else(
+        || w.no_data.to_string(),
+        |v| format!("{v:.0} {}", w.minutes),
+    )
 }
 
 /// A colour from pale to dark green for a share 0..=1.
 fn shade(v: f64) -> String {
     let v = v.clamp(0.0, 1.0);
     let mix = |a: f64, b: f64| (a + (b - a) * v).round() as u8;
-    format!("#{:02x}{:02x}{:02x}", mix(232.0, 20.0), mix(245.0, 110.0), mix(233.0, 60.0))
+    format!(
+        "#{:02x}{:02x}{:02x}",
+        mix(232.0, 20.0),
+        mix(245.0, 110.0),
+        mix(233.0, 60.0)
+    )
 }
 
 /// The whole HTML document for `a`, titled with the site's name.
@@ -189,7 +197,8 @@ fn heatmap(h: &mut String, a: &Analytics, w: &Words) {
         );
         for (hour, cell) in row.iter().enumerate() {
             let fill = cell.map_or_else(|| "#dddddd".to_string(), shade);
-            let title = cell.map_or_else(|| w.no_data.to_string(), |v| format!("{:.0} %", v * 100.0));
+            let title =
+                cell.map_or_else(|| w.no_data.to_string(), |v| format!("{:.0} %", v * 100.0));
             let _ = write!(
                 h,
                 "<rect x=\"{}\" y=\"{y}\" width=\"{}\" height=\"{}\" rx=\"3\" fill=\"{fill}\"><title>{} {hour:02}h: {title}</title></rect>",
@@ -206,7 +215,8 @@ fn heatmap(h: &mut String, a: &Analytics, w: &Words) {
 /// Horizontal bars: `(label, value, text shown after the bar)`.
 fn bars(h: &mut String, id: &str, title: &str, rows: &[(String, f64, String)], colour: &str) {
     let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-9);
-    let (left, bar_w, row_h) = (90.0, 420.0, 24.0);
+    // Room after the longest bar for its text (about 34 characters).
+    let (left, bar_w, row_h) = (90.0, 290.0, 24.0);
     let height = row_h * rows.len().max(1) as f64 + 6.0;
     let _ = write!(
         h,
@@ -238,7 +248,13 @@ fn turns_per_table(h: &mut String, a: &Analytics, w: &Words) {
             (
                 format!("{} {}", w.table, t.table),
                 t.turns as f64,
-                format!("{} {} · {} {}", t.turns, w.turns, w.median, mins(t.median_minutes, w)),
+                format!(
+                    "{} {} · {} {}",
+                    t.turns,
+                    w.turns,
+                    w.median,
+                    mins(t.median_minutes, w)
+                ),
             )
         })
         .collect();
@@ -264,13 +280,19 @@ fn turn_by_size(h: &mut String, a: &Analytics, w: &Words) {
             )
         })
         .collect();
-    bars(h, "turn_time_by_party_size", w.turn_by_size, &rows, "#e07b39");
+    bars(
+        h,
+        "turn_time_by_party_size",
+        w.turn_by_size,
+        &rows,
+        "#e07b39",
+    );
 }
 
 fn covers_per_day(h: &mut String, a: &Analytics, w: &Words) {
     let days = &a.covers.by_day;
     let max = days.iter().map(|d| d.covers).max().unwrap_or(0).max(1) as f64;
-    let (top, plot_h, bottom) = (16.0, 160.0, 34.0);
+    let (top, plot_h, bottom) = (26.0, 160.0, 34.0);
     let step = 640.0 / days.len().max(1) as f64;
     let _ = write!(
         h,
@@ -360,11 +382,11 @@ fn rates(h: &mut String, a: &Analytics, w: &Words) {
     );
     for (i, (label, value, text)) in rows.iter().enumerate() {
         let y = row_h * i as f64 + 3.0;
-        let len = value.clamp(0.0, 1.0) * 260.0;
+        let len = value.clamp(0.0, 1.0) * 180.0;
         let _ = write!(
             h,
-            "<text x=\"0\" y=\"{ty}\">{}</text><rect x=\"300\" y=\"{y}\" width=\"260\" height=\"{bh}\" rx=\"3\" fill=\"#eee\"/>\
-             <rect x=\"300\" y=\"{y}\" width=\"{len:.1}\" height=\"{bh}\" rx=\"3\" fill=\"#8a5cc2\"/><text x=\"566\" y=\"{ty}\">{}</text>",
+            "<text x=\"0\" y=\"{ty}\">{}</text><rect x=\"290\" y=\"{y}\" width=\"180\" height=\"{bh}\" rx=\"3\" fill=\"#eee\"/>\
+             <rect x=\"290\" y=\"{y}\" width=\"{len:.1}\" height=\"{bh}\" rx=\"3\" fill=\"#8a5cc2\"/><text x=\"478\" y=\"{ty}\">{}</text>",
             esc(label),
             esc(text),
             ty = y + row_h / 2.0 + 2.0,
