@@ -166,7 +166,7 @@ pub fn render(a: &Analytics, site: &str, language: &str) -> String {
     turn_by_size(&mut h, a, w);
     covers_per_day(&mut h, a, w);
     rates(&mut h, a, w);
-    let _ = write!(h, "<footer>{}</footer></main></body></html>\n", w.footer);
+    let _ = writeln!(h, "<footer>{}</footer></main></body></html>", w.footer);
     h
 }
 
