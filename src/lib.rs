@@ -26,6 +26,8 @@
 //!   printer); [`sse`]: SSE framing and the SSE client parser.
 //! - [`text`]: untrusted text shown on one line, escaped.
 //! - [`alerts`]: alert rules (flood control, escalation schedule).
+//! - [`visits`]: visits derived from the event log, their CSV import,
+//!   the owner analytics and the HTML report (docs/ANALYTICS.md).
 
 pub mod alerts;
 pub mod auth;
