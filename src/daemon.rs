@@ -370,19 +370,29 @@ async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {
     let before = now
         .checked_sub(config.storage.retention)
         .unwrap_or(SystemTime::UNIX_EPOCH);
+    // One round trip to the writer: events, then visits (kept
+    // `analytics.keep_days`, independently).
+    let visits_before = now
+        .checked_sub(config.analytics.keep)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     store
         .apply(
-            Change::Prune {
-                before,
-                unforwarded_before: config.bridge.as_ref().map(|b| {
-                    now.checked_sub(b.max_backlog)
-                        .unwrap_or(SystemTime::UNIX_EPOCH)
-                }),
-            },
+            Change::All(vec![
+                Change::Prune {
+                    before,
+                    unforwarded_before: config.bridge.as_ref().map(|b| {
+                        now.checked_sub(b.max_backlog)
+                            .unwrap_or(SystemTime::UNIX_EPOCH)
+                    }),
+                },
+                Change::PruneVisits {
+                    before: visits_before,
+                },
+            ]),
             Actor::System,
         )
         .await
-        .context("applying storage.retention_days")?;
+        .context("applying storage.retention_days and analytics.keep_days")?;
     Ok(())
 }
 

@@ -26,6 +26,8 @@
 //!   printer); [`sse`]: SSE framing and the SSE client parser.
 //! - [`text`]: untrusted text shown on one line, escaped.
 //! - [`alerts`]: alert rules (flood control, escalation schedule).
+//! - [`visits`]: visits derived from the event log, their CSV import,
+//!   the owner analytics and the HTML report (docs/ANALYTICS.md).
 
 pub mod alerts;
 pub mod auth;
@@ -58,4 +60,5 @@ pub mod text;
 pub mod throttle;
 pub mod turns;
 pub mod upstream;
+pub mod visits;
 pub mod waitlist;

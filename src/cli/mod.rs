@@ -6,10 +6,13 @@
 //! The top of the layering: nothing outside `cli/` uses it. `output` holds
 //! the stdout/stderr helpers (`say!`), `watch` the `mesero watch` client
 //! (SSE), `watch_mqtt` its `--mqtt` form (a site from the upstream broker),
-//! `db` what `db backup` and `db restore` print.
+//! `db` what `db backup` and `db restore` print, `visits` the visit and
+//! report commands (`db import-visits`, `db rebuild-visits`, `db
+//! purge-guests`, `report`).
 
 mod db;
 mod output;
+mod visits;
 mod watch;
 mod watch_mqtt;
 
@@ -71,6 +74,21 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// Write the owner's report: one self-contained HTML file with charts
+    /// (utilization, turns, turn times, covers, rates), readable offline
+    /// and on a phone. Dates are local (YYYY-MM-DD, inclusive); default
+    /// the last 28 days.
+    Report {
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
     /// Check the sensor wiring on the Pi (needs a Raspberry Pi for hardware).
     Sensors {
@@ -153,6 +171,33 @@ enum DbCommand {
         #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
+    /// Import past visits from another system: a CSV with the header
+    /// table,party_size,seated_at,left_at (table `3` or `3+4`; local times
+    /// YYYY-MM-DD HH:MM[:SS] or RFC 3339). Every bad row is reported with
+    /// its line; nothing is imported unless all are good (or --skip-bad).
+    ImportVisits {
+        file: PathBuf,
+        /// Import the good rows and skip (but still report) the bad ones.
+        #[arg(long)]
+        skip_bad: bool,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Derive the visits again from the event log (imported visits stay;
+    /// visits older than the kept log stay as they are).
+    RebuildVisits {
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Remove the names, phones and notes typed for reservations and
+    /// waitlist parties that are over and before DATE (YYYY-MM-DD, local):
+    /// in their rows and in the stored events. Party sizes and times stay.
+    PurgeGuests {
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
 }
 
 /// Whether `e` is stdout's reader having gone away (EPIPE): the command
@@ -227,6 +272,31 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Db {
             command: DbCommand::Restore { file, config },
         } => db::restore(&Config::load(&config)?, &file),
+        Command::Db {
+            command:
+                DbCommand::ImportVisits {
+                    file,
+                    skip_bad,
+                    config,
+                },
+        } => visits::import(&Config::load(&config)?, &file, skip_bad),
+        Command::Db {
+            command: DbCommand::RebuildVisits { config },
+        } => visits::rebuild(&Config::load(&config)?),
+        Command::Db {
+            command: DbCommand::PurgeGuests { before, config },
+        } => visits::purge(&Config::load(&config)?, &before),
+        Command::Report {
+            from,
+            to,
+            out,
+            config,
+        } => visits::report(
+            &Config::load(&config)?,
+            from.as_deref(),
+            to.as_deref(),
+            &out,
+        ),
         Command::Sensors {
             command: SensorsCommand::Scan { config },
         } => {

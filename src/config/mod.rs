@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 mod alerts;
+mod analytics;
 mod auth;
 mod env;
 mod error;
@@ -50,6 +51,7 @@ mod value;
 mod waitlist;
 mod wiring;
 
+pub use analytics::AnalyticsConfig;
 pub use error::ConfigError;
 pub use http::HttpConfig;
 pub use mqtt::MqttConfig;
@@ -89,6 +91,7 @@ struct RawConfig {
     /// Each entry is read by its kind's struct, see [`sensors`].
     sensors: Vec<toml::Table>,
     bridge: upstream::Bridge,
+    analytics: analytics::Analytics,
 }
 
 /// `[site]` exactly as written.
@@ -151,6 +154,8 @@ pub struct Config {
     pub sensors: Vec<SensorConfig>,
     /// `[bridge]`; `None` when `bridge.url` is empty (the default).
     pub bridge: Option<BridgeConfig>,
+    /// `[analytics]`: how long visits are kept.
+    pub analytics: AnalyticsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -253,6 +258,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt, &site.id)?;
     let waitlist = waitlist::check(raw.waitlist)?;
+    let analytics = analytics::check(raw.analytics)?;
     let auth = auth::check(raw.auth)?;
     let alerts = alerts::check(raw.alerts)?;
     let reservations = reservations::check(raw.reservations)?;
@@ -275,6 +281,7 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         tables,
         sensors,
         bridge,
+        analytics,
     })
 }
 

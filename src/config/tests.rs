@@ -333,6 +333,7 @@ fn environment_keys_are_derived_from_the_raw_structs() {
         "bridge keep_alive Str",
         "bridge reconnect_min Str",
         "bridge reconnect_max Str",
+        "analytics keep_days Int",
     ];
     let mut derived: Vec<String> = env_keys()
         .expect("the defaults serialise")

@@ -188,6 +188,9 @@ pub async fn delete_table(
 pub struct SetStateBody {
     state: TableState,
     hold_minutes: Option<i64>,
+    /// The party seated (`occupied` only): the visit's party size, and the
+    /// table's people count.
+    party_size: Option<i64>,
 }
 
 pub async fn set_state(
@@ -199,6 +202,25 @@ pub async fn set_state(
     let id = parse_id(&id)?;
     let hold = Hold::from_minutes(body.hold_minutes, app.store.wall().now())
         .map_err(ApiError::invalid_value)?;
+    let people = match body.party_size {
+        None => None,
+        Some(_) if body.state != TableState::Occupied => {
+            return Err(ApiError::invalid_value(
+                "party_size: only for a table set to occupied",
+            ));
+        }
+        Some(n) => Some(
+            u32::try_from(n)
+                .ok()
+                .filter(|n| (1..=crate::visits::import::MAX_PARTY_SIZE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid_value(format!(
+                        "party_size: {n} is not from 1 to {}",
+                        crate::visits::import::MAX_PARTY_SIZE
+                    ))
+                })?,
+        ),
+    };
     let applied = app
         .store
         .apply(
@@ -206,7 +228,7 @@ pub async fn set_state(
                 id,
                 state: body.state,
                 hold,
-                people: None,
+                people,
                 guard: Guard::Staff,
             },
             caller.actor(),

@@ -14,6 +14,7 @@
 //! control characters, so a `\n` cannot forge a log line.
 
 mod alerts;
+mod analytics;
 mod api;
 pub mod error;
 mod events;
@@ -123,7 +124,22 @@ pub fn router(state: AppState) -> Router {
         .route("/mesas", get(mesas::list))
         .route("/mesas/stream", get(mesas::stream))
         .route("/mesas/{id}", get(mesas::get_one).put(mesas::put))
-        .route("/ui", get(ui::info));
+        .route("/ui", get(ui::info))
+        .route("/analytics", get(analytics::analytics))
+        .route(
+            "/analytics/utilization.csv",
+            get(analytics::utilization_csv),
+        )
+        .route(
+            "/analytics/turns_per_table.csv",
+            get(analytics::turns_per_table_csv),
+        )
+        .route(
+            "/analytics/turn_time_by_party_size.csv",
+            get(analytics::turn_time_by_party_size_csv),
+        )
+        .route("/analytics/covers.csv", get(analytics::covers_csv))
+        .route("/visits.csv", get(analytics::visits_csv));
     // Its own fallbacks before the CORS layer, so that a preflight reaches
     // the layer on every API path, whatever methods the path has.
     let api = api

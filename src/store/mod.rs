@@ -20,8 +20,10 @@
 //!   writer) on the blocking thread pool, never on the async runtime.
 
 mod alerts;
+mod analytics;
 mod backup;
 mod bridged;
+mod guests;
 mod reservations;
 mod schema;
 mod timeline;
@@ -238,6 +240,21 @@ pub enum Change {
     /// Stores finished visits from another system (their ids are
     /// ignored), all or none; no event.
     ImportVisits(Vec<Visit>),
+    /// Derives the visits again from the event log (`store::visits::rebuild`:
+    /// imported ones stay); no event.
+    RebuildVisits,
+    /// Deletes finished visits seated before the cutoff
+    /// (`analytics.keep_days`); no event.
+    PruneVisits {
+        before: SystemTime,
+    },
+    /// Blanks what the host typed about guests (names, phones, notes) of
+    /// reservations and waitlist parties that are over and dated before
+    /// the cutoff, in their rows and in the stored events; no event
+    /// (`store::guests`).
+    PurgeGuests {
+        before: SystemTime,
+    },
 }
 
 /// What a waitlist change does; each records one `waitlist.*` event.
@@ -302,6 +319,9 @@ pub struct Applied {
     /// For [`Change::All`], what each of its changes produced, in order
     /// (`event` and `table` are then `None`).
     pub parts: Vec<Applied>,
+    /// How many rows a bulk change (visits rebuilt, pruned or imported,
+    /// guests purged) wrote; 0 for the others.
+    pub rows: usize,
 }
 
 type Reply = oneshot::Sender<Result<Applied, StoreError>>;
@@ -663,24 +683,7 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
     args.push(Value::Integer(i64::try_from(q.limit).unwrap_or(i64::MAX)));
     let events = {
         let mut stmt = tx.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |row| {
-            let kind: String = row.get(2)?;
-            let actor: String = row.get(4)?;
-            let data: String = row.get(5)?;
-            let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
-            Ok(Event {
-                seq: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
-                ts: row.get(1)?,
-                table: row.get(3)?,
-                // Only the writer fills this column, from an `Actor`; a row
-                // it cannot read (edited by hand) is shown as the system's
-                // rather than failing the whole page.
-                actor: actor.parse().unwrap_or(Actor::System),
-                // A type or shape this binary does not know (a newer mesero
-                // wrote it) is passed through as it is stored.
-                data: EventData::from_parts(&kind, data),
-            })
-        })?;
+        let rows = stmt.query_map(params_from_iter(args), event_from_row)?;
         rows.collect::<Result<Vec<_>, _>>()?
     };
     tx.commit()?;
@@ -688,6 +691,26 @@ fn query_events(conn: &mut Connection, q: &EventQuery) -> Result<EventPage, Stor
         events,
         continuous,
         after: start,
+    })
+}
+
+/// An event from a row of `SELECT seq, ts, type, table_id, actor, data`.
+pub(crate) fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = row.get(2)?;
+    let actor: String = row.get(4)?;
+    let data: String = row.get(5)?;
+    let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+    Ok(Event {
+        seq: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+        ts: row.get(1)?,
+        table: row.get(3)?,
+        // Only the writer fills this column, from an `Actor`; a row
+        // it cannot read (edited by hand) is shown as the system's
+        // rather than failing the whole page.
+        actor: actor.parse().unwrap_or(Actor::System),
+        // A type or shape this binary does not know (a newer mesero
+        // wrote it) is passed through as it is stored.
+        data: EventData::from_parts(&kind, data),
     })
 }
 

@@ -123,7 +123,10 @@ const MIGRATIONS: &[&str] = &[
     // 7: visits (`store::visits`, SPEC §1 Visit): one row per seating, kept
     // `analytics.keep_days` independently of event retention. `tables` is a
     // JSON array of ids; times are RFC 3339 UTC as in events, `left_at`
-    // NULL while the party is still seated.
+    // NULL while the party is still seated. `opened_seq` is the seq of the
+    // event that opened a derived visit (`visits::derive`), NULL for an
+    // imported one: the writer updates the row by it, a rebuild replaces
+    // derived rows and keeps imported ones.
     "CREATE TABLE visits (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         tables TEXT NOT NULL,
@@ -131,7 +134,8 @@ const MIGRATIONS: &[&str] = &[
         party_size_source TEXT,
         seated_at TEXT NOT NULL,
         left_at TEXT,
-        origin TEXT NOT NULL
+        origin TEXT NOT NULL,
+        opened_seq INTEGER UNIQUE
     );
     CREATE INDEX visits_by_seated_at ON visits (seated_at);",
 ];

@@ -105,6 +105,10 @@ struct Committed {
     last_ts: SystemTime,
     /// The site's zone (fixed at open), for reservation events.
     zone: jiff::tz::TimeZone,
+    /// The visits open now ([`crate::visits::derive`]): the events of
+    /// each change go through it and the visits they open or close are
+    /// written in the same savepoint.
+    visits: crate::visits::Deriver,
 }
 
 /// The effect of one change, applied to memory only once the SQL ran.
@@ -116,6 +120,8 @@ struct Effect {
     alert: Option<Alert>,
     /// The new retention watermark, when the change pruned events.
     pruned_through: Option<Seq>,
+    /// The deriver's state after a rebuild of the visits.
+    visits: Option<crate::visits::Deriver>,
     applied: Applied,
 }
 
@@ -165,6 +171,15 @@ impl Writer {
         hub.reset(head, Arc::new(tables.values().cloned().collect()));
         hub.reset_alerts(Arc::new(alerts.values().cloned().collect()));
         let zone = config.zone.clone();
+        let visits =
+            crate::visits::Deriver::resume(super::visits::load_open_derived(&conn, None)?, |id| {
+                tables.get(&id).is_some_and(|t| {
+                    matches!(
+                        t.state,
+                        crate::domain::TableState::Occupied | crate::domain::TableState::Unknown
+                    )
+                })
+            });
         metrics.set_head(head);
         Ok(Writer {
             conn,
@@ -179,6 +194,7 @@ impl Writer {
                 pruned_through,
                 last_ts,
                 zone,
+                visits,
             },
             failed_batches: 0,
             last_failure: String::new(),
@@ -363,7 +379,7 @@ impl Writer {
             let mut savepoint = tx.savepoint()?;
             let mut added = Vec::new();
             let mut next = work.clone();
-            match apply_to(
+            let applied = apply_to(
                 &savepoint,
                 &mut next,
                 stamp,
@@ -371,7 +387,9 @@ impl Writer {
                 &actor,
                 &self.config,
                 &mut added,
-            ) {
+            )
+            .and_then(|applied| derive_visits(&savepoint, &mut next, &added).map(|()| applied));
+            match applied {
                 Ok(applied) => {
                     savepoint.commit()?;
                     wrote |= !added.is_empty() || next.pruned_through != work.pruned_through;
@@ -479,12 +497,30 @@ fn apply_to(
     if let Some(through) = effect.pruned_through {
         work.pruned_through = through;
     }
+    if let Some(visits) = effect.visits {
+        work.visits = visits;
+    }
     if let Some(ev) = &effect.applied.event {
         work.head = ev.seq;
         work.last_ts = stamp;
         events.push(ev.clone());
     }
     Ok(effect.applied)
+}
+
+/// Feeds one change's events to the visit deriver and writes the visits
+/// they opened, changed or closed, in the change's savepoint.
+fn derive_visits(
+    conn: &Connection,
+    work: &mut Committed,
+    events: &[Event],
+) -> Result<(), StoreError> {
+    for event in events {
+        for derived in work.visits.on_event(event) {
+            super::visits::upsert_derived(conn, &derived)?;
+        }
+    }
+    Ok(())
 }
 
 /// A storage error for each caller of a failed batch (rusqlite's error is

@@ -241,7 +241,27 @@ pub(super) fn apply(
             for visit in &visits {
                 crate::store::visits::insert(conn, visit)?;
             }
-            Ok(Effect::default())
+            Ok(rows(visits.len()))
+        }
+        Change::RebuildVisits => {
+            let (deriver, written) = crate::store::visits::rebuild(conn)?;
+            tracing::info!(visits = written, "visits derived again from the event log");
+            Ok(Effect {
+                visits: Some(deriver),
+                ..rows(written)
+            })
+        }
+        Change::PruneVisits { before } => {
+            let pruned = crate::store::visits::prune(conn, &clock::format(before))?;
+            if pruned > 0 {
+                tracing::info!(pruned, "old visits deleted (analytics.keep_days)");
+            }
+            Ok(rows(pruned))
+        }
+        Change::PurgeGuests { before } => {
+            let purged = crate::store::guests::purge(conn, &clock::format(before))?;
+            tracing::info!(purged, "guest details purged");
+            Ok(rows(purged))
         }
         Change::Prune {
             before,
@@ -292,6 +312,17 @@ pub(super) fn apply(
                 ..Effect::default()
             })
         }
+    }
+}
+
+/// A bulk change that wrote `n` rows and no event.
+fn rows(n: usize) -> Effect {
+    Effect {
+        applied: Applied {
+            rows: n,
+            ..Applied::default()
+        },
+        ..Effect::default()
     }
 }
 
