@@ -223,7 +223,7 @@ impl<const ROLE: u8> FromRequestParts<AppState> for Need<ROLE> {
             _ => Role::Admin,
         };
         let token = presented_token(&parts.headers, parts.uri.query());
-        match authorize(&app.config.auth, token.as_deref(), needed) {
+        match authorize(&app.config.auth, &[], token.as_deref(), needed) {
             Ok(caller) => Ok(Need(caller)),
             Err(AuthError::Unauthenticated) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
