@@ -27,8 +27,10 @@
 use crate::auth::PairedToken;
 use crate::store::{StoreError, Store};
 use sha2::{Digest, Sha256};
+use crate::throttle::{LOG_EVERY, Throttle};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Letters of a pairing code: digits and capitals without 0/O and 1/I,
@@ -37,6 +39,9 @@ const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
 /// Characters in a pairing code: 12 × 5 bits = 60 bits.
 pub const CODE_LEN: usize = 12;
+
+/// The window of `auth.pairing_attempts_per_minute`.
+const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Random bytes in a tablet token.
 const TOKEN_BYTES: usize = 32;
@@ -99,6 +104,11 @@ pub struct Paired {
     /// so this holds at most the open connections. A std mutex: never
     /// held across an await.
     connections: Mutex<HashMap<i64, Vec<(u64, CancellationToken)>>>,
+    /// Code exchanges in the current window (start, count), from everyone.
+    /// A std mutex: held for a counter update.
+    attempts: Mutex<Option<(Instant, u32)>>,
+    /// Refused exchanges are logged at most once per [`LOG_EVERY`].
+    pub refusals: Throttle,
 }
 
 impl Paired {
@@ -109,6 +119,8 @@ impl Paired {
             tokens: RwLock::new(tokens.into()),
             reload: tokio::sync::Mutex::new(()),
             connections: Mutex::new(HashMap::new()),
+            attempts: Mutex::new(None),
+            refusals: Throttle::new(LOG_EVERY),
         }))
     }
 
@@ -142,6 +154,12 @@ impl Paired {
         Ok(())
     }
 
+    /// Counts one code exchange against the window; `Err(seconds)` to
+    /// wait once `per_minute` were made in it.
+    pub fn admit(&self, per_minute: u32, now: Instant) -> Result<(), u64> {
+        admit(&self.attempts, per_minute, now)
+    }
+
     /// Remembers that the paired token `id` authenticated the connection
     /// `conn` (whose kill switch is `kill`), so revoking it closes that
     /// connection.
@@ -155,9 +173,36 @@ impl Paired {
     }
 }
 
+fn admit(window: &Mutex<Option<(Instant, u32)>>, per_minute: u32, now: Instant) -> Result<(), u64> {
+    let mut window = window.lock().unwrap_or_else(|p| p.into_inner());
+    let (start, count) = match *window {
+        Some((start, count)) if now.saturating_duration_since(start) < ATTEMPT_WINDOW => {
+            (start, count)
+        }
+        _ => (now, 0),
+    };
+    if count >= per_minute {
+        let left = ATTEMPT_WINDOW.saturating_sub(now.saturating_duration_since(start));
+        return Err(left.as_secs().max(1));
+    }
+    *window = Some((start, count + 1));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_admits_its_quota_then_says_how_long_to_wait() {
+        let window = Mutex::new(None);
+        let start = Instant::now();
+        assert!(admit(&window, 2, start).is_ok());
+        assert!(admit(&window, 2, start).is_ok());
+        let wait = admit(&window, 2, start + Duration::from_secs(10)).expect_err("over");
+        assert_eq!(wait, 50);
+        assert!(admit(&window, 2, start + ATTEMPT_WINDOW).is_ok(), "a new window");
+    }
 
     #[test]
     fn codes_are_long_random_and_normalized_like_they_are_typed() {
