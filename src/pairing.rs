@@ -21,13 +21,13 @@
 //! request never waits on SQLite), reloaded after every pairing change
 //! before that change is answered, so a revoked token is refused from the
 //! moment `DELETE` returns. It also remembers which connections a paired
-//! token authenticated, so a revocation closes them, open SSE and
-//! WebSocket streams included.
+//! token authenticated (the last [`TRACKED_PER_TABLET`] per tablet), so a
+//! revocation closes them, open SSE and WebSocket streams included.
 
 use crate::auth::PairedToken;
-use crate::store::{StoreError, Store};
-use sha2::{Digest, Sha256};
+use crate::store::{Store, StoreError};
 use crate::throttle::{LOG_EVERY, Throttle};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -42,6 +42,13 @@ pub const CODE_LEN: usize = 12;
 
 /// The window of `auth.pairing_attempts_per_minute`.
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Connections remembered per paired tablet, newest kept: a page holds
+/// one stream and a few keep-alive connections, so a revocation closes
+/// everything a tablet has open unless it opened more than this many
+/// connections since its oldest open one (then that one ends at its next
+/// reconnect, which is refused).
+pub const TRACKED_PER_TABLET: usize = 32;
 
 /// Random bytes in a tablet token.
 const TOKEN_BYTES: usize = 32;
@@ -98,11 +105,11 @@ pub struct Paired {
     /// Serialises reloads, so the snapshot last swapped in was read after
     /// every change answered before it (module doc).
     reload: tokio::sync::Mutex<()>,
-    /// Per pairing id, the kill switches of the connections its token
-    /// authenticated; a connection's switch is cancelled when it closes
-    /// (`http::serve`), and cancelled ones are dropped on the next insert,
-    /// so this holds at most the open connections. A std mutex: never
-    /// held across an await.
+    /// Per pairing id, the kill switches of the last
+    /// [`TRACKED_PER_TABLET`] connections its token authenticated (a
+    /// switch outlives its connection: an upgraded WebSocket keeps it, so
+    /// the connection's end cannot drop it; the oldest goes instead, and
+    /// cancelled ones). A std mutex: never held across an await.
     connections: Mutex<HashMap<i64, Vec<(u64, CancellationToken)>>>,
     /// Code exchanges in the current window (start, count), from everyone.
     /// A std mutex: held for a counter update.
@@ -168,6 +175,9 @@ impl Paired {
         let list = connections.entry(id).or_default();
         list.retain(|(_, k)| !k.is_cancelled());
         if !list.iter().any(|(c, _)| *c == conn) {
+            if list.len() >= TRACKED_PER_TABLET {
+                list.remove(0);
+            }
             list.push((conn, kill.clone()));
         }
     }
@@ -201,7 +211,10 @@ mod tests {
         assert!(admit(&window, 2, start).is_ok());
         let wait = admit(&window, 2, start + Duration::from_secs(10)).expect_err("over");
         assert_eq!(wait, 50);
-        assert!(admit(&window, 2, start + ATTEMPT_WINDOW).is_ok(), "a new window");
+        assert!(
+            admit(&window, 2, start + ATTEMPT_WINDOW).is_ok(),
+            "a new window"
+        );
     }
 
     #[test]
@@ -214,7 +227,11 @@ mod tests {
         let typed = format!("{}-{} {}", &a[..4], &a[4..8], &a[8..]).to_lowercase();
         assert_eq!(normalize_code(&typed), Some(a));
         assert_eq!(normalize_code("ABCD"), None);
-        assert_eq!(normalize_code("0OOOIIII1111"), None, "look-alikes are not letters");
+        assert_eq!(
+            normalize_code("0OOOIIII1111"),
+            None,
+            "look-alikes are not letters"
+        );
         assert_eq!(new_token().expect("token").len(), 2 * TOKEN_BYTES);
     }
 }

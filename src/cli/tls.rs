@@ -11,9 +11,15 @@ pub fn init(config: &Config, force: bool) -> anyhow::Result<()> {
     let names = crate::tls::names::current(&files.extra_names);
     let outcome = crate::tls::issue::ensure(files, &names, SystemTime::now(), force)?;
     if outcome.ca_created {
-        out(format_args!("created the local CA: {}\n", files.ca_cert.display()))?;
+        out(format_args!(
+            "created the local CA: {}\n",
+            files.ca_cert.display()
+        ))?;
     } else {
-        out(format_args!("local CA (kept): {}\n", files.ca_cert.display()))?;
+        out(format_args!(
+            "local CA (kept): {}\n",
+            files.ca_cert.display()
+        ))?;
     }
     match &outcome.issued {
         Some(reason) => out(format_args!(

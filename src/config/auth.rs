@@ -2,11 +2,11 @@
 //! named secret goes through, `[[auth.tokens]]` and `[[mqtt.users]]` alike.
 
 use super::error::{ConfigError, key_error};
+use super::value::{positive_duration, within};
+use crate::auth::PairingLimits;
 use crate::auth::{AuthConfig, Credential, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use super::value::{positive_duration, within};
-use crate::auth::PairingLimits;
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -148,15 +148,15 @@ fn tls_name(key: &str, name: &str) -> Result<String, ConfigError> {
     let ip = lower.parse::<std::net::IpAddr>().is_ok();
     let dns = !lower.is_empty()
         && lower.len() <= MAX_TLS_NAME
-        && lower
-            .split('.')
-            .all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+        && lower.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if ip || dns {
         Ok(lower)
     } else {

@@ -153,10 +153,7 @@ pub fn router(state: AppState) -> Router {
 /// `https`) browsers' page requests redirected there ([`tls`]).
 pub fn plain_router(router: Router, https: Option<u16>) -> Router {
     match https {
-        Some(port) => router.layer(middleware::from_fn_with_state(
-            port,
-            tls::redirect_browsers,
-        )),
+        Some(port) => router.layer(middleware::from_fn_with_state(port, tls::redirect_browsers)),
         None => router,
     }
 }
@@ -324,7 +321,8 @@ pub async fn serve_on(
             match transport {
                 Transport::Plain => drive(stream, service, &kill, &shutdown).await,
                 Transport::Tls(acceptor) => {
-                    let handshake = tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
                     let tls = tokio::select! {
                         done = handshake => done,
                         _ = kill.cancelled() => return,
@@ -344,9 +342,6 @@ pub async fn serve_on(
                     }
                 }
             }
-            // The connection is gone: whoever holds its kill switch (a
-            // paired token's registry) sees it as closed.
-            kill.cancel();
         });
     }
     drop(listener);

@@ -138,7 +138,11 @@ pub async fn ca_crt(State(app): State<AppState>) -> Result<Response, ApiError> {
 /// The URL of the CA download for a tablet: plain HTTP (it does not
 /// trust the HTTPS listener yet).
 fn ca_url(app: &AppState, headers: &HeaderMap) -> String {
-    format!("http://{}:{}/ca.crt", lan_host(app, headers), app.ports.http)
+    format!(
+        "http://{}:{}/ca.crt",
+        lan_host(app, headers),
+        app.ports.http
+    )
 }
 
 /// `GET /api/v1/tls`.
@@ -224,11 +228,7 @@ pub async fn redirect_browsers(State(port): State<u16>, req: Request, next: Next
         .to_string();
     let location = format!("https://{host}:{port}{rest}");
     match axum::http::HeaderValue::from_str(&location) {
-        Ok(value) => (
-            StatusCode::PERMANENT_REDIRECT,
-            [(header::LOCATION, value)],
-        )
-            .into_response(),
+        Ok(value) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response(),
         Err(_) => next.run(req).await,
     }
 }
@@ -245,9 +245,18 @@ mod tests {
 
     #[test]
     fn the_host_is_read_without_its_port() {
-        assert_eq!(request_host(&headers("Mesero.local:8080")).as_deref(), Some("mesero.local"));
-        assert_eq!(request_host(&headers("192.168.1.20")).as_deref(), Some("192.168.1.20"));
-        assert_eq!(request_host(&headers("[::1]:8080")).as_deref(), Some("[::1]"));
+        assert_eq!(
+            request_host(&headers("Mesero.local:8080")).as_deref(),
+            Some("mesero.local")
+        );
+        assert_eq!(
+            request_host(&headers("192.168.1.20")).as_deref(),
+            Some("192.168.1.20")
+        );
+        assert_eq!(
+            request_host(&headers("[::1]:8080")).as_deref(),
+            Some("[::1]")
+        );
         assert_eq!(request_host(&headers("evil/path:1")), None);
         assert!(is_self("localhost") && is_self("127.0.0.1") && is_self("[::1]"));
         assert!(!is_self("mesero.local"));

@@ -83,8 +83,8 @@ fn time(tag: u8, text: &[u8]) -> Option<SystemTime> {
         _ => return None,
     };
     let two = |i: usize| -> Option<i8> { rest.get(i..i + 2)?.parse().ok() };
-    let civil = jiff::civil::DateTime::new(year, two(0)?, two(2)?, two(4)?, two(6)?, two(8)?, 0)
-        .ok()?;
+    let civil =
+        jiff::civil::DateTime::new(year, two(0)?, two(2)?, two(4)?, two(6)?, two(8)?, 0).ok()?;
     let at = civil
         .to_zoned_datetime(jiff::tz::TimeZone::UTC)
         .ok()?
@@ -102,7 +102,10 @@ mod tests {
         let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
         assert_eq!(time(UTC_TIME, b"700101000000Z"), at(0));
         assert_eq!(time(UTC_TIME, b"491231235959Z"), at(2_524_607_999));
-        assert_eq!(time(GENERALIZED_TIME, b"20500101000000Z"), at(2_524_608_000));
+        assert_eq!(
+            time(GENERALIZED_TIME, b"20500101000000Z"),
+            at(2_524_608_000)
+        );
         assert_eq!(time(UTC_TIME, b"7001010000Z"), None);
         assert_eq!(time(GENERALIZED_TIME, b"2050010100000+"), None);
     }

@@ -23,8 +23,8 @@
 use super::{TlsError, der, read_pem};
 use crate::config::TlsFiles;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData as _,
 };
 use sha2::{Digest as _, Sha256};
 use std::io::Write as _;
@@ -143,12 +143,10 @@ pub fn covers(
         .add(ca.clone())
         .map_err(|e| format!("the CA cannot be used: {e}"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider,
-    )
-    .build()
-    .map_err(|e| format!("the CA cannot be used: {e}"))?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| format!("the CA cannot be used: {e}"))?;
     let at = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_err(|_| "the clock is before 1970".to_string())?;
@@ -209,8 +207,18 @@ fn ca(files: &TlsFiles, now: SystemTime) -> Result<(KeyPair, bool), TlsError> {
             let cert = params
                 .self_signed(&key)
                 .map_err(|e| rcgen_error("http.tls_ca_cert", e))?;
-            write(&files.ca_key, "http.tls_ca_key", key.serialize_pem().as_bytes(), true)?;
-            write(&files.ca_cert, "http.tls_ca_cert", cert.pem().as_bytes(), false)?;
+            write(
+                &files.ca_key,
+                "http.tls_ca_key",
+                key.serialize_pem().as_bytes(),
+                true,
+            )?;
+            write(
+                &files.ca_cert,
+                "http.tls_ca_cert",
+                cert.pem().as_bytes(),
+                false,
+            )?;
             Ok((key, true))
         }
     }
@@ -237,9 +245,13 @@ fn ca_params(key: &KeyPair) -> CertificateParams {
 }
 
 /// A new server key and its certificate for `names`, signed by the CA.
-fn server(ca_key: &KeyPair, names: &[String], now: SystemTime) -> Result<(String, String), TlsError> {
-    let mut params = CertificateParams::new(names.to_vec())
-        .map_err(|e| rcgen_error("http.tls_names", e))?;
+fn server(
+    ca_key: &KeyPair,
+    names: &[String],
+    now: SystemTime,
+) -> Result<(String, String), TlsError> {
+    let mut params =
+        CertificateParams::new(names.to_vec()).map_err(|e| rcgen_error("http.tls_names", e))?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "mesero");
     dn.push(

@@ -89,7 +89,12 @@ fn certs(
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::new(key, format!("{}: not PEM certificates: {e}", path.display())))?;
+        .map_err(|e| {
+            TlsError::new(
+                key,
+                format!("{}: not PEM certificates: {e}", path.display()),
+            )
+        })?;
     if certs.is_empty() {
         return Err(TlsError::new(
             key,
@@ -296,7 +301,9 @@ pub async fn check_daily(
         let (tls, now) = (Arc::clone(&tls), wall.now());
         match tokio::task::spawn_blocking(move || tls.check(now)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "TLS certificate check failed; the current certificate stays"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "TLS certificate check failed; the current certificate stays")
+            }
             Err(e) => tracing::warn!(error = %e, "TLS certificate check did not finish"),
         }
     }

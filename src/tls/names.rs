@@ -116,12 +116,27 @@ mod tests {
             .iter()
             .map(|a| a.parse().expect("ip"))
             .collect();
-        let names = assemble(Some("mesero"), &addrs, &["mesero.lan".into(), "localhost".into()]);
+        let names = assemble(
+            Some("mesero"),
+            &addrs,
+            &["mesero.lan".into(), "localhost".into()],
+        );
         assert_eq!(
             names,
-            ["mesero.local", "mesero", "localhost", "127.0.0.1", "::1", "192.168.1.20", "mesero.lan"]
+            [
+                "mesero.local",
+                "mesero",
+                "localhost",
+                "127.0.0.1",
+                "::1",
+                "192.168.1.20",
+                "mesero.lan"
+            ]
         );
-        assert_eq!(assemble(Some("localhost"), &BTreeSet::new(), &[])[0], "localhost");
+        assert_eq!(
+            assemble(Some("localhost"), &BTreeSet::new(), &[])[0],
+            "localhost"
+        );
         assert!(!valid_label("bad_name") && !valid_label("-x") && valid_label("pi-4"));
     }
 }
