@@ -591,3 +591,46 @@ async fn start_error(cfg: mesero::config::Config) -> String {
         Err(e) => format!("{e:#}"),
     }
 }
+
+#[test]
+fn tls_init_and_tls_ca_on_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("mesero.db");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesero"))
+            .args(args)
+            .args(["--config", "tests/fixtures/test.toml"])
+            .env("MESERO_STORAGE_PATH", &db)
+            .output()
+            .expect("run mesero");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run(&["tls", "init"]);
+    assert!(first.contains("created the local CA"), "{first}");
+    assert!(first.contains("127.0.0.1"), "{first}");
+    let second = run(&["tls", "init"]);
+    assert!(
+        second.contains("(kept)") && second.contains("kept (--force"),
+        "{second}"
+    );
+    let pem = run(&["tls", "ca"]);
+    assert_eq!(
+        pem,
+        std::fs::read_to_string(dir.path().join("tls/ca.crt")).expect("CA")
+    );
+    let path = run(&["tls", "ca", "--path"]);
+    assert!(path.contains("SHA-256 fingerprint: "), "{path}");
+    assert!(
+        first.contains(
+            path.lines()
+                .nth(1)
+                .unwrap_or("?")
+                .trim_start_matches("SHA-256 fingerprint: ")
+        )
+    );
+}
