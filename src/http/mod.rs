@@ -6,7 +6,9 @@
 //! not wait for Nagle), a header-read timeout (which also ends idle
 //! keep-alive connections), and a per-connection kill token that the hub's
 //! reaper cancels to close a stalled stream client even though nothing
-//! polls its response any more.
+//! polls its response any more. The same loop serves `http.tls_listen`
+//! ([`Transport::Tls`], `crate::tls`): a connection is admitted against
+//! the same caps first, then its TLS handshake runs in its own task.
 //!
 //! Nothing a peer sends is logged with `%` (Display): paths, headers,
 //! tokens and WebSocket messages are not logged at all, and what is (a
