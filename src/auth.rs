@@ -101,6 +101,29 @@ pub struct AuthConfig {
     /// Role of a request without a token; `None` locks reads too.
     pub anonymous: Option<Role>,
     pub tokens: Vec<Credential>,
+    pub pairing: PairingLimits,
+}
+
+/// What a tablet pairing may hold (`auth.pairing_*`, `auth.max_paired`;
+/// see `crate::pairing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairingLimits {
+    /// `auth.pairing_lifetime`: how long a pairing code is valid, at most
+    /// (and by default).
+    pub lifetime: std::time::Duration,
+    /// `auth.max_paired`: paired tablets (not revoked) plus open codes.
+    pub max_paired: usize,
+    /// `auth.pairing_attempts_per_minute`: `POST /api/v1/pair` calls
+    /// accepted per minute, from everyone together.
+    pub attempts_per_minute: u32,
+}
+
+/// A tablet's token from a pairing (`crate::pairing`): its credential
+/// (the tablet's name and role, the token's SHA-256) and its pairing id.
+#[derive(Debug, Clone)]
+pub struct PairedToken {
+    pub id: i64,
+    pub credential: Credential,
 }
 
 /// The authenticated caller of one request.
@@ -109,6 +132,8 @@ pub struct Caller {
     /// The token's name, or `None` for an anonymous request.
     pub name: Option<String>,
     pub role: Role,
+    /// The pairing id when the token is a paired tablet's.
+    pub paired: Option<i64>,
 }
 
 impl Caller {
@@ -116,6 +141,19 @@ impl Caller {
     pub fn actor(&self) -> crate::domain::Actor {
         crate::domain::Actor::Staff(self.name.clone().unwrap_or_else(|| "anonymous".into()))
     }
+}
+
+/// The paired token whose secret is `secret`, compared like
+/// [`Credentials::find`]: every entry, in constant time.
+fn find_paired<'a>(paired: &'a [PairedToken], secret: &str) -> Option<&'a PairedToken> {
+    let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    let mut found = None;
+    for entry in paired {
+        if bool::from(entry.credential.sha256.ct_eq(&digest)) {
+            found = Some(entry);
+        }
+    }
+    found
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,23 +165,37 @@ pub enum AuthError {
 }
 
 /// Resolves a presented token (or its absence) to a caller with at least
-/// `needed`.
+/// `needed`. The token is looked for among the configured tokens and the
+/// `paired` tablets' alike: both lists are always searched whole, so the
+/// time does not tell which one (or whether any) matched.
 pub fn authorize(
     auth: &AuthConfig,
+    paired: &[PairedToken],
     token: Option<&str>,
     needed: Role,
 ) -> Result<Caller, AuthError> {
     let caller = match token {
-        Some(token) => Credentials(&auth.tokens)
-            .find(None, token)
-            .map(|entry| Caller {
-                name: Some(entry.name.clone()),
-                role: entry.role,
-            })
-            .ok_or(AuthError::Unauthenticated)?,
+        Some(token) => {
+            let configured = Credentials(&auth.tokens).find(None, token);
+            let tablet = find_paired(paired, token);
+            match (configured, tablet) {
+                (Some(entry), _) => Caller {
+                    name: Some(entry.name.clone()),
+                    role: entry.role,
+                    paired: None,
+                },
+                (None, Some(tablet)) => Caller {
+                    name: Some(tablet.credential.name.clone()),
+                    role: tablet.credential.role,
+                    paired: Some(tablet.id),
+                },
+                (None, None) => return Err(AuthError::Unauthenticated),
+            }
+        }
         None => Caller {
             name: None,
             role: auth.anonymous.ok_or(AuthError::Unauthenticated)?,
+            paired: None,
         },
     };
     if caller.role >= needed {
@@ -171,6 +223,11 @@ mod tests {
                     sha256: Sha256::digest(format!("secret-{name}").as_bytes()).into(),
                 })
                 .collect(),
+            pairing: PairingLimits {
+                lifetime: std::time::Duration::from_secs(900),
+                max_paired: 4,
+                attempts_per_minute: 10,
+            },
         }
     }
 
@@ -182,14 +239,14 @@ mod tests {
     #[test]
     fn tokens_resolve_to_their_role() {
         let auth = config(Some(Role::Viewer));
-        let caller = authorize(&auth, Some("secret-staff"), Role::Staff).expect("staff");
+        let caller = authorize(&auth, &[], Some("secret-staff"), Role::Staff).expect("staff");
         assert_eq!(caller.name.as_deref(), Some("t-staff"));
         assert_eq!(
-            authorize(&auth, Some("secret-viewer"), Role::Staff),
+            authorize(&auth, &[], Some("secret-viewer"), Role::Staff),
             Err(AuthError::Forbidden)
         );
         assert_eq!(
-            authorize(&auth, Some("wrong"), Role::Viewer),
+            authorize(&auth, &[], Some("wrong"), Role::Viewer),
             Err(AuthError::Unauthenticated)
         );
     }
@@ -197,15 +254,42 @@ mod tests {
     #[test]
     fn anonymous_gets_the_configured_role() {
         let auth = config(Some(Role::Viewer));
-        assert!(authorize(&auth, None, Role::Viewer).is_ok());
+        assert!(authorize(&auth, &[], None, Role::Viewer).is_ok());
         assert_eq!(
-            authorize(&auth, None, Role::Staff),
+            authorize(&auth, &[], None, Role::Staff),
             Err(AuthError::Unauthenticated)
         );
         let locked = config(None);
         assert_eq!(
-            authorize(&locked, None, Role::Viewer),
+            authorize(&locked, &[], None, Role::Viewer),
             Err(AuthError::Unauthenticated)
+        );
+    }
+
+    #[test]
+    fn paired_tokens_resolve_to_their_tablet() {
+        let auth = config(None);
+        let paired = [PairedToken {
+            id: 7,
+            credential: Credential {
+                name: "bar-tablet".into(),
+                role: Role::Staff,
+                sha256: Sha256::digest(b"tablet-secret").into(),
+            },
+        }];
+        let caller = authorize(&auth, &paired, Some("tablet-secret"), Role::Staff).expect("paired");
+        assert_eq!(caller.name.as_deref(), Some("bar-tablet"));
+        assert_eq!(caller.paired, Some(7));
+        assert_eq!(
+            authorize(&auth, &paired, Some("tablet-secret"), Role::Admin),
+            Err(AuthError::Forbidden)
+        );
+        let config_token = authorize(&auth, &paired, Some("secret-admin"), Role::Admin);
+        assert_eq!(config_token.expect("config token").paired, None);
+        assert_eq!(
+            authorize(&auth, &[], Some("tablet-secret"), Role::Viewer),
+            Err(AuthError::Unauthenticated),
+            "a revoked tablet is gone from the list"
         );
     }
 

@@ -45,6 +45,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 pub struct Daemon {
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     sensor_input: crate::engine::SensorInput,
     notifier: Notifier,
     parts: Parts,
@@ -60,6 +61,8 @@ struct Parts {
     store: Option<Store>,
     mqtt: Option<Broker>,
     http: Option<JoinHandle<()>>,
+    /// The HTTPS listener's server (`http.tls_listen`).
+    https: Option<JoinHandle<()>>,
 }
 
 impl Parts {
@@ -73,10 +76,15 @@ impl Parts {
             }
         };
         let http = async {
-            match self.http {
+            let plain = match self.http {
                 Some(http) => http.await,
                 None => Ok(()),
-            }
+            };
+            let tls = match self.https {
+                Some(https) => https.await,
+                None => Ok(()),
+            };
+            plain.and(tls)
         };
         let (http, ()) = tokio::join!(http, broker);
         if let Err(e) = http {
@@ -124,17 +132,20 @@ impl Daemon {
             store: None,
             mqtt: None,
             http: None,
+            https: None,
         };
         let cancel_unless_started = parts.shutdown.clone().drop_guard();
         match bring_up(&mut parts, config, listener, supervision, wall).await {
             Ok(Running {
                 http_addr,
+                https_addr,
                 sensor_input,
                 notifier,
             }) => {
                 cancel_unless_started.disarm();
                 Ok(Daemon {
                     http_addr,
+                    https_addr,
                     sensor_input,
                     notifier,
                     parts,
@@ -149,6 +160,11 @@ impl Daemon {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The HTTPS listener's address, when `http.tls_listen` is set.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// The MQTT listener's address, when the broker is enabled.
@@ -184,6 +200,7 @@ impl Daemon {
 /// What `start` hands over besides the [`Parts`].
 struct Running {
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     sensor_input: crate::engine::SensorInput,
     notifier: Notifier,
 }
@@ -230,6 +247,11 @@ async fn bring_up(
             .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?,
     };
     let http_addr = listener.local_addr()?;
+    let https = match config.http.tls_listen {
+        Some(addr) => Some(bind_tls(&config, addr, store.wall().now()).await?),
+        None => None,
+    };
+    let https_addr = https.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
     let (shutdown, tasks) = (&parts.shutdown, &parts.tasks);
     let liveness = Liveness::new(supervision.beat_every());
     tasks.spawn(probe_writer(
@@ -318,6 +340,9 @@ async fn bring_up(
         liveness: liveness.clone(),
     };
     let limits = crate::http::Limits::new(&config, Arc::clone(&metrics));
+    let paired = crate::pairing::Paired::load(&store)
+        .await
+        .context("reading the paired tablets")?;
     let state = crate::http::AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -326,10 +351,32 @@ async fn bring_up(
         sensors: sensors.board,
         shutdown: parts.shutdown.clone(),
         limits: Arc::clone(&limits),
+        paired,
+        ports: crate::http::tls::Ports {
+            http: http_addr.port(),
+            https: https_addr.map(|a| a.port()),
+        },
     };
+    let router = crate::http::router(state);
+    if let Some((tls_listener, tls)) = https {
+        parts.https = Some(tokio::spawn(crate::http::serve_on(
+            tls_listener,
+            crate::http::Transport::Tls(tls.acceptor()),
+            router.clone(),
+            Arc::clone(&limits),
+            parts.shutdown.clone(),
+            HTTP_GRACE,
+            liveness.register("https"),
+        )));
+        parts.tasks.spawn(crate::tls::check_daily(
+            tls,
+            store.wall().clone(),
+            parts.shutdown.clone(),
+        ));
+    }
     parts.http = Some(tokio::spawn(crate::http::serve(
         listener,
-        crate::http::router(state),
+        crate::http::plain_router(router, https_addr.map(|a| a.port())),
         limits,
         parts.shutdown.clone(),
         HTTP_GRACE,
@@ -339,6 +386,9 @@ async fn bring_up(
     crate::fault::arm(&liveness, tasks, shutdown.clone())
         .context("installing the fault-injection signal handler")?;
     tracing::info!(addr = %http_addr, tables = config.tables.len(), "http listening");
+    if let Some(addr) = https_addr {
+        tracing::info!(addr = %addr, "https listening");
+    }
 
     // The database is open and every listener is bound: connections made
     // from now on are served.
@@ -360,9 +410,28 @@ async fn bring_up(
     }
     Ok(Running {
         http_addr,
+        https_addr,
         sensor_input: sensors.input,
         notifier,
     })
+}
+
+/// The HTTPS listener: its certificate checked (renewed, or first made,
+/// see [`crate::tls::Tls::start`]) and loaded, then `addr` bound. Errors
+/// name the key.
+async fn bind_tls(
+    config: &Config,
+    addr: SocketAddr,
+    now: SystemTime,
+) -> anyhow::Result<(TcpListener, Arc<crate::tls::Tls>)> {
+    let files = config.http.tls.clone();
+    let tls = tokio::task::spawn_blocking(move || crate::tls::Tls::start(&files, now))
+        .await
+        .context("loading the TLS certificate")??;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http.tls_listen: cannot listen on {addr}"))?;
+    Ok((listener, Arc::new(tls)))
 }
 
 async fn prune(store: &Store, config: &Config) -> anyhow::Result<()> {

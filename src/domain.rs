@@ -244,10 +244,13 @@ pub enum EventType {
     SystemStarted,
     AlertUpdated,
     AlertEscalated,
+    PairingCreated,
+    PairingCompleted,
+    PairingRevoked,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 24] = [
         EventType::TableState,
         EventType::TableCreated,
         EventType::TableUpdated,
@@ -269,6 +272,9 @@ impl EventType {
         EventType::SystemStarted,
         EventType::AlertUpdated,
         EventType::AlertEscalated,
+        EventType::PairingCreated,
+        EventType::PairingCompleted,
+        EventType::PairingRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -294,6 +300,9 @@ impl EventType {
             EventType::SystemStarted => "system.started",
             EventType::AlertUpdated => "alert.updated",
             EventType::AlertEscalated => "alert.escalated",
+            EventType::PairingCreated => "pairing.created",
+            EventType::PairingCompleted => "pairing.completed",
+            EventType::PairingRevoked => "pairing.revoked",
         }
     }
 
@@ -566,6 +575,26 @@ impl PartyStatus {
     }
 }
 
+/// A tablet pairing as clients see it (`GET /api/v1/pairings`, the
+/// `pairing.*` events; see `crate::pairing`); never its code or token.
+/// Times are RFC 3339 UTC strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    pub id: i64,
+    /// The tablet's name: its token's name, the actor of what it does.
+    pub name: String,
+    /// `viewer`, `staff` or `admin` (a string here: roles belong to
+    /// `crate::auth`, which imports this module).
+    pub role: String,
+    /// `pending` (code not used yet), `paired`, `revoked` or `expired`.
+    pub status: String,
+    pub created_at: String,
+    /// Until when the code can be exchanged.
+    pub expires_at: String,
+    pub paired_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
 /// A party as clients see it; times are RFC 3339 UTC strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Party {
@@ -805,6 +834,16 @@ pub enum EventData {
     /// The host took the party off the list.
     #[serde(rename = "waitlist.left")]
     WaitlistLeft { party: Party },
+    /// An admin created a pairing code for a tablet (never the code).
+    #[serde(rename = "pairing.created")]
+    PairingCreated { pairing: Pairing },
+    /// A tablet exchanged its code for a token (never the token); the
+    /// actor is the tablet (`staff:<its name>`).
+    #[serde(rename = "pairing.completed")]
+    PairingCompleted { pairing: Pairing },
+    /// An admin revoked a paired tablet, or withdrew an unused code.
+    #[serde(rename = "pairing.revoked")]
+    PairingRevoked { pairing: Pairing },
     #[serde(skip)]
     Other {
         kind: String,
@@ -837,6 +876,9 @@ impl EventData {
             EventData::WaitlistReady { .. } => EventType::WaitlistReady,
             EventData::WaitlistSeated { .. } => EventType::WaitlistSeated,
             EventData::WaitlistLeft { .. } => EventType::WaitlistLeft,
+            EventData::PairingCreated { .. } => EventType::PairingCreated,
+            EventData::PairingCompleted { .. } => EventType::PairingCompleted,
+            EventData::PairingRevoked { .. } => EventType::PairingRevoked,
             EventData::Other { .. } => return None,
         })
     }

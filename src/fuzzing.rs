@@ -274,6 +274,9 @@ async fn http_requests(data: &[u8]) {
     let hub = crate::hub::Hub::new(config.http.client_queue, Arc::clone(&metrics));
     let store = crate::store::Store::open(&config, hub.clone(), Arc::clone(&metrics))
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", config.storage.path.display()));
+    let paired = crate::pairing::Paired::load(&store)
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the pairings: {e}"));
     let app = crate::http::router(crate::http::AppState {
         config: Arc::clone(&config),
         store: store.clone(),
@@ -282,6 +285,11 @@ async fn http_requests(data: &[u8]) {
         metrics,
         sensors: crate::engine::SensorBoard::new(&config),
         shutdown: tokio_util::sync::CancellationToken::new(),
+        paired,
+        ports: crate::http::tls::Ports {
+            http: 8080,
+            https: None,
+        },
     });
     for record in data.split(|b| *b == REQUEST_SEPARATOR).take(MAX_REQUESTS) {
         let Some((&selector, body)) = record.split_first() else {

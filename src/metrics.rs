@@ -51,6 +51,11 @@ pub struct HttpMetrics {
     pub refused_streams: AtomicU64,
     /// Failed accepts (out of descriptors, aborted handshakes).
     pub accept_errors: AtomicU64,
+    /// TLS handshakes on `http.tls_listen` that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
+    /// `POST /api/v1/pair` calls refused: a wrong, used or expired code,
+    /// or over `auth.pairing_attempts_per_minute`.
+    pub pairing_refused: AtomicU64,
 }
 
 impl HttpMetrics {
@@ -408,6 +413,18 @@ impl Metrics {
             "counter",
             "Failed accepts on the HTTP listener.",
             h.accept_errors.to_string(),
+        );
+        metric(
+            "mesero_http_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes on http.tls_listen that failed or timed out.",
+            self.http.tls_handshake_failures.load(Relaxed).to_string(),
+        );
+        metric(
+            "mesero_pairing_refused_total",
+            "counter",
+            "Tablet pairing attempts refused (wrong or spent code, rate limit).",
+            self.http.pairing_refused.load(Relaxed).to_string(),
         );
         let m = self.mqtt.snapshot();
         metric(

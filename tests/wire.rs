@@ -304,6 +304,9 @@ fn variant(data: &EventData) -> usize {
         | EventData::WaitlistReady { .. }
         | EventData::WaitlistSeated { .. }
         | EventData::WaitlistLeft { .. } => 17,
+        EventData::PairingCreated { .. }
+        | EventData::PairingCompleted { .. }
+        | EventData::PairingRevoked { .. } => 18,
     }
 }
 
@@ -906,4 +909,73 @@ fn waitlist_parties_stored_before_quote_sources_still_read_back_typed() {
     );
     assert!(matches!(back.data, EventData::WaitlistSeated { .. }));
     assert_eq!(serde_json::to_string(&back).expect("serialise"), old);
+}
+
+/// The pairing events (issue 14), as every client gets them: the tablet's
+/// name and role, never its code or token.
+const PAIRING_WIRE: [&str; 3] = [
+    r#"{"seq":40,"ts":"2026-12-02T10:00:00.000Z","type":"pairing.created","table":null,"actor":"staff:admin","data":{"pairing":{"created_at":"2026-12-02T10:00:00.000Z","expires_at":"2026-12-02T10:15:00.000Z","id":2,"name":"bar tablet","paired_at":null,"revoked_at":null,"role":"staff","status":"pending"}}}"#,
+    r#"{"seq":41,"ts":"2026-12-02T10:03:00.000Z","type":"pairing.completed","table":null,"actor":"staff:bar tablet","data":{"pairing":{"created_at":"2026-12-02T10:00:00.000Z","expires_at":"2026-12-02T10:15:00.000Z","id":2,"name":"bar tablet","paired_at":"2026-12-02T10:03:00.000Z","revoked_at":null,"role":"staff","status":"paired"}}}"#,
+    r#"{"seq":42,"ts":"2026-12-09T09:00:00.000Z","type":"pairing.revoked","table":null,"actor":"staff:admin","data":{"pairing":{"created_at":"2026-12-02T10:00:00.000Z","expires_at":"2026-12-02T10:15:00.000Z","id":2,"name":"bar tablet","paired_at":"2026-12-02T10:03:00.000Z","revoked_at":"2026-12-09T09:00:00.000Z","role":"staff","status":"revoked"}}}"#,
+];
+
+#[test]
+fn pairing_events_go_out_as_documented() {
+    let pairing =
+        |status: &str, paired_at: Option<&str>, revoked_at: Option<&str>| mesero::domain::Pairing {
+            id: 2,
+            name: "bar tablet".into(),
+            role: "staff".into(),
+            status: status.into(),
+            created_at: "2026-12-02T10:00:00.000Z".into(),
+            expires_at: "2026-12-02T10:15:00.000Z".into(),
+            paired_at: paired_at.map(String::from),
+            revoked_at: revoked_at.map(String::from),
+        };
+    let paired = Some("2026-12-02T10:03:00.000Z");
+    let events = [
+        (
+            40,
+            "2026-12-02T10:00:00.000Z",
+            Actor::Staff("admin".into()),
+            EventData::PairingCreated {
+                pairing: pairing("pending", None, None),
+            },
+        ),
+        (
+            41,
+            "2026-12-02T10:03:00.000Z",
+            Actor::Staff("bar tablet".into()),
+            EventData::PairingCompleted {
+                pairing: pairing("paired", paired, None),
+            },
+        ),
+        (
+            42,
+            "2026-12-09T09:00:00.000Z",
+            Actor::Staff("admin".into()),
+            EventData::PairingRevoked {
+                pairing: pairing("revoked", paired, Some("2026-12-09T09:00:00.000Z")),
+            },
+        ),
+    ];
+    for ((seq, ts, actor, data), wire) in events.into_iter().zip(PAIRING_WIRE) {
+        let event = Event {
+            seq,
+            ts: ts.into(),
+            table: None,
+            actor,
+            data,
+        };
+        assert_eq!(variant(&event.data), 18);
+        assert_eq!(serde_json::to_string(&event).expect("serialise"), wire);
+        assert_eq!(
+            event.data.event_type().map(EventType::as_str),
+            Some(event.kind())
+        );
+        let back: Event = serde_json::from_str(wire).expect("deserialise");
+        assert_eq!(back, event, "{wire}");
+        let published = Published::new(event);
+        assert_eq!(published.json, wire.as_bytes());
+    }
 }

@@ -20,6 +20,7 @@ pub(crate) use output::say;
 pub use output::{note, out};
 
 mod sensors;
+mod tls;
 
 use crate::config::{Config, ConfigError, EXAMPLE};
 use anyhow::Context as _;
@@ -95,6 +96,11 @@ enum Command {
         #[command(subcommand)]
         command: SensorsCommand,
     },
+    /// HTTPS on the LAN: the local CA and the server certificate.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Print live events from a running daemon (reconnects and resumes),
     /// or with --mqtt a site's events from the group's upstream broker.
     Watch {
@@ -122,6 +128,30 @@ enum Command {
         /// CA certificates (PEM) for mqtts://; default: the system's.
         #[arg(long, default_value = "")]
         ca_file: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Make the local CA (once; it is never renewed) and the server
+    /// certificate for this host's names (`<hostname>.local`, the hostname,
+    /// localhost, the LAN addresses, http.tls_names); renews the server
+    /// certificate when fewer than 30 days are left or a name is missing.
+    /// Run it as the daemon's user (`sudo -u mesero mesero tls init`).
+    Init {
+        /// Issue a new server certificate even if the current one is good.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Print the local CA's certificate (PEM), to install on tablets.
+    Ca {
+        /// Print the file's path, SHA-256 fingerprint and expiry instead.
+        #[arg(long)]
+        path: bool,
+        #[arg(long, short, env = "MESERO_CONFIG", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -224,6 +254,7 @@ pub fn main() -> ExitCode {
             note(format_args!("mesero: {e:#}"));
             let permanent = |cause: &(dyn std::error::Error + 'static)| {
                 cause.is::<ConfigError>()
+                    || cause.is::<crate::tls::TlsError>()
                     || cause
                         .downcast_ref::<crate::store::StoreError>()
                         .is_some_and(crate::store::StoreError::is_permanent)
@@ -266,6 +297,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             out(format_args!("{EXAMPLE}"))?;
             Ok(())
         }
+        Command::Tls {
+            command: TlsCommand::Init { force, config },
+        } => tls::init(&Config::load(&config)?, force),
+        Command::Tls {
+            command: TlsCommand::Ca { path, config },
+        } => tls::ca(&Config::load(&config)?, path),
         Command::Db {
             command: DbCommand::Backup { file, config },
         } => db::backup(&Config::load(&config)?, &file),

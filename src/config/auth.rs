@@ -2,10 +2,13 @@
 //! named secret goes through, `[[auth.tokens]]` and `[[mqtt.users]]` alike.
 
 use super::error::{ConfigError, key_error};
+use super::value::{positive_duration, within};
+use crate::auth::PairingLimits;
 use crate::auth::{AuthConfig, Credential, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use std::time::Duration;
 
 /// `[auth]` exactly as written.
 #[derive(Debug, Deserialize, Serialize)]
@@ -13,6 +16,9 @@ use std::collections::HashSet;
 pub struct Auth {
     pub anonymous: String,
     pub tokens: Vec<Token>,
+    pub pairing_lifetime: String,
+    pub max_paired: u64,
+    pub pairing_attempts_per_minute: u64,
 }
 
 impl Default for Auth {
@@ -20,9 +26,16 @@ impl Default for Auth {
         Auth {
             anonymous: "viewer".into(),
             tokens: Vec::new(),
+            pairing_lifetime: "15m".into(),
+            max_paired: 64,
+            pairing_attempts_per_minute: 10,
         }
     }
 }
+
+/// Longest `auth.pairing_lifetime`: a code on a printed sheet for a week
+/// is a standing invitation.
+const MAX_PAIRING_LIFETIME: Duration = Duration::from_secs(7 * 86_400);
 
 /// One `[[auth.tokens]]` entry exactly as written.
 #[derive(Debug, Deserialize, Serialize)]
@@ -60,7 +73,28 @@ pub(super) fn check(raw: Auth) -> Result<AuthConfig, ConfigError> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(AuthConfig { anonymous, tokens })
+    let lifetime = positive_duration("auth.pairing_lifetime", &raw.pairing_lifetime)?;
+    let pairing = PairingLimits {
+        lifetime: within(
+            "auth.pairing_lifetime",
+            &raw.pairing_lifetime,
+            lifetime,
+            Duration::from_secs(60),
+            MAX_PAIRING_LIFETIME,
+        )?,
+        max_paired: super::value::int_in("auth.max_paired", raw.max_paired, 1, 1024)?,
+        attempts_per_minute: super::value::int_in(
+            "auth.pairing_attempts_per_minute",
+            raw.pairing_attempts_per_minute,
+            1,
+            600,
+        )?,
+    };
+    Ok(AuthConfig {
+        anonymous,
+        tokens,
+        pairing,
+    })
 }
 
 fn parse_role(key: &str, value: &str) -> Result<Role, ConfigError> {

@@ -19,7 +19,7 @@ pub enum ConfigError {
 /// A key error. Both parts may quote the file or the environment (an
 /// unknown key, a variable's name), so they are made
 /// [`printable`](crate::text::printable): the error stays one line.
-pub(super) fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+pub fn key_error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     let (key, message) = (key.into(), message.into());
     ConfigError::Key {
         key: crate::text::printable(&key).into_owned(),

@@ -4,6 +4,7 @@ use super::error::{ConfigError, key_error};
 use super::value::{int_in, parse_addr, positive_duration, within};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `[http]` exactly as written.
@@ -20,6 +21,12 @@ pub struct Http {
     pub max_connections_per_ip: u64,
     pub max_streams: u64,
     pub cors_origins: Vec<String>,
+    pub tls_listen: String,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub tls_ca_cert: String,
+    pub tls_ca_key: String,
+    pub tls_names: Vec<String>,
 }
 
 impl Default for Http {
@@ -35,6 +42,14 @@ impl Default for Http {
             max_connections_per_ip: 32,
             max_streams: 128,
             cors_origins: Vec::new(),
+            // Empty: no HTTPS listener.
+            tls_listen: String::new(),
+            // Empty: files in `tls/` next to the database (`tls_files`).
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            tls_ca_cert: String::new(),
+            tls_ca_key: String::new(),
+            tls_names: Vec::new(),
         }
     }
 }
@@ -64,7 +79,38 @@ pub struct HttpConfig {
     /// Origins (`http://host:port`) whose pages may call the API from a
     /// browser (CORS); empty: none, only same-origin pages.
     pub cors_origins: Vec<String>,
+    /// `http.tls_listen`: the HTTPS listener serving the same router;
+    /// `None` (the default) for none.
+    pub tls_listen: Option<SocketAddr>,
+    /// Where `mesero tls init` writes and the HTTPS listener reads its
+    /// certificates (see [`crate::tls`]).
+    pub tls: TlsFiles,
 }
+
+/// The certificate files of the HTTPS listener and its local CA, with the
+/// config key each comes from (errors about a file name the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `http.tls_cert`: the server certificate (PEM), then the CA's.
+    pub cert: PathBuf,
+    /// `http.tls_key`: the server certificate's private key (PEM, 0600).
+    pub key: PathBuf,
+    /// `http.tls_ca_cert`: the local CA's certificate (PEM), what tablets
+    /// install (`GET /ca.crt`).
+    pub ca_cert: PathBuf,
+    /// `http.tls_ca_key`: the local CA's private key (PEM, 0600); never
+    /// leaves the Pi.
+    pub ca_key: PathBuf,
+    /// `http.tls_names`: names and addresses the server certificate covers
+    /// besides the ones found on the host.
+    pub extra_names: Vec<String>,
+}
+
+/// Longest entry of `http.tls_names` (a DNS name is at most 253 bytes).
+const MAX_TLS_NAME: usize = 253;
+
+/// Most entries in `http.tls_names`.
+const MAX_TLS_NAMES: usize = 32;
 
 /// Shortest period of a repeating HTTP timer (`http.heartbeat`,
 /// `http.retry`, `http.ws_ping`): shorter ones only burn CPU.
@@ -80,9 +126,90 @@ fn http_period(key: &str, value: &str) -> Result<Duration, ConfigError> {
     within(key, value, d, MIN_HTTP_PERIOD, MAX_HTTP_PERIOD)
 }
 
-pub(super) fn check(raw: Http) -> Result<HttpConfig, ConfigError> {
+/// `value`, or `file` in the `tls/` directory next to the database.
+fn tls_path(key: &str, value: &str, database: &Path, file: &str) -> Result<PathBuf, ConfigError> {
+    if value.is_empty() {
+        let dir = database.parent().unwrap_or(Path::new("."));
+        return Ok(dir.join("tls").join(file));
+    }
+    if value.trim() != value {
+        return Err(key_error(
+            key,
+            format!("{value:?} has spaces around the path"),
+        ));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// One `http.tls_names` entry: an IP address or a DNS name (letters,
+/// digits, `-` and `.`), lower case.
+fn tls_name(key: &str, name: &str) -> Result<String, ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    let ip = lower.parse::<std::net::IpAddr>().is_ok();
+    let dns = !lower.is_empty()
+        && lower.len() <= MAX_TLS_NAME
+        && lower.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ip || dns {
+        Ok(lower)
+    } else {
+        Err(key_error(
+            key,
+            format!("{name:?} is neither an IP address nor a host name (e.g. \"mesero.lan\")"),
+        ))
+    }
+}
+
+fn tls_files(raw: &Http, database: &Path) -> Result<TlsFiles, ConfigError> {
+    if raw.tls_names.len() > MAX_TLS_NAMES {
+        return Err(key_error(
+            "http.tls_names",
+            format!("at most {MAX_TLS_NAMES} names"),
+        ));
+    }
+    Ok(TlsFiles {
+        cert: tls_path("http.tls_cert", &raw.tls_cert, database, "server.crt")?,
+        key: tls_path("http.tls_key", &raw.tls_key, database, "server.key")?,
+        ca_cert: tls_path("http.tls_ca_cert", &raw.tls_ca_cert, database, "ca.crt")?,
+        ca_key: tls_path("http.tls_ca_key", &raw.tls_ca_key, database, "ca.key")?,
+        extra_names: raw
+            .tls_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| tls_name(&format!("http.tls_names[{i}]"), n))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Checks `[http]`; the certificate files default to `tls/` next to the
+/// `database` (`storage.path`).
+pub(super) fn check(raw: Http, database: &Path) -> Result<HttpConfig, ConfigError> {
+    let tls = tls_files(&raw, database)?;
+    let listen = parse_addr("http.listen", &raw.listen)?;
+    let tls_listen = match raw.tls_listen.as_str() {
+        "" => None,
+        other => {
+            let addr = parse_addr("http.tls_listen", other)?;
+            if addr == listen && addr.port() != 0 {
+                return Err(key_error(
+                    "http.tls_listen",
+                    format!("{other:?} is http.listen too; give HTTPS its own port (e.g. 8443)"),
+                ));
+            }
+            Some(addr)
+        }
+    };
     Ok(HttpConfig {
-        listen: parse_addr("http.listen", &raw.listen)?,
+        tls_listen,
+        tls,
+        listen,
         heartbeat: http_period("http.heartbeat", &raw.heartbeat)?,
         retry: http_period("http.retry", &raw.retry)?,
         ws_ping: http_period("http.ws_ping", &raw.ws_ping)?,

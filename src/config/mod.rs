@@ -53,7 +53,7 @@ mod wiring;
 
 pub use analytics::AnalyticsConfig;
 pub use error::ConfigError;
-pub use http::HttpConfig;
+pub use http::{HttpConfig, TlsFiles};
 pub use mqtt::MqttConfig;
 pub use occupancy::OccupancyConfig;
 pub use reservations::ReservationsConfig;
@@ -64,7 +64,7 @@ pub use upstream::{BridgeConfig, MqttTarget, mqtt_target};
 pub use value::{MAX_DURATION, parse_duration};
 pub use waitlist::WaitlistConfig;
 
-use error::key_error;
+pub use error::key_error;
 use raw::deserialize;
 
 /// The documented dev default, also printed by `mesero config example`.
@@ -253,8 +253,8 @@ fn check(raw: RawConfig) -> Result<Config, ConfigError> {
         zone,
         language: raw.site.language,
     };
-    let http = http::check(raw.http)?;
     let storage = storage::check(raw.storage)?;
+    let http = http::check(raw.http, &storage.path)?;
     let occupancy = occupancy::check(raw.occupancy)?;
     let mqtt = mqtt::check(raw.mqtt, &site.id)?;
     let waitlist = waitlist::check(raw.waitlist)?;

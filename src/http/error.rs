@@ -223,8 +223,19 @@ impl<const ROLE: u8> FromRequestParts<AppState> for Need<ROLE> {
             _ => Role::Admin,
         };
         let token = presented_token(&parts.headers, parts.uri.query());
-        match authorize(&app.config.auth, token.as_deref(), needed) {
-            Ok(caller) => Ok(Need(caller)),
+        let paired = app.paired.tokens();
+        match authorize(&app.config.auth, &paired, token.as_deref(), needed) {
+            Ok(caller) => {
+                // A revoked tablet's connections are closed (`pairing`).
+                if let Some(id) = caller.paired {
+                    let kill = parts.extensions.get::<crate::http::ConnKill>();
+                    let conn = parts.extensions.get::<crate::http::ConnId>();
+                    if let (Some(kill), Some(conn)) = (kill, conn) {
+                        app.paired.track(id, conn.0, &kill.0);
+                    }
+                }
+                Ok(Need(caller))
+            }
             Err(AuthError::Unauthenticated) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

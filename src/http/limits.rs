@@ -233,6 +233,11 @@ impl Limits {
         &self.caps
     }
 
+    /// The daemon's counters (the TLS listener counts its handshakes).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Admits a connection from `peer` (`local`: from the daemon's own
     /// host), or says which cap it is over.
     pub fn admit(self: &Arc<Self>, peer: IpAddr, local: bool) -> Result<ConnSlot, Refusal> {

@@ -6,7 +6,9 @@
 //! not wait for Nagle), a header-read timeout (which also ends idle
 //! keep-alive connections), and a per-connection kill token that the hub's
 //! reaper cancels to close a stalled stream client even though nothing
-//! polls its response any more.
+//! polls its response any more. The same loop serves `http.tls_listen`
+//! ([`Transport::Tls`], `crate::tls`): a connection is admitted against
+//! the same caps first, then its TLS handshake runs in its own task.
 //!
 //! Nothing a peer sends is logged with `%` (Display): paths, headers,
 //! tokens and WebSocket messages are not logged at all, and what is (a
@@ -21,8 +23,10 @@ mod events;
 mod joins;
 pub mod limits;
 mod mesas;
+mod pairing;
 mod reservations;
 mod sse;
+pub mod tls;
 mod turns;
 mod ui;
 mod waitlist;
@@ -78,6 +82,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Connection and stream caps, shared with the accept loop.
     pub limits: Arc<Limits>,
+    /// The paired tablets' tokens ([`crate::pairing`]).
+    pub paired: Arc<crate::pairing::Paired>,
+    /// The bound ports, for the URLs of QR codes and redirects.
+    pub ports: tls::Ports,
 }
 
 /// The connection's kill switch, put in every request's extensions.
@@ -139,7 +147,13 @@ pub fn router(state: AppState) -> Router {
             get(analytics::turn_time_by_party_size_csv),
         )
         .route("/analytics/covers.csv", get(analytics::covers_csv))
-        .route("/visits.csv", get(analytics::visits_csv));
+        .route("/visits.csv", get(analytics::visits_csv))
+        .route("/tls", get(tls::summary))
+        .route("/tls/ca-qr.svg", get(tls::ca_qr))
+        .route("/pairings", get(pairing::list).post(pairing::create))
+        .route("/pairings/qr.svg", get(pairing::qr))
+        .route("/pairings/{id}", axum::routing::delete(pairing::revoke))
+        .route("/pair", post(pairing::exchange));
     // Its own fallbacks before the CORS layer, so that a preflight reaches
     // the layer on every API path, whatever methods the path has.
     let api = api
@@ -158,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app/{name}", get(ui::asset))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
+        .route("/ca.crt", get(tls::ca_crt))
         .nest_service("/api/v1", api.with_state(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -167,6 +182,15 @@ pub fn router(state: AppState) -> Router {
             count_client_errors,
         ))
         .with_state(state)
+}
+
+/// The plain listener's router: [`router`], and with TLS on (its port
+/// `https`) browsers' page requests redirected there ([`tls`]).
+pub fn plain_router(router: Router, https: Option<u16>) -> Router {
+    match https {
+        Some(port) => router.layer(middleware::from_fn_with_state(port, tls::redirect_browsers)),
+        None => router,
+    }
 }
 
 /// Cross-origin access to the API for the pages served from
@@ -228,12 +252,53 @@ async fn count_client_errors(State(app): State<AppState>, req: Request, next: Ne
     response
 }
 
+/// What the accept loop speaks on its listener.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP (`http.listen`).
+    Plain,
+    /// HTTPS (`http.tls_listen`): the TLS handshake runs in the
+    /// connection's task, within [`HEADER_READ_TIMEOUT`], after the
+    /// connection was admitted against the same caps as a plain one.
+    Tls(tokio_rustls::TlsAcceptor),
+}
+
+/// A number for each connection, unique in the process (extensions: the
+/// connection a paired token authenticated, `crate::pairing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnId(pub u64);
+
+static NEXT_CONN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Serves `router` on an already bound listener until `shutdown`, then
 /// lets open requests finish for up to `grace`. Connections are admitted
 /// against `limits`. The accept loop checks in with `heartbeat` while it
 /// runs.
 pub async fn serve(
     listener: TcpListener,
+    router: Router,
+    limits: Arc<Limits>,
+    shutdown: CancellationToken,
+    grace: Duration,
+    heartbeat: Heartbeat,
+) {
+    serve_on(
+        listener,
+        Transport::Plain,
+        router,
+        limits,
+        shutdown,
+        grace,
+        heartbeat,
+    )
+    .await
+}
+
+/// [`serve`] speaking `transport`. The plain and the TLS listener share
+/// one [`Limits`]: their connections count against the same caps.
+pub async fn serve_on(
+    listener: TcpListener,
+    transport: Transport,
     router: Router,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
@@ -275,34 +340,42 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let kill = force.child_token();
         let conn_kill = ConnKill(kill.clone());
+        let conn_id = ConnId(NEXT_CONN.fetch_add(1, Ordering::Relaxed));
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(conn_kill.clone());
+            req.extensions_mut().insert(conn_id);
             router.clone().oneshot(req)
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(CONN_BUFFER)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         let shutdown = shutdown.clone();
+        let transport = transport.clone();
+        let limits = Arc::clone(&limits);
         connections.spawn(async move {
             // Counted against the caps until the connection is gone.
             let _slot = slot;
-            tokio::pin!(conn);
-            // Dropping the connection (on kill) closes the socket.
-            tokio::select! {
-                _ = conn.as_mut() => return,
-                _ = kill.cancelled() => return,
-                _ = shutdown.cancelled() => {}
-            }
-            // Finish the request in flight (streams end on shutdown), then
-            // close instead of waiting for the next keep-alive request.
-            conn.as_mut().graceful_shutdown();
-            tokio::select! {
-                _ = conn => {}
-                _ = kill.cancelled() => {}
+            match transport {
+                Transport::Plain => drive(stream, service, &kill, &shutdown).await,
+                Transport::Tls(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                    let tls = tokio::select! {
+                        done = handshake => done,
+                        _ = kill.cancelled() => return,
+                        _ = shutdown.cancelled() => return,
+                    };
+                    match tls {
+                        Ok(Ok(tls)) => drive(tls, service, &kill, &shutdown).await,
+                        // A scanner, a client that does not trust the CA
+                        // yet, a stalled handshake: counted, not logged.
+                        _ => {
+                            limits
+                                .metrics()
+                                .http
+                                .tls_handshake_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
             }
         });
     }
@@ -315,5 +388,38 @@ pub async fn serve(
         tracing::warn!("some HTTP connections did not close in time; dropping them");
         force.cancel();
         connections.wait().await;
+    }
+}
+
+/// Serves one connection until it closes, its `kill` switch is cancelled,
+/// or `shutdown` (then the request in flight finishes first).
+async fn drive<I, S>(io: I, service: S, kill: &CancellationToken, shutdown: &CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<hyper::body::Incoming>, Response = Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(CONN_BUFFER)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    // Dropping the connection (on kill) closes the socket.
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = kill.cancelled() => return,
+        _ = shutdown.cancelled() => {}
+    }
+    // Finish the request in flight (streams end on shutdown), then
+    // close instead of waiting for the next keep-alive request.
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn => {}
+        _ = kill.cancelled() => {}
     }
 }

@@ -24,6 +24,7 @@ mod analytics;
 mod backup;
 mod bridged;
 mod guests;
+mod pairings;
 mod reservations;
 mod schema;
 mod timeline;
@@ -255,6 +256,36 @@ pub enum Change {
     PurgeGuests {
         before: SystemTime,
     },
+    /// Tablet pairing (`writer/apply/pairing.rs`, [`crate::pairing`]).
+    Pairing(PairingChange),
+}
+
+/// What a pairing change does; each records one `pairing.*` event. Codes
+/// and tokens come as SHA-256 digests: the plain secrets never reach the
+/// database.
+#[derive(Debug, Clone)]
+pub enum PairingChange {
+    /// `pairing.created`: a code for a tablet named `name` with `role`,
+    /// usable until `expires_at`; refused once `max` tablets are paired or
+    /// being paired (`auth.max_paired`), or while another live pairing has
+    /// the name.
+    Create {
+        name: String,
+        role: crate::auth::Role,
+        code_sha256: [u8; 32],
+        expires_at: SystemTime,
+        max: usize,
+    },
+    /// `pairing.completed`: the code (unexpired, unused, not revoked) is
+    /// spent and the tablet's token is `token_sha256`; the actor is the
+    /// tablet.
+    Complete {
+        code_sha256: [u8; 32],
+        token_sha256: [u8; 32],
+    },
+    /// `pairing.revoked`: the tablet's token (or the unused code) stops
+    /// working.
+    Revoke { id: i64 },
 }
 
 /// What a waitlist change does; each records one `waitlist.*` event.

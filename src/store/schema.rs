@@ -138,6 +138,23 @@ const MIGRATIONS: &[&str] = &[
         opened_seq INTEGER UNIQUE
     );
     CREATE INDEX visits_by_seated_at ON visits (seated_at);",
+    // 8: tablet pairings (`crate::pairing`): SHA-256 digests only. A code
+    // is usable while `code_sha256` is set, `expires_at` (the fixed-width
+    // UTC form of `clock::format`) is ahead and `revoked_at` is NULL; a
+    // tablet is paired while `token_sha256` is set and `revoked_at` NULL.
+    // AUTOINCREMENT: an id is never reused, so an old event or a stale
+    // admin page never names a newer tablet.
+    "CREATE TABLE IF NOT EXISTS pairings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        code_sha256 BLOB UNIQUE,
+        token_sha256 BLOB UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        paired_at TEXT,
+        revoked_at TEXT
+    );",
 ];
 
 /// The schema version this binary writes.

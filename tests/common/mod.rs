@@ -89,6 +89,26 @@ impl TestDaemon {
         TestDaemon { daemon, base, mqtt }
     }
 
+    /// With HTTPS on too (`http.tls_listen` on port 0 of 127.0.0.1): the
+    /// daemon makes its local CA and server certificate in `tls/` next to
+    /// the database at start, as on a Pi's first start. Returns the daemon
+    /// (its `base` is the plain-HTTP URL), the `https://127.0.0.1:<port>`
+    /// URL and the CA certificate's path (PEM), for a client or a browser
+    /// to trust.
+    pub async fn start_tls(config: Config) -> (TestDaemon, String, PathBuf) {
+        let ca = config.http.tls.ca_cert.clone();
+        assert!(
+            config.http.tls_listen.is_some(),
+            "pass a config made with tls_config()"
+        );
+        let daemon = TestDaemon::start(config).await;
+        let https = format!(
+            "https://127.0.0.1:{}",
+            daemon.daemon.https_addr().expect("https listening").port()
+        );
+        (daemon, https, ca)
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.daemon.http_addr()
     }
@@ -96,6 +116,28 @@ impl TestDaemon {
     pub async fn stop(self) {
         self.daemon.stop().await;
     }
+}
+
+/// [`config`] with HTTPS on 127.0.0.1 port 0, for
+/// [`TestDaemon::start_tls`].
+pub fn tls_config(dir: &Path, overrides: &[(&str, &str)]) -> Config {
+    let mut all = vec![("MESERO_HTTP_TLS_LISTEN", "127.0.0.1:0")];
+    all.extend_from_slice(overrides);
+    config(dir, &all)
+}
+
+/// An HTTPS client (rustls with ring) trusting only the CA at `ca_pem`;
+/// it follows no redirects.
+pub fn https_client(ca_pem: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca_pem).expect("read the CA");
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"))
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PATIENCE)
+        .build()
+        .expect("https client")
 }
 
 pub fn http() -> reqwest::Client {
@@ -194,7 +236,17 @@ impl Drop for Sse {
 impl Sse {
     /// Connects to `path` (with query) sending `headers`.
     pub async fn connect(base: &str, path: &str, headers: &[(&str, &str)]) -> Sse {
-        let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+        Sse::connect_with(&reqwest::Client::new(), base, path, headers).await
+    }
+
+    /// [`Sse::connect`] with `client` (e.g. [`https_client`]).
+    pub async fn connect_with(
+        client: &reqwest::Client,
+        base: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Sse {
+        let mut req = client.get(format!("{base}{path}"));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

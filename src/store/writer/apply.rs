@@ -5,6 +5,7 @@
 //! What alert changes do is in [`alerts`](mod@alerts).
 
 mod alerts;
+mod pairing;
 mod reservations;
 mod waitlist;
 
@@ -233,6 +234,7 @@ pub(super) fn apply(
             alerts::escalate(conn, state, stamp, id, actor, &config.alerts)
         }
         Change::Waitlist(change) => waitlist::apply(conn, state, stamp, change, actor),
+        Change::Pairing(change) => pairing::apply(conn, state, stamp, change, actor),
         Change::Forwarded { through } => {
             crate::store::bridged::advance(conn, through)?;
             Ok(Effect::default())
