@@ -34,7 +34,11 @@ async fn raw_subscriber(d: &TestDaemon, id: &str, filter: &str) -> (TcpStream, V
     s.write_all(&Connect::new(id, Some(NODE)).encode())
         .await
         .expect("connect packet");
-    s.write_all(&raw::subscribe(1, &[filter.as_bytes()]))
+    // SUBSCRIBE pkid 1 at QoS 0 (`raw::subscribe` asks for QoS 1).
+    let mut subscribe = vec![0, 1];
+    subscribe.extend(raw::string(filter.as_bytes()));
+    subscribe.push(0);
+    s.write_all(&raw::packet(0x82, &subscribe))
         .await
         .expect("subscribe");
     let mut buf = Vec::new();
@@ -112,7 +116,9 @@ async fn a_slow_subscriber_gets_every_qos0_message_in_order_and_holds_the_publis
     }
     let mut client = publisher.await.expect("publisher");
     // Everything sent went through: a QoS 1 barrier comes back acknowledged.
-    client.publish("load/done", "x", QoS::AtLeastOnce, false).await;
+    client
+        .publish("load/done", "x", QoS::AtLeastOnce, false)
+        .await;
     let s = stats(&d.base).await;
     assert_eq!(s["mqtt"]["slow_subscribers_closed"], 0);
     d.stop().await;
@@ -127,7 +133,9 @@ async fn a_subscriber_that_takes_nothing_is_closed_and_publishers_go_on() {
     watcher.subscribe("load/done").await;
     let publisher = spawn_publisher(mqtt::client(d.mqtt, "fast", Some(NODE)).await);
     let mut client = publisher.await.expect("every publish went out");
-    client.publish("load/done", "x", QoS::AtLeastOnce, false).await;
+    client
+        .publish("load/done", "x", QoS::AtLeastOnce, false)
+        .await;
     assert_eq!(&watcher.next_on("load/done").await.payload[..], b"x");
     let s = stats(&d.base).await;
     assert_eq!(s["mqtt"]["slow_subscribers_closed"], 1);

@@ -49,7 +49,9 @@
 //! (the router never frees a filter's log, each bounded by
 //! `mqtt.segments` × `mqtt.segment_bytes`); retained messages by
 //! `mqtt.max_retained*`, per user and in total; QoS 2 publishes awaiting
-//! PUBREL by `session::MAX_QOS2_INFLIGHT` per connection.
+//! PUBREL by `session::MAX_QOS2_INFLIGHT` per connection; how far a
+//! subscriber may fall behind before publishers to it wait, and for how
+//! long ([`flow`]: the router itself would drop).
 //!
 //! Threads: the router runs on rumqttd's thread; the listeners, sessions
 //! and the daemon's own publisher ([`bridge`]) run on one broker thread

@@ -29,7 +29,9 @@
 //! This file has the connection's life: CONNECT and authentication, the
 //! relay loop, the end. [`publish`] handles inbound PUBLISH (roles, `set`,
 //! readings, retained quotas, the will), [`subscribe`] SUBSCRIBE and
-//! UNSUBSCRIBE, and [`wire`] turns bytes into packets and back.
+//! UNSUBSCRIBE, [`outbound`] the router link both ways (batched writes,
+//! batched wake-ups, the books of [`super::flow`]), and [`wire`] turns
+//! bytes into packets and back.
 
 mod outbound;
 mod publish;
@@ -48,8 +50,8 @@ use crate::config::MqttConfig;
 use bytes::BytesMut;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{
-    ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet,
-    PubComp, PubCompReason,
+    ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet, PubComp,
+    PubCompReason,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
