@@ -8,6 +8,7 @@
 use super::wire::outgoing;
 use super::{End, Session};
 use crate::broker::flow;
+use bytes::Bytes;
 use futures_util::FutureExt as _;
 use rumqttd::Notification;
 use rumqttd::protocol::v4::V4;
@@ -143,7 +144,12 @@ impl Session {
     /// Relays a client's PUBLISH once no subscriber it goes to is too far
     /// behind ([`flow::Flows::wait`]; meanwhile this client's socket is
     /// not read), booked for each of them.
-    pub(super) async fn route(&mut self, publish: Publish) -> Result<(), End> {
+    pub(super) async fn route(&mut self, mut publish: Publish) -> Result<(), End> {
+        // Decoded without a copy, topic and payload point into the read
+        // buffer; the router's log keeps messages for a while, and each
+        // would keep its whole read chunk alive (tens of MB under load).
+        publish.topic = Bytes::copy_from_slice(&publish.topic);
+        publish.payload = Bytes::copy_from_slice(&publish.payload);
         let Ok(topic) = std::str::from_utf8(&publish.topic) else {
             return Ok(());
         };
