@@ -168,6 +168,12 @@ pub struct MqttMetrics {
     /// Detection entries dropped because no implicit detector sensor could
     /// be created for them (`MAX_IMPLICIT_SENSORS`).
     pub implicit_sensors_refused: AtomicU64,
+    /// Client PUBLISHes that waited (their client's socket not read) for
+    /// a subscriber to catch up (`broker::flow`).
+    pub publishes_held: AtomicU64,
+    /// Subscribers closed for holding a publisher back for
+    /// `broker::flow::MAX_HOLD` without catching up.
+    pub slow_subscribers_closed: AtomicU64,
 }
 
 impl MqttMetrics {
@@ -201,6 +207,8 @@ impl MqttMetrics {
             pending_evicted: self.pending_evicted.load(Relaxed),
             set_failed: self.set_failed.load(Relaxed),
             implicit_sensors_refused: self.implicit_sensors_refused.load(Relaxed),
+            publishes_held: self.publishes_held.load(Relaxed),
+            slow_subscribers_closed: self.slow_subscribers_closed.load(Relaxed),
         }
     }
 }
@@ -222,6 +230,8 @@ pub struct MqttSnapshot {
     pub pending_evicted: u64,
     pub set_failed: u64,
     pub implicit_sensors_refused: u64,
+    pub publishes_held: u64,
+    pub slow_subscribers_closed: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -504,6 +514,16 @@ impl Metrics {
                 "mesero_mqtt_implicit_sensors_refused_total",
                 "Detection entries dropped: no room for another implicit detector sensor (MAX_IMPLICIT_SENSORS).",
                 m.implicit_sensors_refused,
+            ),
+            (
+                "mesero_mqtt_publishes_held_total",
+                "MQTT publishes that waited for a slow subscriber to catch up (backpressure).",
+                m.publishes_held,
+            ),
+            (
+                "mesero_mqtt_slow_subscribers_closed_total",
+                "MQTT subscribers closed for holding a publisher back too long (MAX_HOLD).",
+                m.slow_subscribers_closed,
             ),
         ] {
             metric(name, "counter", help, value.to_string());

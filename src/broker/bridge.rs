@@ -229,7 +229,12 @@ impl Bridge {
     }
 
     async fn publish(&mut self, topic: String, payload: impl Into<Bytes>, retain: bool) {
-        let publish = Publish::new(Bytes::from(topic), payload.into(), retain);
+        let payload = payload.into();
+        // Booked for its subscribers, never held back (see `flow`).
+        self.shared
+            .flows
+            .route(&topic, super::flow::size(topic.as_bytes(), &payload));
+        let publish = Publish::new(Bytes::from(topic), payload, retain);
         // See `Session::forward` on why this send may wait but never hangs.
         if let Err(e) = self.tx.send(Packet::Publish(publish, None)).await {
             tracing::error!(error = %e, "cannot publish to the MQTT router");

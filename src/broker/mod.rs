@@ -49,7 +49,9 @@
 //! (the router never frees a filter's log, each bounded by
 //! `mqtt.segments` × `mqtt.segment_bytes`); retained messages by
 //! `mqtt.max_retained*`, per user and in total; QoS 2 publishes awaiting
-//! PUBREL by `session::MAX_QOS2_INFLIGHT` per connection.
+//! PUBREL by `session::MAX_QOS2_INFLIGHT` per connection; how far a
+//! subscriber may fall behind before publishers to it wait, and for how
+//! long ([`flow`]: the router itself would drop).
 //!
 //! Threads: the router runs on rumqttd's thread; the listeners, sessions
 //! and the daemon's own publisher ([`bridge`]) run on one broker thread
@@ -60,6 +62,7 @@
 //! is left to end with the process.
 
 mod bridge;
+mod flow;
 mod limits;
 pub mod screen;
 mod session;
@@ -206,9 +209,16 @@ fn router_config(mqtt: &MqttConfig) -> RouterConfig {
         max_connections: mqtt.max_connections + 1,
         max_outgoing_packet_count: MAX_OUTGOING,
         max_segment_size: mqtt.segment_bytes,
-        max_segment_count: mqtt.segments,
+        max_segment_count: router_segments(mqtt),
         ..RouterConfig::default()
     }
+}
+
+/// Segments the router keeps per filter: `mqtt.segments`, but at least
+/// two, so a full one is always kept while the next fills ([`flow`] holds
+/// publishers back before a subscriber falls further behind).
+fn router_segments(mqtt: &MqttConfig) -> usize {
+    mqtt.segments.max(2)
 }
 
 /// The broker thread's main: everything until stop.
@@ -383,6 +393,9 @@ pub(crate) struct Shared {
     filters: limits::Filters,
     /// Retained messages clients left, against `mqtt.max_retained*`.
     retained: limits::Retained,
+    /// What each subscriber has yet to receive, holding publishers back
+    /// before the router would drop.
+    flows: flow::Flows,
     /// QoS 2 packet ids answered by sessions of persistent clients, kept
     /// across reconnects so a resend is not applied twice.
     qos2: limits::Qos2Sessions,
@@ -422,6 +435,7 @@ impl Shared {
             pending: limits::Pending::new(config.mqtt.max_pending, config.mqtt.max_pending_per_ip),
             filters: limits::Filters::new(config.mqtt.max_filters, config.mqtt.max_subscriptions),
             retained: limits::Retained::new(&config.mqtt),
+            flows: flow::Flows::new(router_segments(&config.mqtt), config.mqtt.segment_bytes),
             qos2: limits::Qos2Sessions::default(),
             next_client: AtomicU64::new(1),
             throttle: Throttle::new(LOG_EVERY),

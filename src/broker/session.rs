@@ -29,8 +29,11 @@
 //! This file has the connection's life: CONNECT and authentication, the
 //! relay loop, the end. [`publish`] handles inbound PUBLISH (roles, `set`,
 //! readings, retained quotas, the will), [`subscribe`] SUBSCRIBE and
-//! UNSUBSCRIBE, and [`wire`] turns bytes into packets and back.
+//! UNSUBSCRIBE, [`outbound`] the router link both ways (batched writes,
+//! batched wake-ups, the books of [`super::flow`]), and [`wire`] turns
+//! bytes into packets and back.
 
+mod outbound;
 mod publish;
 mod subscribe;
 mod wire;
@@ -38,19 +41,17 @@ mod wire;
 use wire::{Invalid, outgoing, read_packet, write_now};
 
 use super::Shared;
+use super::flow::Flow;
 use super::limits::{PendingSlot, Qos2Ids};
 use super::screen::{self, Refusal};
 use super::transport::Transport;
 use crate::auth::{Credentials, Role};
 use crate::config::MqttConfig;
 use bytes::BytesMut;
-use futures_util::FutureExt as _;
-use rumqttd::Notification;
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::{
-    ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet,
-    Protocol as _, PubComp, PubCompReason,
+    ConnAck, ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Login, Packet, PubComp,
+    PubCompReason,
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -68,9 +69,6 @@ pub const MAX_QOS2_INFLIGHT: usize = 100;
 
 /// The retained-message quota all anonymous clients share.
 const ANONYMOUS: &str = "(anonymous)";
-
-/// Outgoing packets are written in batches of at most this many bytes.
-const WRITE_BATCH: usize = 64 * 1024;
 
 /// A client that takes no bytes for this long is disconnected (its socket
 /// buffer is full: it stopped reading). Meanwhile the router holds at most
@@ -146,7 +144,7 @@ pub(super) async fn run(
     deadline: Instant,
     stop: CancellationToken,
 ) {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     let first = tokio::select! {
         _ = pending.evicted() => return,
         first = tokio::time::timeout_at(deadline, read_packet(&shared, &mut io, &mut buf)) => first,
@@ -264,8 +262,11 @@ pub(super) async fn run(
         .user
         .clone()
         .unwrap_or_else(|| ANONYMOUS.to_string());
+    let flow = shared.flows.open();
     let mut session = Session {
         shared: Arc::clone(&shared),
+        flow,
+        stop: stop.clone(),
         io,
         buf,
         out: BytesMut::new(),
@@ -279,6 +280,8 @@ pub(super) async fn run(
         routed_qos2: HashSet::new(),
         subscriptions: HashSet::new(),
         subacks: HashMap::new(),
+        subscribing: HashMap::new(),
+        unsent: None,
     };
     if let Some(packet) = outgoing(ack) {
         session.queue(packet);
@@ -332,6 +335,10 @@ impl Shared {
 
 struct Session {
     shared: Arc<Shared>,
+    /// What this client has yet to receive ([`super::flow`]).
+    flow: Arc<Flow>,
+    /// The daemon is stopping (also ends a publish waiting for room).
+    stop: CancellationToken,
     io: Transport,
     /// Bytes read from the client, not yet a whole packet.
     buf: BytesMut,
@@ -359,6 +366,12 @@ struct Session {
     /// which positions get 0x80 when the router's SUBACK for the rest
     /// comes back.
     subacks: HashMap<u16, Vec<bool>>,
+    /// SUBSCRIBEs relayed to the router: per packet id, the filters it was
+    /// given, booked in [`Session::flow`] once its SUBACK says granted.
+    subscribing: HashMap<u16, Vec<String>>,
+    /// The last packet relayed to the router, not yet woken for
+    /// ([`Session::forward`]).
+    unsent: Option<Packet>,
 }
 
 fn lock(ids: &Qos2Ids) -> std::sync::MutexGuard<'_, HashSet<u16>> {
@@ -382,6 +395,13 @@ impl Session {
                     Ok(None) => break,
                     Err(_) => return End::Lost,
                 }
+            }
+            if let Err(end) = self.send_unsent().await {
+                return end;
+            }
+            if self.buf.is_empty() {
+                // A quiet client keeps no read buffer (see `Transport::read`).
+                self.buf = BytesMut::new();
             }
             if self.flush().await.is_err() {
                 return End::Lost;
@@ -414,6 +434,10 @@ impl Session {
                         return End::Lost;
                     }
                 },
+                _ = self.flow.kicked() => {
+                    tracing::info!(client = ?self.client_id, "MQTT subscriber too slow for a publisher; closed");
+                    return End::Lost;
+                }
                 _ = expired => {
                     tracing::info!(client = ?self.client_id, "MQTT keep-alive expired");
                     return End::Lost;
@@ -422,93 +446,13 @@ impl Session {
         }
     }
 
-    /// Queues a router notification and whatever else is already waiting,
-    /// so a burst goes out in few writes.
-    async fn on_notification(&mut self, first: Notification) -> Result<(), End> {
-        let mut next = Some(first);
-        while let Some(n) = next.take() {
-            match n {
-                // The router paused this link because its buffer filled up;
-                // it resumes only when asked (everything before this is
-                // already queued here).
-                Notification::Unschedule => {
-                    if self.rx.wake().await.is_err() {
-                        return Err(End::Router);
-                    }
-                }
-                Notification::Disconnect(..) => return Err(End::Router),
-                other => match outgoing(other) {
-                    // Answered by `on_unsubscribe` (the router answers
-                    // only filters that were subscribed, once each).
-                    Some(Packet::UnsubAck(..)) | None => {}
-                    Some(Packet::SubAck(ack, _)) => {
-                        let ack = self.merge_suback(ack);
-                        self.queue(Packet::SubAck(ack, None));
-                    }
-                    Some(packet) => self.queue(packet),
-                },
-            }
-            if self.out.len() < WRITE_BATCH {
-                next = match self.rx.next().now_or_never() {
-                    Some(Ok(n)) => n,
-                    Some(Err(_)) => return Err(End::Router),
-                    None => None,
-                };
-            }
-        }
-        self.flush().await.map_err(|_| End::Lost)
-    }
-
-    /// At shutdown: writes what the router still sends (the daemon's
-    /// `offline` status, published just before) until it goes quiet.
-    async fn drain_for_shutdown(&mut self) {
-        let until = Instant::now() + FLUSH_MAX;
-        while let Ok(Ok(Some(n))) =
-            tokio::time::timeout_at(until.min(Instant::now() + FLUSH_QUIET), self.rx.next()).await
-        {
-            if self.on_notification(n).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    fn queue(&mut self, packet: Packet) {
-        if matches!(packet, Packet::Publish(..)) {
-            self.shared.metrics.mqtt.messages_out.fetch_add(1, Relaxed);
-        }
-        if let Err(e) = V4.write(packet, &mut self.out) {
-            tracing::warn!(client = ?self.client_id, error = ?e, "cannot encode an MQTT packet; dropped");
-        }
-    }
-
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if self.out.is_empty() {
-            return Ok(());
-        }
-        let bytes = self.out.split().freeze();
-        tokio::time::timeout(WRITE_TIMEOUT, self.io.write(bytes))
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-    }
-
-    /// Relays a packet to the router.
-    async fn forward(&mut self, packet: Packet) -> Result<(), End> {
-        // The send waits only while the router's queue is full; the router
-        // never waits for a link, so this always resumes. It runs on the
-        // broker's own thread, never on the daemon's runtime.
-        self.tx
-            .send(packet)
-            .await
-            .map(|_| ())
-            .map_err(|_| End::Router)
-    }
-
     async fn on_packet(&mut self, packet: Packet) -> Result<(), End> {
         match packet {
             Packet::Publish(publish, _) => self.on_publish(publish).await,
             Packet::PubRel(rel, _) => {
                 if self.routed_qos2.remove(&rel.pkid) {
-                    return self.forward(Packet::PubRel(rel, None)).await;
+                    self.forward(Packet::PubRel(rel, None));
+                    return Ok(());
                 }
                 // Ours, or unknown (§4.3.3: answered all the same; the
                 // router would release some other held publish, or drop
@@ -531,8 +475,7 @@ impl Session {
                         reason_code: DisconnectReasonCode::NormalDisconnection,
                     },
                     None,
-                ))
-                .await?;
+                ));
                 Err(End::Clean)
             }
             // Packets only a server sends, or a second CONNECT.
@@ -541,7 +484,10 @@ impl Session {
             | Packet::SubAck(..)
             | Packet::UnsubAck(..)
             | Packet::PingResp(..) => Err(self.protocol_error("MQTT client sent a server packet")),
-            other => self.forward(other).await,
+            other => {
+                self.forward(other);
+                Ok(())
+            }
         }
     }
 
@@ -562,12 +508,15 @@ impl Session {
     /// Tells the router the connection is gone (unless it already knows),
     /// sending the client's will first if the connection was lost.
     async fn finish(mut self, end: End) {
+        // What was decoded before the end still goes (a DISCONNECT, too).
+        let _ = self.send_unsent().await;
         if end == End::Lost {
             if let Some(will) = self.will.take() {
                 self.send_will(will).await;
             }
         }
         self.shared.qos2.close(&self.client_id, &self.own_qos2);
+        self.shared.flows.close(&self.flow);
         if matches!(end, End::Lost | End::Shutdown | End::Failed) {
             let disconnect = Disconnect {
                 reason_code: DisconnectReasonCode::NormalDisconnection,

@@ -10,7 +10,7 @@
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::io;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,6 +20,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{
 };
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Most bytes one read takes from a TCP peer.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// A WebSocket peer's bytes refused before they reached the MQTT decoder
 /// (inside an [`io::Error`] of kind `InvalidData`).
@@ -46,10 +49,20 @@ pub enum Transport {
 
 impl Transport {
     /// Appends what the peer sends next to `buf`; `false` once it closed.
-    /// Cancel-safe: nothing is lost if the future is dropped.
+    /// Cancel-safe: nothing is lost if the future is dropped. Room in
+    /// `buf` is made only once bytes are there, so a quiet connection
+    /// needs no read buffer.
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
         match self {
-            Transport::Tcp(stream) => Ok(stream.read_buf(buf).await? > 0),
+            Transport::Tcp(stream) => loop {
+                stream.readable().await?;
+                buf.reserve(READ_CHUNK);
+                match stream.try_read_buf(buf) {
+                    Ok(n) => return Ok(n > 0),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            },
             Transport::Ws(ws) => loop {
                 match ws.next().await {
                     None | Some(Ok(Message::Close(_))) => return Ok(false),

@@ -91,7 +91,8 @@ pub struct MqttConfig {
     pub max_connections: usize,
     /// Size of one segment of the broker's in-memory log per subscription
     /// filter, and how many segments are kept: together they bound the
-    /// memory a subscription filter can hold.
+    /// memory a subscription filter can hold (the broker keeps at least
+    /// two segments, see `broker::router_segments`).
     pub segment_bytes: usize,
     pub segments: usize,
     /// A socket must complete its CONNECT (and WebSocket handshake) within
@@ -217,7 +218,8 @@ pub(super) fn check(raw: Mqtt, site: &str) -> Result<MqttConfig, ConfigError> {
     let segment_bytes: usize = int_in("mqtt.segment_bytes", raw.segment_bytes, 4096, 64 << 20)?;
     let segments: usize = int_in("mqtt.segments", raw.segments, 1, 1024)?;
     let max_filters: usize = int_in("mqtt.max_filters", raw.max_filters, 1, 100_000)?;
-    let filter_log_bytes = (max_filters as u128) * (segments as u128) * (segment_bytes as u128);
+    let filter_log_bytes =
+        (max_filters as u128) * (segments.max(2) as u128) * (segment_bytes as u128);
     if filter_log_bytes > MAX_FILTER_LOG_BYTES {
         return Err(key_error(
             "mqtt.max_filters",

@@ -85,7 +85,7 @@ impl Session {
         if qos == 2 {
             self.routed_qos2.insert(pkid);
         }
-        self.forward(Packet::Publish(publish, None)).await
+        self.route(publish).await
     }
 
     /// Whether this client may leave a retained message of `size` payload
@@ -374,6 +374,8 @@ impl Session {
         if let Inbound::Sensor(sensor) = inbound {
             self.on_sensor(sensor, &topic, &will.message);
         }
+        let size = crate::broker::flow::size(topic.as_bytes(), &will.message);
+        self.shared.flows.route(&topic, size);
         let publish = Publish::new(will.topic, will.message, will.retain);
         let _ = self.tx.send(Packet::Publish(publish, None)).await;
     }

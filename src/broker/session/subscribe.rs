@@ -41,8 +41,10 @@ impl Session {
             self.subacks.insert(pkid, refused);
         }
         let filters = kept;
-        self.forward(Packet::Subscribe(Subscribe { pkid, filters }, None))
-            .await
+        self.subscribing
+            .insert(pkid, filters.iter().map(|f| f.path.clone()).collect());
+        self.forward(Packet::Subscribe(Subscribe { pkid, filters }, None));
+        Ok(())
     }
 
     /// Whether this connection may add `filter` (`mqtt.max_subscriptions`
@@ -69,6 +71,19 @@ impl Session {
         }
         self.subscriptions.insert(filter.to_string());
         true
+    }
+
+    /// The router granted (some of) a SUBSCRIBE: from now on what goes to
+    /// those filters is booked against this client ([`crate::broker::flow`]).
+    pub(super) fn booked(&mut self, ack: &SubAck) {
+        let Some(filters) = self.subscribing.remove(&ack.pkid) else {
+            return;
+        };
+        for (filter, code) in filters.iter().zip(&ack.return_codes) {
+            if *code != SubscribeReasonCode::Failure {
+                self.flow.subscribed(filter);
+            }
+        }
     }
 
     /// The router's SUBACK with 0x80 put back where filters were refused.
@@ -103,6 +118,7 @@ impl Session {
             match screen::filter(&f) {
                 Ok(()) => {
                     self.subscriptions.remove(&f);
+                    self.flow.unsubscribed(&f);
                     filters.push(f);
                 }
                 Err(refusal) => {
@@ -112,8 +128,7 @@ impl Session {
             }
         }
         if !filters.is_empty() {
-            self.forward(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None))
-                .await?;
+            self.forward(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None));
         }
         self.queue(Packet::UnsubAck(
             UnsubAck {
