@@ -412,10 +412,12 @@ struct Guest {
     size: u32,
 }
 
-#[tokio::test]
-async fn on_a_replayed_evening_the_learned_quotes_beat_the_fixed_turn_time() {
+/// Imports the history of seed `evening`, replays one evening of walk-ins on it
+/// (seated the way the daemon offers tables) and returns the daemon's
+/// quote report of that evening.
+async fn replayed_evening(evening: u64) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = Rng(13);
+    let mut rng = Rng(evening);
     let mut floor: Vec<(i64, u32)> = (1..=6).map(|id| (id, 2)).collect();
     floor.extend((7..=12).map(|id| (id, 4)));
     floor.extend((13..=15).map(|id| (id, 6)));
@@ -498,26 +500,40 @@ async fn on_a_replayed_evening_the_learned_quotes_beat_the_fixed_turn_time() {
     assert_eq!(status, 200, "{score}");
     let parties = score["parties"].as_u64().expect("parties");
     assert_eq!(parties as usize, arrivals.len(), "{score}");
-    let model = score["model"]["mae_minutes"].as_f64().expect("model mae");
-    let baseline = score["baseline"]["mae_minutes"]
-        .as_f64()
-        .expect("baseline mae");
-    let coverage = score["model"]["p80_coverage"].as_f64().expect("coverage");
-    eprintln!("replayed evening: {parties} parties, {score}");
-    assert!(
-        model <= 0.7 * baseline,
-        "model MAE {model:.1} vs baseline {baseline:.1}: {score}"
-    );
-    // Issue 13 asks for 70-90 %. Measured on this evening: 0.94 (and 0.91
-    // with another seed): in a long queue the simulated waits run ~15 %
-    // long (the median turn times themselves are right, see the test
-    // above), so the P80 over-covers. The lower bound holds; the upper
-    // one is loosened until the simulation's bias is found.
-    assert!(
-        (0.7..=0.95).contains(&coverage),
-        "P80 coverage {coverage:.2}: {score}"
-    );
     d.stop().await;
+    score
+}
+
+/// Issue 13, test 3. One evening's waits are strongly correlated (every
+/// party in a long line waits on the same few turns), so its P80 coverage
+/// swings with that evening's luck: measured 0.93 on seed 13 (its turns
+/// ran 5 % under the true medians), 0.80 on 14, 0.84 on 15, 0.73 to 0.89
+/// on seeds 1 to 6. Coverage is therefore judged over three evenings;
+/// each must beat the baseline on its own.
+#[tokio::test]
+async fn on_a_replayed_evening_the_learned_quotes_beat_the_fixed_turn_time() {
+    let (mut parties, mut covered) = (0.0, 0.0);
+    for seed in [13, 14, 15] {
+        let score = replayed_evening(seed).await;
+        let n = score["parties"].as_f64().expect("parties");
+        let model = score["model"]["mae_minutes"].as_f64().expect("model mae");
+        let baseline = score["baseline"]["mae_minutes"]
+            .as_f64()
+            .expect("baseline mae");
+        let coverage = score["model"]["p80_coverage"].as_f64().expect("coverage");
+        eprintln!("replayed evening {seed}: {score}");
+        assert!(
+            model <= 0.7 * baseline,
+            "seed {seed}: model MAE {model:.1} vs baseline {baseline:.1}: {score}"
+        );
+        parties += n;
+        covered += coverage * n;
+    }
+    let coverage = covered / parties;
+    assert!(
+        (0.7..=0.9).contains(&coverage),
+        "P80 coverage over the evenings {coverage:.2}"
+    );
 }
 
 #[tokio::test]
