@@ -406,6 +406,63 @@ async fn a_host_override_is_recorded_and_without_history_the_baseline_quotes() {
     d.stop().await;
 }
 
+#[tokio::test]
+async fn a_new_party_size_is_quoted_again_at_the_same_place_in_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seed(dir.path(), &[(1, 4), (2, 6)], Vec::new()).await;
+    let d = TestDaemon::start_at(site(dir.path()), Wall::manual(at(EVENING))).await;
+    put_state(&d.base, Some(STAFF), 2, r#"{"state": "occupied"}"#).await;
+    let (_, a) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "A", "party_size": 4}),
+    )
+    .await;
+    assert_eq!(
+        (
+            a["quote_p50_minutes"].clone(),
+            a["baseline_minutes"].clone()
+        ),
+        (json!(0), json!(0)),
+        "the four-top is free: {a}"
+    );
+    let (_, b) = post(
+        &d.base,
+        "/api/v1/waitlist",
+        json!({"name": "B", "party_size": 2}),
+    )
+    .await;
+    // A is six after all: only the occupied six-top seats it now.
+    let patch = |id: &Value, body: Value| {
+        let url = format!("{}/api/v1/waitlist/{id}", d.base);
+        async move {
+            let res = http()
+                .patch(url)
+                .bearer_auth(STAFF)
+                .json(&body)
+                .send()
+                .await
+                .expect("PATCH");
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let a = patch(&a["id"], json!({"party_size": 6})).await;
+    assert_eq!(
+        (
+            a["quote_p50_minutes"].clone(),
+            a["quote_p80_minutes"].clone(),
+            a["baseline_minutes"].clone(),
+            a["quote_source"].clone()
+        ),
+        (json!(75), json!(100), json!(75), json!("baseline")),
+        "{a}"
+    );
+    // B's quote stands when its size does not change.
+    let same = patch(&b["id"], json!({"party_size": 2, "name": "Bea"})).await;
+    assert_eq!(same["quote_p50_minutes"], b["quote_p50_minutes"], "{same}");
+    d.stop().await;
+}
+
 /// A walk-in of the replayed evening.
 struct Guest {
     id: i64,

@@ -85,21 +85,7 @@ pub async fn add(
 ) -> Result<Response, ApiError> {
     let line = app.store.waitlist(None, MAX_WAITING).await?;
     let ahead: Vec<u32> = line.iter().map(|p| p.party_size).collect();
-    let turn = app.config.waitlist.turn_time;
-    let (tables, booked) = waitlist::task::walk_in_view(&app.store, &app.hub.tables(), turn).await;
-    let model = app.hub.predictor().model();
-    let quote = waitlist::quote(
-        app.store.wall().now(),
-        &waitlist::Line {
-            tables: &tables,
-            ahead: &ahead,
-            booked: &booked,
-            turn,
-            bussing: app.config.occupancy.bussing,
-        },
-        body.party_size,
-        model.as_deref(),
-    );
+    let quote = quote_for(&app, &ahead, body.party_size).await;
     let new = NewParty {
         name: body.name,
         party_size: body.party_size,
@@ -114,6 +100,26 @@ pub async fn add(
         .await?;
     let party = party_of(applied.event.as_ref().map(|e| &e.data))?;
     answer(&app, StatusCode::CREATED, party).await
+}
+
+/// The daemon's quote, as of now, for a party of `size` behind parties
+/// of the sizes `ahead` (in line order).
+async fn quote_for(app: &AppState, ahead: &[u32], size: u32) -> waitlist::Quoted {
+    let turn = app.config.waitlist.turn_time;
+    let (tables, booked) = waitlist::task::walk_in_view(&app.store, &app.hub.tables(), turn).await;
+    let model = app.hub.predictor().model();
+    waitlist::quote(
+        app.store.wall().now(),
+        &waitlist::Line {
+            tables: &tables,
+            ahead,
+            booked: &booked,
+            turn,
+            bussing: app.config.occupancy.bussing,
+        },
+        size,
+        model.as_deref(),
+    )
 }
 
 /// `Some(value)` for a field that is present, `null` included, so a PATCH
@@ -151,12 +157,31 @@ pub async fn edit(
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    // A new party size is a new quote, from the party's place in line:
+    // the old one was for tables this party may no longer fit.
+    let mut quote = None;
+    if let Some(size) = body.party_size {
+        let line = app.store.waitlist(None, MAX_WAITING).await?;
+        let resized = line
+            .iter()
+            .any(|p| p.id == id && p.status.in_line() && p.party_size != size);
+        if resized && waitlist::check_party_size(size).is_ok() {
+            let mut before: Vec<&Party> = line
+                .iter()
+                .filter(|p| p.status.in_line() && p.id < id)
+                .collect();
+            before.sort_by_key(|p| p.id);
+            let ahead: Vec<u32> = before.iter().map(|p| p.party_size).collect();
+            quote = Some(quote_for(&app, &ahead, size).await);
+        }
+    }
     let edit = PartyEdit {
         name: body.name,
         party_size: body.party_size,
         phone: body.phone,
         notes: body.notes,
         quoted_minutes: body.quoted_minutes,
+        quote,
     };
     let change = WaitlistChange::Edit { id, edit };
     let applied = app

@@ -18,7 +18,9 @@
 //! the data a learned quote is trained on. With them it keeps
 //! `quote_source` (model, baseline or host) and `baseline_minutes` (what
 //! the fixed turn-time rule quoted at the same moment), so
-//! [`score`] compares the two honestly on the same parties.
+//! [`score`] compares the two honestly on the same parties. The quote is
+//! made when the party is added and again only if its size changes (then
+//! for the new size, at its place in line).
 
 pub mod score;
 pub mod simulate;
@@ -70,6 +72,9 @@ pub struct PartyEdit {
     pub phone: Option<Option<String>>,
     pub notes: Option<Option<String>>,
     pub quoted_minutes: Option<Option<u32>>,
+    /// The daemon's quote again, when `party_size` changes (made by the
+    /// route for the new size at the party's place in line).
+    pub quote: Option<Quoted>,
 }
 
 /// A refused value: the field and why.

@@ -79,6 +79,15 @@ pub(super) fn apply(
             if let Some(notes) = edit.notes {
                 party.notes = notes;
             }
+            if let Some(q) = edit.quote {
+                party.quote_p50_minutes = q.quote.p50;
+                party.quote_p80_minutes = q.quote.p80;
+                party.quote_predicted_from = Some(q.predicted_from);
+                party.baseline_minutes = Some(q.baseline);
+                if party.quoted_minutes.is_none() {
+                    party.quote_source = Some(q.source);
+                }
+            }
             if let Some(quoted) = edit.quoted_minutes {
                 party.quoted_minutes = quoted;
                 party.quote_source = Some(match (quoted, party.quote_predicted_from) {
