@@ -275,6 +275,23 @@ async fn predictions_match_the_true_lognormal_turn_times_and_are_conditional_on_
     // The first fit runs at start: wait for it on a table seated by staff.
     put_state(&d.base, Some(STAFF), 4, r#"{"state": "occupied"}"#).await;
     until_fitted(&d.base, 4).await;
+    // A staff seating's party size is what the four-top predicts from.
+    let (status, body) = put_state(
+        &d.base,
+        Some(STAFF),
+        4,
+        r#"{"state": "occupied", "party_size": 2}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    within(
+        minutes_to(
+            &get_json(&d.base, "/api/v1/tables/4").await,
+            "expected_free_at",
+        ),
+        true_quantile(2, 0.0, 0.5),
+        "P50 of a staff-seated 2 at a four-top",
+    );
     put_state(&d.base, Some(STAFF), 4, r#"{"state": "free"}"#).await;
     let mut stream = Sse::connect(&d.base, "/api/v1/stream?types=table", &[]).await;
     for (size, table) in [(2, 1), (4, 2), (6, 3)] {
