@@ -330,6 +330,13 @@ async fn bring_up(
             liveness.register("upstream"),
             parts.shutdown.clone(),
         ));
+        if bridge.analytics {
+            parts.tasks.spawn(crate::upstream::rollup::run(
+                store.clone(),
+                liveness.register("rollups"),
+                parts.shutdown.clone(),
+            ));
+        }
     }
 
     let sources = Sources {

@@ -247,10 +247,11 @@ pub enum EventType {
     PairingCreated,
     PairingCompleted,
     PairingRevoked,
+    AnalyticsHourly,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 25] = [
         EventType::TableState,
         EventType::TableCreated,
         EventType::TableUpdated,
@@ -275,6 +276,7 @@ impl EventType {
         EventType::PairingCreated,
         EventType::PairingCompleted,
         EventType::PairingRevoked,
+        EventType::AnalyticsHourly,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -303,6 +305,7 @@ impl EventType {
             EventType::PairingCreated => "pairing.created",
             EventType::PairingCompleted => "pairing.completed",
             EventType::PairingRevoked => "pairing.revoked",
+            EventType::AnalyticsHourly => "analytics.hourly",
         }
     }
 
@@ -741,6 +744,30 @@ impl PartySizeSource {
     }
 }
 
+/// One hour of a site (`analytics.hourly`, docs/MULTI-SITE.md): what HQ
+/// sums across sites without reading every table event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HourlyRollup {
+    /// The hour's start, RFC 3339 UTC (the hour is `[hour, hour + 1 h)`).
+    pub hour: String,
+    /// Tables on the floor plan when it was recorded.
+    pub tables: usize,
+    /// Visits seated in the hour, and their known party sizes summed.
+    pub seated: usize,
+    pub covers: u64,
+    /// Visits that ended in the hour, and their median length.
+    pub ended: usize,
+    pub median_turn_minutes: Option<f64>,
+    /// Occupied table-minutes in the hour over `tables` × 60 (0..1).
+    pub utilization: f64,
+    pub no_shows: u64,
+    pub waitlist_seated: u64,
+    pub walk_aways: u64,
+    pub alerts_raised: u64,
+    pub alerts_acked: u64,
+}
+
 /// The `type` and `data` of an event: one variant per type produced
 /// today. The serde `rename` of each variant is its wire name and must be
 /// its [`EventType::as_str`] (the golden test checks both).
@@ -844,6 +871,10 @@ pub enum EventData {
     /// An admin revoked a paired tablet, or withdrew an unused code.
     #[serde(rename = "pairing.revoked")]
     PairingRevoked { pairing: Pairing },
+    /// One hour of the room in numbers, recorded on the hour for the
+    /// upstream bridge (`upstream::rollup`).
+    #[serde(rename = "analytics.hourly")]
+    AnalyticsHourly { rollup: HourlyRollup },
     #[serde(skip)]
     Other {
         kind: String,
@@ -879,6 +910,7 @@ impl EventData {
             EventData::PairingCreated { .. } => EventType::PairingCreated,
             EventData::PairingCompleted { .. } => EventType::PairingCompleted,
             EventData::PairingRevoked { .. } => EventType::PairingRevoked,
+            EventData::AnalyticsHourly { .. } => EventType::AnalyticsHourly,
             EventData::Other { .. } => return None,
         })
     }

@@ -23,7 +23,9 @@ fn have_mosquitto() -> bool {
 }
 
 /// The `[bridge]` keys of a test: this site's upstream user, short
-/// backoff steps, a fast drain.
+/// backoff steps, a fast drain, and no hourly rollups (tests/rollups.rs
+/// has them on a manual clock; here an hour turning mid-test would add an
+/// event).
 fn bridge_env(url: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("MESERO_BRIDGE_URL", url.to_string()),
@@ -32,6 +34,7 @@ fn bridge_env(url: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str,
         ("MESERO_BRIDGE_RECONNECT_MIN", "50ms".to_string()),
         ("MESERO_BRIDGE_RECONNECT_MAX", "400ms".to_string()),
         ("MESERO_BRIDGE_BACKLOG_RATE", "2000".to_string()),
+        ("MESERO_BRIDGE_ANALYTICS", "false".to_string()),
     ];
     for (k, v) in extra {
         env.retain(|(key, _)| key != k);

@@ -307,6 +307,7 @@ fn variant(data: &EventData) -> usize {
         EventData::PairingCreated { .. }
         | EventData::PairingCompleted { .. }
         | EventData::PairingRevoked { .. } => 18,
+        EventData::AnalyticsHourly { .. } => 19,
     }
 }
 
@@ -978,4 +979,44 @@ fn pairing_events_go_out_as_documented() {
         let published = Published::new(event);
         assert_eq!(published.json, wire.as_bytes());
     }
+}
+
+/// The hourly rollup for HQ (issue 15, docs/MULTI-SITE.md).
+const ROLLUP_WIRE: &str = r#"{"seq":77,"ts":"2026-12-02T20:00:00.004Z","type":"analytics.hourly","table":null,"actor":"system","data":{"rollup":{"alerts_acked":4,"alerts_raised":4,"covers":14,"ended":3,"hour":"2026-12-02T19:00:00.000Z","median_turn_minutes":52.5,"no_shows":0,"seated":5,"tables":12,"utilization":0.41,"waitlist_seated":2,"walk_aways":1}}}"#;
+
+#[test]
+fn the_hourly_rollup_goes_out_as_documented() {
+    let event = Event {
+        seq: 77,
+        ts: "2026-12-02T20:00:00.004Z".into(),
+        table: None,
+        actor: Actor::System,
+        data: EventData::AnalyticsHourly {
+            rollup: mesero::domain::HourlyRollup {
+                hour: "2026-12-02T19:00:00.000Z".into(),
+                tables: 12,
+                seated: 5,
+                covers: 14,
+                ended: 3,
+                median_turn_minutes: Some(52.5),
+                utilization: 0.41,
+                no_shows: 0,
+                waitlist_seated: 2,
+                walk_aways: 1,
+                alerts_raised: 4,
+                alerts_acked: 4,
+            },
+        },
+    };
+    assert_eq!(variant(&event.data), 19);
+    assert_eq!(
+        serde_json::to_string(&event).expect("serialise"),
+        ROLLUP_WIRE
+    );
+    assert_eq!(
+        event.data.event_type().map(EventType::as_str),
+        Some("analytics.hourly")
+    );
+    let back: Event = serde_json::from_str(ROLLUP_WIRE).expect("deserialise");
+    assert_eq!(back, event);
 }

@@ -335,6 +335,7 @@ fn environment_keys_are_derived_from_the_raw_structs() {
         "bridge topic_prefix Str",
         "bridge events Bool",
         "bridge state Bool",
+        "bridge analytics Bool",
         "bridge max_backlog_days Int",
         "bridge backlog_rate Int",
         "bridge max_inflight Int",

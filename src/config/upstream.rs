@@ -45,6 +45,8 @@ pub struct Bridge {
     /// Event type prefixes to forward (`table`, `alert.raised`); empty: all.
     pub event_types: Vec<String>,
     pub state: bool,
+    /// Hourly analytics rollups (`analytics.hourly` events).
+    pub analytics: bool,
     pub max_backlog_days: i64,
     pub backlog_rate: u64,
     pub max_inflight: u64,
@@ -69,6 +71,7 @@ impl Default for Bridge {
             events: true,
             event_types: Vec::new(),
             state: true,
+            analytics: true,
             max_backlog_days: 7,
             backlog_rate: 100,
             max_inflight: 32,
@@ -97,6 +100,9 @@ pub struct BridgeConfig {
     pub events: bool,
     pub event_types: Vec<String>,
     pub state: bool,
+    /// Records an hourly rollup (`upstream::rollup`) and forwards it,
+    /// whatever `events` and `event_types` say.
+    pub analytics: bool,
     /// Retention keeps an event the upstream has not acknowledged for this
     /// long, even past `storage.retention_days`; older ones become a gap.
     pub max_backlog: Duration,
@@ -125,6 +131,9 @@ impl std::fmt::Debug for BridgeConfig {
 impl BridgeConfig {
     /// Whether events of type `kind` are forwarded.
     pub fn forwards(&self, kind: &str) -> bool {
+        if kind == "analytics.hourly" {
+            return self.analytics;
+        }
         self.events
             && (self.event_types.is_empty()
                 || self.event_types.iter().any(|t| {
@@ -244,6 +253,7 @@ pub(super) fn check(raw: Bridge, site: &str) -> Result<Option<BridgeConfig>, Con
         events: raw.events,
         event_types: raw.event_types,
         state: raw.state,
+        analytics: raw.analytics,
         max_backlog: Duration::from_secs(u64::from(max_backlog_days) * 86_400),
         max_backlog_days,
         backlog_rate: int_in("bridge.backlog_rate", raw.backlog_rate, 1, 10_000)?,
@@ -504,6 +514,17 @@ mod tests {
         let b = check(raw, "s").expect("ok").expect("on");
         assert!(b.forwards("table.state") && b.forwards("alert.raised"));
         assert!(!b.forwards("tables.x") && !b.forwards("alert.acked"));
+        assert!(
+            b.forwards("analytics.hourly"),
+            "rollups go with bridge.analytics"
+        );
+        let raw = Bridge {
+            events: false,
+            analytics: false,
+            ..bridge("mqtt://h")
+        };
+        let b = check(raw, "s").expect("ok").expect("on");
+        assert!(!b.forwards("analytics.hourly") && !b.forwards("table.state"));
     }
 
     #[test]

@@ -6,8 +6,17 @@
 use super::{Store, StoreError};
 use crate::visits::analytics::{Analytics, Input, compute};
 use jiff::civil::Date;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use std::time::SystemTime;
+
+/// What one hour's rollup is made from ([`Store::hour`]).
+#[derive(Debug, Clone)]
+pub struct HourRows {
+    pub tables: usize,
+    pub visits: Vec<crate::domain::Visit>,
+    /// `(event type, count)` of the events recorded in the hour.
+    pub counts: Vec<(String, u64)>,
+}
 
 /// What the range's rows hold beyond the visits.
 struct Rows {
@@ -119,6 +128,55 @@ impl Store {
                 sensor_events: rows.sensor_events,
                 log_start: rows.log_start,
             }))
+        })
+        .await
+    }
+
+    /// What one hour's rollup reads (`upstream::rollup`): the tables, the
+    /// visits that overlap `[start, end)` (seated up to a day before it),
+    /// and how many events of each type were recorded in it.
+    pub async fn hour(&self, start: SystemTime, end: SystemTime) -> Result<HourRows, StoreError> {
+        let from = crate::clock::format(start - std::time::Duration::from_secs(86_400));
+        let (start_s, end_s) = (crate::clock::format(start), crate::clock::format(end));
+        self.read(move |conn| {
+            let tx = conn.transaction()?;
+            let tables = super::load_tables(&tx)?.len();
+            let visits = super::visits::load(&tx, Some(&from), Some(&end_s))?
+                .into_iter()
+                .filter(|v| v.left_at.as_ref().is_none_or(|left| *left > start_s))
+                .collect();
+            let mut stmt = tx.prepare(
+                "SELECT type, COUNT(*) FROM events WHERE ts >= ?1 AND ts < ?2 GROUP BY type",
+            )?;
+            let counts = stmt
+                .query_map(params![start_s, end_s], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            drop(stmt);
+            tx.commit()?;
+            Ok(HourRows {
+                tables,
+                visits,
+                counts,
+            })
+        })
+        .await
+    }
+
+    /// The `hour` of the newest `analytics.hourly` event still kept.
+    pub async fn last_rollup_hour(&self) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            let hour = conn
+                .query_row(
+                    "SELECT json_extract(data, '$.rollup.hour') FROM events
+                      WHERE type = 'analytics.hourly' AND json_valid(data)
+                      ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()?;
+            Ok(hour.flatten())
         })
         .await
     }

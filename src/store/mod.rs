@@ -21,6 +21,7 @@
 
 mod alerts;
 mod analytics;
+pub use analytics::HourRows;
 mod backup;
 mod bridged;
 mod guests;

@@ -32,6 +32,7 @@
 //! STATUS line show comes from [`crate::metrics::UpstreamMetrics`].
 
 mod outbox;
+pub mod rollup;
 mod session;
 
 use crate::config::BridgeConfig;
