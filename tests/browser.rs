@@ -25,8 +25,9 @@ static SUITE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The dev config's floor plan and tokens, without the simulated sensors,
 /// plus one MQTT sensor on table 12 that never reports (so the table goes
-/// `unknown`, "sin datos").
-fn dev_config(dir: &std::path::Path) -> mesero::config::Config {
+/// `unknown`, "sin datos"); HTTPS on `tls_listen` (its CA and certificate
+/// made in `dir/tls` at the first start, kept across a restart).
+fn dev_config(dir: &std::path::Path, tls_listen: &str) -> mesero::config::Config {
     let text = std::fs::read_to_string("config/mesero.toml").expect("dev config");
     let cut = text
         .find("\n[[sensors]]\n")
@@ -42,47 +43,100 @@ fn dev_config(dir: &std::path::Path) -> mesero::config::Config {
         ),
         ("MESERO_MQTT_LISTEN".into(), "127.0.0.1:0".into()),
         ("MESERO_HTTP_RETRY".into(), "200ms".into()),
+        ("MESERO_HTTP_TLS_LISTEN".into(), tls_listen.into()),
     ];
     mesero::config::Config::from_toml(std::path::Path::new("config/mesero.toml"), &text, env)
         .expect("dev config loads")
 }
 
-/// The app's address as a browser opens it. Plain HTTP on loopback for
-/// now (a secure context for Chromium); the TLS listener switches this
-/// one place to HTTPS with the test CA in Chromium's NSS store.
-fn app_url(daemon: &TestDaemon, path: &str) -> String {
-    format!("{}{path}", daemon.base)
+/// A dev daemon with its HTTPS listener: the tests' API calls use plain
+/// HTTP (`daemon.base`), the browsers HTTPS (`https`) with the daemon's
+/// CA (`ca`) trusted in their NSS store.
+struct App {
+    daemon: TestDaemon,
+    https: String,
+    ca: std::path::PathBuf,
 }
 
-async fn start_daemon(dir: &std::path::Path) -> TestDaemon {
-    TestDaemon::start(dev_config(dir)).await
+impl std::ops::Deref for App {
+    type Target = TestDaemon;
+    fn deref(&self) -> &TestDaemon {
+        &self.daemon
+    }
 }
 
-/// The same daemon again on `addr` (its database in `dir`).
-async fn restart_daemon(dir: &std::path::Path, addr: SocketAddr) -> TestDaemon {
+/// Where a stopped [`App`] listened, to start it again there.
+struct Stopped {
+    http: SocketAddr,
+    tls: SocketAddr,
+    https: String,
+    ca: std::path::PathBuf,
+}
+
+impl App {
+    async fn stop(self) -> Stopped {
+        let stopped = Stopped {
+            http: self.addr(),
+            tls: self.daemon.daemon.https_addr().expect("https listening"),
+            https: self.https,
+            ca: self.ca,
+        };
+        self.daemon.stop().await;
+        stopped
+    }
+
+    /// A chromedriver whose browsers trust this daemon's CA.
+    fn driver(&self) -> Driver {
+        Driver::start(&self.ca)
+    }
+}
+
+/// The app's address as a browser opens it: HTTPS, as on a tablet (a
+/// loopback `http://` URL would be a secure context anyway and hide a
+/// certificate the browser refuses).
+fn app_url(app: &App, path: &str) -> String {
+    format!("{}{path}", app.https)
+}
+
+async fn start_daemon(dir: &std::path::Path) -> App {
+    let (daemon, https, ca) = TestDaemon::start_tls(dev_config(dir, "127.0.0.1:0")).await;
+    App { daemon, https, ca }
+}
+
+/// The same daemon again on the same two ports (its database and
+/// certificates in `dir`), once the old one let go of them.
+async fn restart_daemon(dir: &std::path::Path, old: Stopped) -> App {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
+    let daemon = loop {
+        let attempt = match tokio::net::TcpListener::bind(old.http).await {
+            Ok(listener) => mesero::daemon::Daemon::start_at(
+                dev_config(dir, &old.tls.to_string()),
+                Some(listener),
+                mesero::systemd::Supervision::none(),
+                mesero::clock::Wall::system(),
+            )
+            .await
+            .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("rebind {}: {e}", old.http)),
+        };
+        match attempt {
+            Ok(daemon) => break daemon,
             Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "rebind {addr}: {e}");
+                assert!(tokio::time::Instant::now() < deadline, "restart: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     };
-    let daemon = mesero::daemon::Daemon::start_at(
-        dev_config(dir),
-        Some(listener),
-        mesero::systemd::Supervision::none(),
-        mesero::clock::Wall::system(),
-    )
-    .await
-    .expect("daemon restarts");
+    assert_eq!(daemon.https_addr(), Some(old.tls), "the same HTTPS port");
     let mqtt = daemon.mqtt_addr().expect("mqtt");
-    TestDaemon {
-        base: format!("http://{}", daemon.http_addr()),
-        daemon,
-        mqtt,
+    App {
+        daemon: TestDaemon {
+            base: format!("http://{}", daemon.http_addr()),
+            daemon,
+            mqtt,
+        },
+        https: old.https,
+        ca: old.ca,
     }
 }
 
@@ -148,7 +202,7 @@ async fn the_page_shows_the_dev_floor_plan_and_is_an_installable_app() {
     set(&daemon, 3, json!({"state": "occupied"})).await;
     set(&daemon, 5, json!({"state": "dirty"})).await;
     set(&daemon, 7, json!({"state": "reserved", "hold_minutes": 20})).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(&daemon, &format!("/?token={ADMIN_TOKEN}")))
         .await;
@@ -244,11 +298,21 @@ async fn the_page_shows_the_dev_floor_plan_and_is_an_installable_app() {
         "smallest target {smallest}"
     );
 
-    // The service worker (a secure context is needed for it) controls the
-    // page, and Chromium's own installability check has nothing against it.
+    // Over HTTPS on a certificate of the daemon's CA, which the browser
+    // trusts (no certificate-error flag): a secure context on an address
+    // that is not loopback's exemption, so the service worker (it needs
+    // one) registers and controls the page, and Chromium's own
+    // installability check has nothing against it.
+    let origin = page
+        .js(
+            "return [location.protocol, window.isSecureContext];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(origin, json!(["https:", true]), "{origin}");
     page.wait(
         "a controlling service worker",
-        "return navigator.serviceWorker.controller !== null && window.isSecureContext;",
+        "return navigator.serviceWorker.controller !== null && navigator.serviceWorker.controller.scriptURL.startsWith('https://');",
     )
     .await;
     let manifest = page.cdp("Page.getAppManifest", json!({})).await;
@@ -272,7 +336,7 @@ async fn a_tap_in_one_browser_shows_in_another_without_a_reload() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let first = driver.session(1280, 800).await;
     let second = driver.session(1280, 800).await;
     first
@@ -328,8 +392,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let addr = daemon.addr();
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(
         &daemon,
@@ -341,7 +404,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
     wait_state(&page, 4, "occupied").await;
     page.js("window.__noReload = true;", json!([])).await;
 
-    daemon.stop().await;
+    let stopped = daemon.stop().await;
     page.wait(
         "the badge reconectando",
         "const b = document.getElementById('live'); return ['reconnecting', 'offline'].includes(b.dataset.status) && document.body.classList.contains('stale');",
@@ -358,7 +421,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
         "{offline}"
     );
 
-    let daemon = restart_daemon(dir.path(), addr).await;
+    let daemon = restart_daemon(dir.path(), stopped).await;
     set(&daemon, 4, json!({"state": "free"})).await;
     set(&daemon, 6, json!({"state": "dirty"})).await;
     wait_live(&page).await;
@@ -391,7 +454,7 @@ async fn an_urgent_kitchen_alert_rings_on_both_screens_and_one_ack_clears_both()
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let kitchen = driver.session(1280, 800).await;
     let floor = driver.session(1280, 800).await;
     kitchen
@@ -470,7 +533,7 @@ async fn a_waitlist_party_gets_mesa_lista_and_seating_it_occupies_the_table() {
     for table in 1..=11 {
         set(&daemon, table, json!({"state": "occupied"})).await;
     }
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(&daemon, &format!("/?token={STAFF_TOKEN}")))
         .await;
@@ -528,7 +591,7 @@ async fn the_editor_moves_a_table_and_another_page_sees_it() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let editor = driver.session(1280, 800).await;
     let viewer = driver.session(1280, 800).await;
     editor
@@ -642,7 +705,7 @@ async fn a_reservation_made_on_the_page_is_checked_in_by_its_code() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(
         &daemon,
@@ -760,7 +823,7 @@ async fn screenshots_of_the_tablet_the_phone_and_the_kitchen() {
     .await;
 
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    let driver = Driver::start();
+    let driver = daemon.driver();
     for (name, width, height, path) in [
         ("tablet", 1280, 800, "/"),
         ("phone", 390, 844, "/"),
