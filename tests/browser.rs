@@ -765,6 +765,137 @@ async fn a_reservation_made_on_the_page_is_checked_in_by_its_code() {
     daemon.stop().await;
 }
 
+/// Pairing (issue 14): the admin page's Tablets panel makes a pairing
+/// (its QR code and the HTTPS pair URL); a fresh browser opens that URL,
+/// keeps the token and works with the paired role and name; revoked on the
+/// admin page, the tablet's page says it has no access and asks for a
+/// token. The Certificate panel shows the CA's QR code and fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
+    if !webdriver::available() {
+        return;
+    }
+    let _one = SUITE.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(dir.path()).await;
+    let driver = daemon.driver();
+    let admin = driver.session(1280, 800).await;
+    let tablet = driver.session(1280, 800).await;
+    admin
+        .goto(&app_url(
+            &daemon,
+            &format!("/?token={ADMIN_TOKEN}#admin/tablets"),
+        ))
+        .await;
+    admin.type_into("#admin-tablets input[name=name]", "tableta-barra").await;
+    admin.click("#admin-tablets [data-action=pair]").await;
+    let url = admin
+        .wait(
+            "the pair URL and its QR code",
+            "const a = document.querySelector('#admin-tablets a.pair-url'); const q = document.querySelector('#admin-tablets img.qr'); return a && q && q.complete && q.naturalWidth > 0 ? a.href : null;",
+        )
+        .await;
+    let url = url.as_str().expect("pair url").to_string();
+    // The URL names the Pi's LAN address for the tablet; the test daemon
+    // listens on loopback, so the tablet here opens the same path there.
+    let port = daemon.https.rsplit(':').next().expect("port");
+    let rest = url
+        .strip_prefix("https://")
+        .and_then(|u| u.split_once('/'))
+        .map(|(host, rest)| (host.to_string(), rest.to_string()))
+        .unwrap_or_else(|| panic!("not an https URL: {url}"));
+    assert!(rest.0.ends_with(&format!(":{port}")), "{url}");
+    assert!(rest.1.starts_with("pair?code="), "{url}");
+    admin
+        .wait(
+            "the pending tablet in the list",
+            "return document.querySelector('#admin-tablets li.pairing[data-status=pending]')?.textContent.includes('tableta-barra');",
+        )
+        .await;
+
+    tablet.goto(&format!("{}/{}", daemon.https, rest.1)).await;
+    let done = tablet
+        .wait(
+            "the device paired",
+            "return document.getElementById('open').hidden ? null : [document.getElementById('message').textContent, localStorage.getItem('mesero.token'), location.search];",
+        )
+        .await;
+    assert!(
+        done[0].as_str().is_some_and(|m| m.contains("tableta-barra") && m.contains("staff")),
+        "{done}"
+    );
+    let token = done[1].as_str().expect("a kept token").to_string();
+    assert!(token.len() >= 20, "{done}");
+    assert_eq!(done[2], "", "the used code is out of the address bar");
+    tablet.click("#open").await;
+    wait_live(&tablet).await;
+    tablet.click("#plan .table[data-id=\"3\"]").await;
+    tablet
+        .click("dialog[open] .state-btn[data-state=occupied]")
+        .await;
+    wait_state(&tablet, 3, "occupied").await;
+    let events = get(&daemon, "/api/v1/events?type=table.state&table=3").await;
+    assert_eq!(events["events"][0]["actor"], "staff:tableta-barra", "{events}");
+
+    // Revoked from the admin page: the open stream is closed, the page
+    // says "sin permiso" and asks for a token; the token is refused.
+    admin.js("location.hash = '#admin/editor';", json!([])).await;
+    admin.js("location.hash = '#admin/tablets'; window.confirm = () => true;", json!([])).await;
+    admin
+        .click("#admin-tablets li.pairing[data-status=paired] [data-action=revoke]")
+        .await;
+    admin
+        .wait(
+            "the tablet gone from the list",
+            "return document.querySelector('#admin-tablets li.pairing') === null;",
+        )
+        .await;
+    let denied = tablet
+        .wait(
+            "the badge sin permiso and the token prompt",
+            "const b = document.getElementById('live'); return b.dataset.status === 'denied' && document.querySelector('dialog[open] input[name=token]') !== null ? [b.textContent, document.body.dataset.lastMessage] : null;",
+        )
+        .await;
+    assert!(
+        denied[0].as_str().is_some_and(|b| b.contains("sin permiso")),
+        "{denied}"
+    );
+    assert!(
+        denied[1].as_str().is_some_and(|m| m.contains("revocada")),
+        "{denied}"
+    );
+    let (status, _) = put_state(&daemon.base, Some(&token), 3, r#"{"state":"free"}"#).await;
+    assert_eq!(status, 401, "a revoked token is refused");
+
+    // The Certificate panel: the CA's QR code, fingerprint and addresses.
+    admin.js("location.hash = '#admin/certificate';", json!([])).await;
+    let fingerprint = admin
+        .wait(
+            "the CA's QR code and fingerprint",
+            "const q = document.querySelector('#admin-certificate img.qr'); const f = document.querySelector('#admin-certificate .fingerprint'); return q && q.complete && q.naturalWidth > 0 && f ? f.textContent : null;",
+        )
+        .await;
+    let tls = send(
+        http()
+            .get(format!("{}/api/v1/tls", daemon.base))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(fingerprint, tls["ca"]["fingerprint_sha256"], "{tls}");
+    admin.click("#admin-certificate [data-action=install-steps]").await;
+    admin
+        .wait(
+            "the install steps",
+            "return document.getElementById('install-steps').open && document.querySelectorAll('#install-steps li').length >= 6;",
+        )
+        .await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    admin.screenshot(&shots.join("admin.png")).await;
+    admin.quit().await;
+    tablet.quit().await;
+    daemon.stop().await;
+}
+
 /// Test 7: screenshots of a busy evening at 1280x800 (tablet), 390x844
 /// (phone, no sideways scrolling) and of /kitchen, written to
 /// docs/screenshots/ for the README.
