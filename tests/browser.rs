@@ -836,11 +836,26 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
     wait_state(&tablet, 3, "occupied").await;
     let events = get(&daemon, "/api/v1/events?type=table.state&table=3").await;
     assert_eq!(events["events"][0]["actor"], "staff:tableta-barra", "{events}");
+    admin.js("location.hash = '#admin/editor';", json!([])).await;
+    admin.js("location.hash = '#admin/tablets';", json!([])).await;
+    admin
+        .wait(
+            "the paired tablet in the list",
+            "return document.querySelector('#admin-tablets li.pairing[data-status=paired]')?.textContent.includes('tableta-barra');",
+        )
+        .await;
+    admin
+        .wait(
+            "the used code marked",
+            "return document.querySelector('#admin-tablets .pair-result .card.used') !== null;",
+        )
+        .await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    admin.screenshot(&shots.join("admin.png")).await;
 
     // Revoked from the admin page: the open stream is closed, the page
     // says "sin permiso" and asks for a token; the token is refused.
-    admin.js("location.hash = '#admin/editor';", json!([])).await;
-    admin.js("location.hash = '#admin/tablets'; window.confirm = () => true;", json!([])).await;
+    admin.js("window.confirm = () => true;", json!([])).await;
     admin
         .click("#admin-tablets li.pairing[data-status=paired] [data-action=revoke]")
         .await;
@@ -889,8 +904,7 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
             "return document.getElementById('install-steps').open && document.querySelectorAll('#install-steps li').length >= 6;",
         )
         .await;
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    admin.screenshot(&shots.join("admin.png")).await;
+    admin.screenshot(&shots.join("admin-certificate.png")).await;
     admin.quit().await;
     tablet.quit().await;
     daemon.stop().await;

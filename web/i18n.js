@@ -68,13 +68,13 @@ const es = {
   "role.staff": "personal", "role.viewer": "solo ver", "role.admin": "admin",
   "dev.help": "Empareje una tableta nueva: escanéela con el QR (o abra la dirección) en la tableta. El código vale una vez.",
   "dev.name": "Nombre", "dev.namePlaceholder": "tableta-barra", "dev.role": "Permiso", "dev.create": "Crear emparejamiento",
-  "dev.scan": "Escanee con «{name}»", "dev.until": "Válido hasta {t}, una sola vez.",
+  "dev.scan": "Escanee con «{name}»", "dev.used": "✓ «{name}»: {status} (este código ya no sirve)", "dev.until": "Válido hasta {t}, una sola vez.",
   "dev.list": "Dispositivos", "dev.none": "Ninguna tableta emparejada.",
   "dev.status.pending": "esperando el QR", "dev.status.paired": "emparejada", "dev.revoke": "Revocar", "dev.confirmRevoke": "¿Revocar «{name}»? Dejará de funcionar al instante.",
   "err.qr": "No se pudo cargar el QR",
   "cert.off": "HTTPS está apagado (http.tls_listen vacío).",
   "cert.scan": "Instale la CA en cada tableta: escanee este QR", "cert.download": "Descarga",
-  "cert.fingerprint": "Huella SHA-256", "cert.caExpires": "La CA caduca", "cert.expires": "El certificado caduca (se renueva solo)",
+  "cert.fingerprint": "Huella SHA-256", "cert.caExpires": "CA", "cert.expires": "Certificado del Pi", "cert.renewed": "caduca {t}; se renueva solo", "cert.caUntil": "caduca {t}; no se renueva",
   "cert.urls": "Direcciones HTTPS", "cert.how": "Cómo instalar la CA",
   "cert.android": "Escanee el QR y descargue mesero-ca.crt.|Ajustes → Seguridad → Cifrado y credenciales → Instalar un certificado → Certificado de CA.|Elija el archivo descargado y confirme.|Abra la dirección HTTPS de arriba.",
   "cert.ios": "Escanee el QR con la cámara y abra la descarga en Safari; acepte el perfil.|Ajustes → General → VPN y gestión de dispositivos → instale el perfil «mesero».|Ajustes → General → Información → Ajustes de confianza de certificados: active la CA de mesero.|Abra la dirección HTTPS de arriba.",
@@ -146,13 +146,13 @@ const en = {
   "role.staff": "staff", "role.viewer": "view only", "role.admin": "admin",
   "dev.help": "Pair a new tablet: scan the QR code (or open the address) on the tablet. The code works once.",
   "dev.name": "Name", "dev.namePlaceholder": "bar-tablet", "dev.role": "Permission", "dev.create": "Create pairing",
-  "dev.scan": "Scan with “{name}”", "dev.until": "Valid until {t}, once.",
+  "dev.scan": "Scan with “{name}”", "dev.used": "✓ “{name}”: {status} (this code is used up)", "dev.until": "Valid until {t}, once.",
   "dev.list": "Devices", "dev.none": "No paired tablets.",
   "dev.status.pending": "waiting for the QR", "dev.status.paired": "paired", "dev.revoke": "Revoke", "dev.confirmRevoke": "Revoke “{name}”? It stops working at once.",
   "err.qr": "Could not load the QR code",
   "cert.off": "HTTPS is off (http.tls_listen is empty).",
   "cert.scan": "Install the CA on each tablet: scan this QR code", "cert.download": "Download",
-  "cert.fingerprint": "SHA-256 fingerprint", "cert.caExpires": "The CA expires", "cert.expires": "The certificate expires (renewed on its own)",
+  "cert.fingerprint": "SHA-256 fingerprint", "cert.caExpires": "CA", "cert.expires": "The Pi's certificate", "cert.renewed": "expires {t}; renewed on its own", "cert.caUntil": "expires {t}; never renewed",
   "cert.urls": "HTTPS addresses", "cert.how": "How to install the CA",
   "cert.android": "Scan the QR code and download mesero-ca.crt.|Settings → Security → Encryption & credentials → Install a certificate → CA certificate.|Pick the downloaded file and confirm.|Open the HTTPS address above.",
   "cert.ios": "Scan the QR code with the camera and open the download in Safari; allow the profile.|Settings → General → VPN & Device Management → install the “mesero” profile.|Settings → General → About → Certificate Trust Settings: turn on the mesero CA.|Open the HTTPS address above.",
@@ -205,6 +205,12 @@ export function time(iso) {
 export function dateTime(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "" : format({ weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }).format(d);
+}
+
+/// "26 nov 2036" in the site's zone (expiry dates years away).
+export function longDate(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : format({ day: "numeric", month: "short", year: "numeric" }).format(d);
 }
 
 /// Today's date (YYYY-MM-DD) in the site's zone.
