@@ -41,7 +41,7 @@ const es = {
   "alert.kind.call": "llamada", "alert.kind.bill": "cuenta", "alert.kind.kitchen": "cocina",
   "alert.kind.refill": "reponer", "alert.kind.custom": "aviso",
   "alert.priority.normal": "normal", "alert.priority.high": "alta", "alert.priority.urgent": "urgente",
-  "alert.count": "×{n}", "alert.ago": "hace {age}",
+  "alert.default.call": "botón de llamada pulsado", "alert.default.bill": "piden la cuenta (pulsación larga)", "alert.count": "×{n}", "alert.ago": "hace {age}",
   "kitchen.title": "Cocina", "kitchen.none": "Nada pendiente.",
   "admin.editor": "Plano", "admin.monitor": "Eventos", "admin.sensors": "Sensores",
   "admin.analytics": "Análisis",
@@ -76,8 +76,8 @@ const es = {
   "cert.scan": "Instale la CA en cada tableta: escanee este QR", "cert.download": "Descarga",
   "cert.fingerprint": "Huella SHA-256", "cert.caExpires": "CA", "cert.expires": "Certificado del Pi", "cert.renewed": "caduca {t}; se renueva solo", "cert.caUntil": "caduca {t}; no se renueva",
   "cert.urls": "Direcciones HTTPS", "cert.how": "Cómo instalar la CA",
-  "cert.android": "Escanee el QR y descargue mesero-ca.crt.|Ajustes → Seguridad → Cifrado y credenciales → Instalar un certificado → Certificado de CA.|Elija el archivo descargado y confirme.|Abra la dirección HTTPS de arriba.",
-  "cert.ios": "Escanee el QR con la cámara y abra la descarga en Safari; acepte el perfil.|Ajustes → General → VPN y gestión de dispositivos → instale el perfil «mesero».|Ajustes → General → Información → Ajustes de confianza de certificados: active la CA de mesero.|Abra la dirección HTTPS de arriba.",
+  "cert.android": "Abra el enlace del QR en Chrome: descarga mesero-ca.crt.|Ajustes → Seguridad y privacidad → Más ajustes de seguridad → Cifrado y credenciales → Instalar un certificado → Certificado de CA → Instalar de todas formas (los menús cambian según el fabricante: busque «certificado de CA»).|Elija mesero-ca.crt.|Abra una de las direcciones HTTPS de arriba y añádala a la pantalla de inicio.",
+  "cert.ios": "Abra el enlace del QR en Safari → Permitir (se descarga un perfil).|Ajustes → Perfil descargado → Instalar (código) → Instalar.|Ajustes → General → Información → Ajustes de confianza de certificados: active la confianza total en «mesero local CA». Sin este paso Safari sigue rechazando el certificado.|Abra una de las direcciones HTTPS de arriba y añádala a la pantalla de inicio.",
  
 };
 
@@ -119,7 +119,7 @@ const en = {
   "alert.kind.call": "call", "alert.kind.bill": "bill", "alert.kind.kitchen": "kitchen",
   "alert.kind.refill": "refill", "alert.kind.custom": "alert",
   "alert.priority.normal": "normal", "alert.priority.high": "high", "alert.priority.urgent": "urgent",
-  "alert.count": "×{n}", "alert.ago": "{age} ago",
+  "alert.default.call": "call button pressed", "alert.default.bill": "bill requested (long press)", "alert.count": "×{n}", "alert.ago": "{age} ago",
   "kitchen.title": "Kitchen", "kitchen.none": "Nothing pending.",
   "admin.editor": "Floor plan", "admin.monitor": "Events", "admin.sensors": "Sensors",
   "admin.analytics": "Analytics",
@@ -154,8 +154,8 @@ const en = {
   "cert.scan": "Install the CA on each tablet: scan this QR code", "cert.download": "Download",
   "cert.fingerprint": "SHA-256 fingerprint", "cert.caExpires": "CA", "cert.expires": "The Pi's certificate", "cert.renewed": "expires {t}; renewed on its own", "cert.caUntil": "expires {t}; never renewed",
   "cert.urls": "HTTPS addresses", "cert.how": "How to install the CA",
-  "cert.android": "Scan the QR code and download mesero-ca.crt.|Settings → Security → Encryption & credentials → Install a certificate → CA certificate.|Pick the downloaded file and confirm.|Open the HTTPS address above.",
-  "cert.ios": "Scan the QR code with the camera and open the download in Safari; allow the profile.|Settings → General → VPN & Device Management → install the “mesero” profile.|Settings → General → About → Certificate Trust Settings: turn on the mesero CA.|Open the HTTPS address above.",
+  "cert.android": "Open the QR link in Chrome: it downloads mesero-ca.crt.|Settings → Security and privacy → More security settings → Encryption & credentials → Install a certificate → CA certificate → Install anyway (menu names vary by maker: search settings for “CA certificate”).|Pick mesero-ca.crt.|Open one of the HTTPS addresses above and add it to the home screen.",
+  "cert.ios": "Open the QR link in Safari → Allow (a configuration profile is downloaded).|Settings → Profile Downloaded → Install (passcode) → Install.|Settings → General → About → Certificate Trust Settings: turn on full trust for “mesero local CA”. Without this step Safari still refuses the certificate.|Open one of the HTTPS addresses above and add it to the home screen.",
  
 };
 
