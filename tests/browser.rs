@@ -1,12 +1,17 @@
 //! The tablet app in a real headless Chromium (Debian's `chromium`, driven
 //! by `chromedriver` over WebDriver): issue 14's browser tests 1-7 against
 //! a daemon on the dev floor plan (config/mesero.toml's 12 tables, without
-//! its simulated sensors, so nothing moves unless a test moves it).
+//! its simulated sensors, so nothing moves unless a test moves it), plus
+//! pairing a tablet from the admin page. Every browser opens the app over
+//! HTTPS (the daemon's TLS listener, its CA trusted in the browser's NSS
+//! store, see `browser/webdriver.rs`); the tests' own API calls use plain
+//! HTTP.
 //!
 //! Without chromium the suite passes without running and says so (see
 //! `browser/webdriver.rs`); under `CI=true` it must run. The tests take
 //! one browser suite lock each, so at most one set of browsers runs at a
-//! time on a small CI machine. Test 7 writes docs/screenshots/*.png.
+//! time on a small CI machine. Test 7 and the pairing test write
+//! docs/screenshots/*.png.
 
 mod common;
 #[path = "browser/webdriver.rs"]
@@ -787,7 +792,9 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
             &format!("/?token={ADMIN_TOKEN}#admin/tablets"),
         ))
         .await;
-    admin.type_into("#admin-tablets input[name=name]", "tableta-barra").await;
+    admin
+        .type_into("#admin-tablets input[name=name]", "tableta-barra")
+        .await;
     admin.click("#admin-tablets [data-action=pair]").await;
     let url = admin
         .wait(
@@ -799,13 +806,12 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
     // The URL names the Pi's LAN address for the tablet; the test daemon
     // listens on loopback, so the tablet here opens the same path there.
     let port = daemon.https.rsplit(':').next().expect("port");
-    let rest = url
+    let (host, path) = url
         .strip_prefix("https://")
         .and_then(|u| u.split_once('/'))
-        .map(|(host, rest)| (host.to_string(), rest.to_string()))
         .unwrap_or_else(|| panic!("not an https URL: {url}"));
-    assert!(rest.0.ends_with(&format!(":{port}")), "{url}");
-    assert!(rest.1.starts_with("pair?code="), "{url}");
+    assert!(host.ends_with(&format!(":{port}")), "{url}");
+    assert!(path.starts_with("pair?code="), "{url}");
     admin
         .wait(
             "the pending tablet in the list",
@@ -813,7 +819,7 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
         )
         .await;
 
-    tablet.goto(&format!("{}/{}", daemon.https, rest.1)).await;
+    tablet.goto(&format!("{}/{path}", daemon.https)).await;
     let done = tablet
         .wait(
             "the device paired",
@@ -821,7 +827,9 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
         )
         .await;
     assert!(
-        done[0].as_str().is_some_and(|m| m.contains("tableta-barra") && m.contains("staff")),
+        done[0]
+            .as_str()
+            .is_some_and(|m| m.contains("tableta-barra") && m.contains("staff")),
         "{done}"
     );
     let token = done[1].as_str().expect("a kept token").to_string();
@@ -835,9 +843,16 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
         .await;
     wait_state(&tablet, 3, "occupied").await;
     let events = get(&daemon, "/api/v1/events?type=table.state&table=3").await;
-    assert_eq!(events["events"][0]["actor"], "staff:tableta-barra", "{events}");
-    admin.js("location.hash = '#admin/editor';", json!([])).await;
-    admin.js("location.hash = '#admin/tablets';", json!([])).await;
+    assert_eq!(
+        events["events"][0]["actor"], "staff:tableta-barra",
+        "{events}"
+    );
+    admin
+        .js("location.hash = '#admin/editor';", json!([]))
+        .await;
+    admin
+        .js("location.hash = '#admin/tablets';", json!([]))
+        .await;
     admin
         .wait(
             "the paired tablet in the list",
@@ -872,7 +887,9 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
         )
         .await;
     assert!(
-        denied[0].as_str().is_some_and(|b| b.contains("sin permiso")),
+        denied[0]
+            .as_str()
+            .is_some_and(|b| b.contains("sin permiso")),
         "{denied}"
     );
     assert!(
@@ -883,7 +900,9 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
     assert_eq!(status, 401, "a revoked token is refused");
 
     // The Certificate panel: the CA's QR code, fingerprint and addresses.
-    admin.js("location.hash = '#admin/certificate';", json!([])).await;
+    admin
+        .js("location.hash = '#admin/certificate';", json!([]))
+        .await;
     let fingerprint = admin
         .wait(
             "the CA's QR code and fingerprint",
@@ -897,7 +916,9 @@ async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
     )
     .await;
     assert_eq!(fingerprint, tls["ca"]["fingerprint_sha256"], "{tls}");
-    admin.click("#admin-certificate [data-action=install-steps]").await;
+    admin
+        .click("#admin-certificate [data-action=install-steps]")
+        .await;
     admin
         .wait(
             "the install steps",

@@ -87,7 +87,17 @@ fn home_trusting(ca_pem: &std::path::Path) -> tempfile::TempDir {
     };
     run(&["-N", "-d", &db, "--empty-password"]);
     let ca = ca_pem.display().to_string();
-    run(&["-A", "-d", &db, "-n", "mesero-test-ca", "-t", "C,,", "-i", &ca]);
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "mesero-test-ca",
+        "-t",
+        "C,,",
+        "-i",
+        &ca,
+    ]);
     home
 }
 
