@@ -1,12 +1,17 @@
 //! The tablet app in a real headless Chromium (Debian's `chromium`, driven
 //! by `chromedriver` over WebDriver): issue 14's browser tests 1-7 against
 //! a daemon on the dev floor plan (config/mesero.toml's 12 tables, without
-//! its simulated sensors, so nothing moves unless a test moves it).
+//! its simulated sensors, so nothing moves unless a test moves it), plus
+//! pairing a tablet from the admin page. Every browser opens the app over
+//! HTTPS (the daemon's TLS listener, its CA trusted in the browser's NSS
+//! store, see `browser/webdriver.rs`); the tests' own API calls use plain
+//! HTTP.
 //!
 //! Without chromium the suite passes without running and says so (see
 //! `browser/webdriver.rs`); under `CI=true` it must run. The tests take
 //! one browser suite lock each, so at most one set of browsers runs at a
-//! time on a small CI machine. Test 7 writes docs/screenshots/*.png.
+//! time on a small CI machine. Test 7 and the pairing test write
+//! docs/screenshots/*.png.
 
 mod common;
 #[path = "browser/webdriver.rs"]
@@ -25,8 +30,9 @@ static SUITE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The dev config's floor plan and tokens, without the simulated sensors,
 /// plus one MQTT sensor on table 12 that never reports (so the table goes
-/// `unknown`, "sin datos").
-fn dev_config(dir: &std::path::Path) -> mesero::config::Config {
+/// `unknown`, "sin datos"); HTTPS on `tls_listen` (its CA and certificate
+/// made in `dir/tls` at the first start, kept across a restart).
+fn dev_config(dir: &std::path::Path, tls_listen: &str) -> mesero::config::Config {
     let text = std::fs::read_to_string("config/mesero.toml").expect("dev config");
     let cut = text
         .find("\n[[sensors]]\n")
@@ -42,47 +48,100 @@ fn dev_config(dir: &std::path::Path) -> mesero::config::Config {
         ),
         ("MESERO_MQTT_LISTEN".into(), "127.0.0.1:0".into()),
         ("MESERO_HTTP_RETRY".into(), "200ms".into()),
+        ("MESERO_HTTP_TLS_LISTEN".into(), tls_listen.into()),
     ];
     mesero::config::Config::from_toml(std::path::Path::new("config/mesero.toml"), &text, env)
         .expect("dev config loads")
 }
 
-/// The app's address as a browser opens it. Plain HTTP on loopback for
-/// now (a secure context for Chromium); the TLS listener switches this
-/// one place to HTTPS with the test CA in Chromium's NSS store.
-fn app_url(daemon: &TestDaemon, path: &str) -> String {
-    format!("{}{path}", daemon.base)
+/// A dev daemon with its HTTPS listener: the tests' API calls use plain
+/// HTTP (`daemon.base`), the browsers HTTPS (`https`) with the daemon's
+/// CA (`ca`) trusted in their NSS store.
+struct App {
+    daemon: TestDaemon,
+    https: String,
+    ca: std::path::PathBuf,
 }
 
-async fn start_daemon(dir: &std::path::Path) -> TestDaemon {
-    TestDaemon::start(dev_config(dir)).await
+impl std::ops::Deref for App {
+    type Target = TestDaemon;
+    fn deref(&self) -> &TestDaemon {
+        &self.daemon
+    }
 }
 
-/// The same daemon again on `addr` (its database in `dir`).
-async fn restart_daemon(dir: &std::path::Path, addr: SocketAddr) -> TestDaemon {
+/// Where a stopped [`App`] listened, to start it again there.
+struct Stopped {
+    http: SocketAddr,
+    tls: SocketAddr,
+    https: String,
+    ca: std::path::PathBuf,
+}
+
+impl App {
+    async fn stop(self) -> Stopped {
+        let stopped = Stopped {
+            http: self.addr(),
+            tls: self.daemon.daemon.https_addr().expect("https listening"),
+            https: self.https,
+            ca: self.ca,
+        };
+        self.daemon.stop().await;
+        stopped
+    }
+
+    /// A chromedriver whose browsers trust this daemon's CA.
+    fn driver(&self) -> Driver {
+        Driver::start(&self.ca)
+    }
+}
+
+/// The app's address as a browser opens it: HTTPS, as on a tablet (a
+/// loopback `http://` URL would be a secure context anyway and hide a
+/// certificate the browser refuses).
+fn app_url(app: &App, path: &str) -> String {
+    format!("{}{path}", app.https)
+}
+
+async fn start_daemon(dir: &std::path::Path) -> App {
+    let (daemon, https, ca) = TestDaemon::start_tls(dev_config(dir, "127.0.0.1:0")).await;
+    App { daemon, https, ca }
+}
+
+/// The same daemon again on the same two ports (its database and
+/// certificates in `dir`), once the old one let go of them.
+async fn restart_daemon(dir: &std::path::Path, old: Stopped) -> App {
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
+    let daemon = loop {
+        let attempt = match tokio::net::TcpListener::bind(old.http).await {
+            Ok(listener) => mesero::daemon::Daemon::start_at(
+                dev_config(dir, &old.tls.to_string()),
+                Some(listener),
+                mesero::systemd::Supervision::none(),
+                mesero::clock::Wall::system(),
+            )
+            .await
+            .map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("rebind {}: {e}", old.http)),
+        };
+        match attempt {
+            Ok(daemon) => break daemon,
             Err(e) => {
-                assert!(tokio::time::Instant::now() < deadline, "rebind {addr}: {e}");
+                assert!(tokio::time::Instant::now() < deadline, "restart: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
     };
-    let daemon = mesero::daemon::Daemon::start_at(
-        dev_config(dir),
-        Some(listener),
-        mesero::systemd::Supervision::none(),
-        mesero::clock::Wall::system(),
-    )
-    .await
-    .expect("daemon restarts");
+    assert_eq!(daemon.https_addr(), Some(old.tls), "the same HTTPS port");
     let mqtt = daemon.mqtt_addr().expect("mqtt");
-    TestDaemon {
-        base: format!("http://{}", daemon.http_addr()),
-        daemon,
-        mqtt,
+    App {
+        daemon: TestDaemon {
+            base: format!("http://{}", daemon.http_addr()),
+            daemon,
+            mqtt,
+        },
+        https: old.https,
+        ca: old.ca,
     }
 }
 
@@ -148,7 +207,7 @@ async fn the_page_shows_the_dev_floor_plan_and_is_an_installable_app() {
     set(&daemon, 3, json!({"state": "occupied"})).await;
     set(&daemon, 5, json!({"state": "dirty"})).await;
     set(&daemon, 7, json!({"state": "reserved", "hold_minutes": 20})).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(&daemon, &format!("/?token={ADMIN_TOKEN}")))
         .await;
@@ -244,11 +303,21 @@ async fn the_page_shows_the_dev_floor_plan_and_is_an_installable_app() {
         "smallest target {smallest}"
     );
 
-    // The service worker (a secure context is needed for it) controls the
-    // page, and Chromium's own installability check has nothing against it.
+    // Over HTTPS on a certificate of the daemon's CA, which the browser
+    // trusts (no certificate-error flag): a secure context on an address
+    // that is not loopback's exemption, so the service worker (it needs
+    // one) registers and controls the page, and Chromium's own
+    // installability check has nothing against it.
+    let origin = page
+        .js(
+            "return [location.protocol, window.isSecureContext];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(origin, json!(["https:", true]), "{origin}");
     page.wait(
         "a controlling service worker",
-        "return navigator.serviceWorker.controller !== null && window.isSecureContext;",
+        "return navigator.serviceWorker.controller !== null && navigator.serviceWorker.controller.scriptURL.startsWith('https://');",
     )
     .await;
     let manifest = page.cdp("Page.getAppManifest", json!({})).await;
@@ -272,7 +341,7 @@ async fn a_tap_in_one_browser_shows_in_another_without_a_reload() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let first = driver.session(1280, 800).await;
     let second = driver.session(1280, 800).await;
     first
@@ -328,8 +397,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let addr = daemon.addr();
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(
         &daemon,
@@ -341,7 +409,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
     wait_state(&page, 4, "occupied").await;
     page.js("window.__noReload = true;", json!([])).await;
 
-    daemon.stop().await;
+    let stopped = daemon.stop().await;
     page.wait(
         "the badge reconectando",
         "const b = document.getElementById('live'); return ['reconnecting', 'offline'].includes(b.dataset.status) && document.body.classList.contains('stale');",
@@ -358,7 +426,7 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
         "{offline}"
     );
 
-    let daemon = restart_daemon(dir.path(), addr).await;
+    let daemon = restart_daemon(dir.path(), stopped).await;
     set(&daemon, 4, json!({"state": "free"})).await;
     set(&daemon, 6, json!({"state": "dirty"})).await;
     wait_live(&page).await;
@@ -391,7 +459,7 @@ async fn an_urgent_kitchen_alert_rings_on_both_screens_and_one_ack_clears_both()
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let kitchen = driver.session(1280, 800).await;
     let floor = driver.session(1280, 800).await;
     kitchen
@@ -470,7 +538,7 @@ async fn a_waitlist_party_gets_mesa_lista_and_seating_it_occupies_the_table() {
     for table in 1..=11 {
         set(&daemon, table, json!({"state": "occupied"})).await;
     }
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(&daemon, &format!("/?token={STAFF_TOKEN}")))
         .await;
@@ -528,7 +596,7 @@ async fn the_editor_moves_a_table_and_another_page_sees_it() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let editor = driver.session(1280, 800).await;
     let viewer = driver.session(1280, 800).await;
     editor
@@ -642,7 +710,7 @@ async fn a_reservation_made_on_the_page_is_checked_in_by_its_code() {
     let _one = SUITE.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start_daemon(dir.path()).await;
-    let driver = Driver::start();
+    let driver = daemon.driver();
     let page = driver.session(1280, 800).await;
     page.goto(&app_url(
         &daemon,
@@ -699,6 +767,167 @@ async fn a_reservation_made_on_the_page_is_checked_in_by_its_code() {
     let table = get(&daemon, "/api/v1/tables/3").await;
     assert_eq!(table["state"], "occupied", "{table}");
     page.quit().await;
+    daemon.stop().await;
+}
+
+/// Pairing (issue 14): the admin page's Tablets panel makes a pairing
+/// (its QR code and the HTTPS pair URL); a fresh browser opens that URL,
+/// keeps the token and works with the paired role and name; revoked on the
+/// admin page, the tablet's page says it has no access and asks for a
+/// token. The Certificate panel shows the CA's QR code and fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tablet_paired_from_the_admin_page_works_until_it_is_revoked() {
+    if !webdriver::available() {
+        return;
+    }
+    let _one = SUITE.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = start_daemon(dir.path()).await;
+    let driver = daemon.driver();
+    let admin = driver.session(1280, 800).await;
+    let tablet = driver.session(1280, 800).await;
+    admin
+        .goto(&app_url(
+            &daemon,
+            &format!("/?token={ADMIN_TOKEN}#admin/tablets"),
+        ))
+        .await;
+    admin
+        .type_into("#admin-tablets input[name=name]", "tableta-barra")
+        .await;
+    admin.click("#admin-tablets [data-action=pair]").await;
+    let url = admin
+        .wait(
+            "the pair URL and its QR code",
+            "const a = document.querySelector('#admin-tablets a.pair-url'); const q = document.querySelector('#admin-tablets img.qr'); return a && q && q.complete && q.naturalWidth > 0 ? a.href : null;",
+        )
+        .await;
+    let url = url.as_str().expect("pair url").to_string();
+    // The URL names the Pi's LAN address for the tablet; the test daemon
+    // listens on loopback, so the tablet here opens the same path there.
+    let port = daemon.https.rsplit(':').next().expect("port");
+    let (host, path) = url
+        .strip_prefix("https://")
+        .and_then(|u| u.split_once('/'))
+        .unwrap_or_else(|| panic!("not an https URL: {url}"));
+    assert!(host.ends_with(&format!(":{port}")), "{url}");
+    assert!(path.starts_with("pair?code="), "{url}");
+    admin
+        .wait(
+            "the pending tablet in the list",
+            "return document.querySelector('#admin-tablets li.pairing[data-status=pending]')?.textContent.includes('tableta-barra');",
+        )
+        .await;
+
+    tablet.goto(&format!("{}/{path}", daemon.https)).await;
+    let done = tablet
+        .wait(
+            "the device paired",
+            "return document.getElementById('open').hidden ? null : [document.getElementById('message').textContent, localStorage.getItem('mesero.token'), location.search];",
+        )
+        .await;
+    assert!(
+        done[0]
+            .as_str()
+            .is_some_and(|m| m.contains("tableta-barra") && m.contains("staff")),
+        "{done}"
+    );
+    let token = done[1].as_str().expect("a kept token").to_string();
+    assert!(token.len() >= 20, "{done}");
+    assert_eq!(done[2], "", "the used code is out of the address bar");
+    tablet.click("#open").await;
+    wait_live(&tablet).await;
+    tablet.click("#plan .table[data-id=\"3\"]").await;
+    tablet
+        .click("dialog[open] .state-btn[data-state=occupied]")
+        .await;
+    wait_state(&tablet, 3, "occupied").await;
+    let events = get(&daemon, "/api/v1/events?type=table.state&table=3").await;
+    assert_eq!(
+        events["events"][0]["actor"], "staff:tableta-barra",
+        "{events}"
+    );
+    admin
+        .js("location.hash = '#admin/editor';", json!([]))
+        .await;
+    admin
+        .js("location.hash = '#admin/tablets';", json!([]))
+        .await;
+    admin
+        .wait(
+            "the paired tablet in the list",
+            "return document.querySelector('#admin-tablets li.pairing[data-status=paired]')?.textContent.includes('tableta-barra');",
+        )
+        .await;
+    admin
+        .wait(
+            "the used code marked",
+            "return document.querySelector('#admin-tablets .pair-result .card.used') !== null;",
+        )
+        .await;
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    admin.screenshot(&shots.join("admin.png")).await;
+
+    // Revoked from the admin page: the open stream is closed, the page
+    // says "sin permiso" and asks for a token; the token is refused.
+    admin.js("window.confirm = () => true;", json!([])).await;
+    admin
+        .click("#admin-tablets li.pairing[data-status=paired] [data-action=revoke]")
+        .await;
+    admin
+        .wait(
+            "the tablet gone from the list",
+            "return document.querySelector('#admin-tablets li.pairing') === null;",
+        )
+        .await;
+    let denied = tablet
+        .wait(
+            "the badge sin permiso and the token prompt",
+            "const b = document.getElementById('live'); return b.dataset.status === 'denied' && document.querySelector('dialog[open] input[name=token]') !== null ? [b.textContent, document.body.dataset.lastMessage] : null;",
+        )
+        .await;
+    assert!(
+        denied[0]
+            .as_str()
+            .is_some_and(|b| b.contains("sin permiso")),
+        "{denied}"
+    );
+    assert!(
+        denied[1].as_str().is_some_and(|m| m.contains("revocada")),
+        "{denied}"
+    );
+    let (status, _) = put_state(&daemon.base, Some(&token), 3, r#"{"state":"free"}"#).await;
+    assert_eq!(status, 401, "a revoked token is refused");
+
+    // The Certificate panel: the CA's QR code, fingerprint and addresses.
+    admin
+        .js("location.hash = '#admin/certificate';", json!([]))
+        .await;
+    let fingerprint = admin
+        .wait(
+            "the CA's QR code and fingerprint",
+            "const q = document.querySelector('#admin-certificate img.qr'); const f = document.querySelector('#admin-certificate .fingerprint'); return q && q.complete && q.naturalWidth > 0 && f ? f.textContent : null;",
+        )
+        .await;
+    let tls = send(
+        http()
+            .get(format!("{}/api/v1/tls", daemon.base))
+            .bearer_auth(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(fingerprint, tls["ca"]["fingerprint_sha256"], "{tls}");
+    admin
+        .click("#admin-certificate [data-action=install-steps]")
+        .await;
+    admin
+        .wait(
+            "the install steps",
+            "return document.getElementById('install-steps').open && document.querySelectorAll('#install-steps li').length >= 6;",
+        )
+        .await;
+    admin.screenshot(&shots.join("admin-certificate.png")).await;
+    admin.quit().await;
+    tablet.quit().await;
     daemon.stop().await;
 }
 
@@ -760,7 +989,7 @@ async fn screenshots_of_the_tablet_the_phone_and_the_kitchen() {
     .await;
 
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    let driver = Driver::start();
+    let driver = daemon.driver();
     for (name, width, height, path) in [
         ("tablet", 1280, 800, "/"),
         ("phone", 390, 844, "/"),

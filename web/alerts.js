@@ -18,13 +18,21 @@ export function openAlerts(target = "") {
     .sort((a, b) => (RANK[a.priority] ?? 3) - (RANK[b.priority] ?? 3) || a.created_at.localeCompare(b.created_at));
 }
 
+// The daemon's message for an alert raised without one
+// (`alerts::default_message`, English): shown in the site's language.
+const DEFAULT_MESSAGES = { call: "call button pressed", bill: "bill requested (long press)", kitchen: "kitchen", refill: "refill", custom: "alert" };
+function message(a) {
+  if (!a.message || a.message !== DEFAULT_MESSAGES[a.kind]) return a.message;
+  return a.kind === "call" || a.kind === "bill" ? t(`alert.default.${a.kind}`) : "";
+}
+
 export function alertItem(a, { big = false } = {}) {
   const where = a.table != null ? `${t("table", { n: state.tables.get(a.table)?.number ?? a.table })} · ` : "";
   return el(`li.alert.${a.priority}${big ? ".big" : ""}`, { dataset: { id: a.id, priority: a.priority, target: a.target } },
     el("div.what", {},
       el("span.prio", {}, a.priority === "urgent" ? "‼ " : a.priority === "high" ? "! " : "", t(`alert.priority.${a.priority}`)),
       " · ", where, t(`alert.kind.${a.kind}`), a.count > 1 ? ` ${t("alert.count", { n: a.count })}` : ""),
-    a.message ? el("div.msg", {}, a.message) : null,
+    message(a) ? el("div.msg", {}, message(a)) : null,
     el("div.when", {}, t("alert.ago", { age: age(now() - Date.parse(a.created_at)) })),
     el("button.primary.ack", { type: "button", "data-action": "ack",
       onclick: () => attempt(async () => {

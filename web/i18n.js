@@ -9,7 +9,7 @@ const es = {
   "nav.floor": "Sala", "nav.reservations": "Reservas", "nav.admin": "Admin",
   "zone.all": "Todas",
   "live.live": "en vivo", "live.reconnecting": "reconectando", "live.offline": "sin conexión",
-  "live.polling": "sin tiempo real · consultando", "live.connecting": "conectando",
+  "live.polling": "sin tiempo real · consultando", "live.denied": "sin permiso", "live.deniedNote": "Este dispositivo ya no tiene acceso (clave revocada). Empareje de nuevo o escriba una clave.", "live.connecting": "conectando",
   "live.age": "última actualización hace {age}", "live.never": "sin datos todavía",
   "live.stale": "Estado de hace {age}: puede no ser el actual.",
   "live.pollNote": "El tiempo real no responde: se consulta el estado cada {s} s.",
@@ -41,7 +41,7 @@ const es = {
   "alert.kind.call": "llamada", "alert.kind.bill": "cuenta", "alert.kind.kitchen": "cocina",
   "alert.kind.refill": "reponer", "alert.kind.custom": "aviso",
   "alert.priority.normal": "normal", "alert.priority.high": "alta", "alert.priority.urgent": "urgente",
-  "alert.count": "×{n}", "alert.ago": "hace {age}",
+  "alert.default.call": "botón de llamada pulsado", "alert.default.bill": "piden la cuenta (pulsación larga)", "alert.count": "×{n}", "alert.ago": "hace {age}",
   "kitchen.title": "Cocina", "kitchen.none": "Nada pendiente.",
   "admin.editor": "Plano", "admin.monitor": "Eventos", "admin.sensors": "Sensores",
   "admin.analytics": "Análisis",
@@ -64,6 +64,20 @@ const es = {
   "pair.title": "Emparejar este dispositivo", "pair.working": "Emparejando…",
   "pair.done": "Listo: este dispositivo es «{name}» ({role}).", "pair.failed": "No se pudo emparejar: {msg}",
   "pair.noCode": "Falta el código de emparejamiento.", "pair.open": "Abrir la sala",
+  "admin.tablets": "Tabletas", "admin.certificate": "Certificado",
+  "role.staff": "personal", "role.viewer": "solo ver", "role.admin": "admin",
+  "dev.help": "Empareje una tableta nueva: escanéela con el QR (o abra la dirección) en la tableta. El código vale una vez.",
+  "dev.name": "Nombre", "dev.namePlaceholder": "tableta-barra", "dev.role": "Permiso", "dev.create": "Crear emparejamiento",
+  "dev.scan": "Escanee con «{name}»", "dev.used": "✓ «{name}»: {status} (este código ya no sirve)", "dev.until": "Válido hasta {t}, una sola vez.",
+  "dev.list": "Dispositivos", "dev.none": "Ninguna tableta emparejada.",
+  "dev.status.pending": "esperando el QR", "dev.status.paired": "emparejada", "dev.revoke": "Revocar", "dev.confirmRevoke": "¿Revocar «{name}»? Dejará de funcionar al instante.",
+  "err.qr": "No se pudo cargar el QR",
+  "cert.off": "HTTPS está apagado (http.tls_listen vacío).",
+  "cert.scan": "Instale la CA en cada tableta: escanee este QR", "cert.download": "Descarga",
+  "cert.fingerprint": "Huella SHA-256", "cert.caExpires": "CA", "cert.expires": "Certificado del Pi", "cert.renewed": "caduca {t}; se renueva solo", "cert.caUntil": "caduca {t}; no se renueva",
+  "cert.urls": "Direcciones HTTPS", "cert.how": "Cómo instalar la CA",
+  "cert.android": "Abra el enlace del QR en Chrome: descarga mesero-ca.crt.|Ajustes → Seguridad y privacidad → Más ajustes de seguridad → Cifrado y credenciales → Instalar un certificado → Certificado de CA → Instalar de todas formas (los menús cambian según el fabricante: busque «certificado de CA»).|Elija mesero-ca.crt.|Abra una de las direcciones HTTPS de arriba y añádala a la pantalla de inicio.",
+  "cert.ios": "Abra el enlace del QR en Safari → Permitir (se descarga un perfil).|Ajustes → Perfil descargado → Instalar (código) → Instalar.|Ajustes → General → Información → Ajustes de confianza de certificados: active la confianza total en «mesero local CA». Sin este paso Safari sigue rechazando el certificado.|Abra una de las direcciones HTTPS de arriba y añádala a la pantalla de inicio.",
  
 };
 
@@ -73,7 +87,7 @@ const en = {
   "nav.floor": "Floor", "nav.reservations": "Bookings", "nav.admin": "Admin",
   "zone.all": "All",
   "live.live": "live", "live.reconnecting": "reconnecting", "live.offline": "offline",
-  "live.polling": "not live · polling", "live.connecting": "connecting",
+  "live.polling": "not live · polling", "live.denied": "no access", "live.deniedNote": "This device no longer has access (its token was revoked). Pair it again or type a token.", "live.connecting": "connecting",
   "live.age": "last update {age} ago", "live.never": "no data yet",
   "live.stale": "State from {age} ago: it may not be current.",
   "live.pollNote": "The live stream is down: polling the state every {s} s.",
@@ -105,7 +119,7 @@ const en = {
   "alert.kind.call": "call", "alert.kind.bill": "bill", "alert.kind.kitchen": "kitchen",
   "alert.kind.refill": "refill", "alert.kind.custom": "alert",
   "alert.priority.normal": "normal", "alert.priority.high": "high", "alert.priority.urgent": "urgent",
-  "alert.count": "×{n}", "alert.ago": "{age} ago",
+  "alert.default.call": "call button pressed", "alert.default.bill": "bill requested (long press)", "alert.count": "×{n}", "alert.ago": "{age} ago",
   "kitchen.title": "Kitchen", "kitchen.none": "Nothing pending.",
   "admin.editor": "Floor plan", "admin.monitor": "Events", "admin.sensors": "Sensors",
   "admin.analytics": "Analytics",
@@ -128,6 +142,20 @@ const en = {
   "pair.title": "Pair this device", "pair.working": "Pairing…",
   "pair.done": "Done: this device is “{name}” ({role}).", "pair.failed": "Pairing failed: {msg}",
   "pair.noCode": "The pairing code is missing.", "pair.open": "Open the floor",
+  "admin.tablets": "Tablets", "admin.certificate": "Certificate",
+  "role.staff": "staff", "role.viewer": "view only", "role.admin": "admin",
+  "dev.help": "Pair a new tablet: scan the QR code (or open the address) on the tablet. The code works once.",
+  "dev.name": "Name", "dev.namePlaceholder": "bar-tablet", "dev.role": "Permission", "dev.create": "Create pairing",
+  "dev.scan": "Scan with “{name}”", "dev.used": "✓ “{name}”: {status} (this code is used up)", "dev.until": "Valid until {t}, once.",
+  "dev.list": "Devices", "dev.none": "No paired tablets.",
+  "dev.status.pending": "waiting for the QR", "dev.status.paired": "paired", "dev.revoke": "Revoke", "dev.confirmRevoke": "Revoke “{name}”? It stops working at once.",
+  "err.qr": "Could not load the QR code",
+  "cert.off": "HTTPS is off (http.tls_listen is empty).",
+  "cert.scan": "Install the CA on each tablet: scan this QR code", "cert.download": "Download",
+  "cert.fingerprint": "SHA-256 fingerprint", "cert.caExpires": "CA", "cert.expires": "The Pi's certificate", "cert.renewed": "expires {t}; renewed on its own", "cert.caUntil": "expires {t}; never renewed",
+  "cert.urls": "HTTPS addresses", "cert.how": "How to install the CA",
+  "cert.android": "Open the QR link in Chrome: it downloads mesero-ca.crt.|Settings → Security and privacy → More security settings → Encryption & credentials → Install a certificate → CA certificate → Install anyway (menu names vary by maker: search settings for “CA certificate”).|Pick mesero-ca.crt.|Open one of the HTTPS addresses above and add it to the home screen.",
+  "cert.ios": "Open the QR link in Safari → Allow (a configuration profile is downloaded).|Settings → Profile Downloaded → Install (passcode) → Install.|Settings → General → About → Certificate Trust Settings: turn on full trust for “mesero local CA”. Without this step Safari still refuses the certificate.|Open one of the HTTPS addresses above and add it to the home screen.",
  
 };
 
@@ -177,6 +205,12 @@ export function time(iso) {
 export function dateTime(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? "" : format({ weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }).format(d);
+}
+
+/// "26 nov 2036" in the site's zone (expiry dates years away).
+export function longDate(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : format({ day: "numeric", month: "short", year: "numeric" }).format(d);
 }
 
 /// Today's date (YYYY-MM-DD) in the site's zone.

@@ -10,6 +10,9 @@
 // stream does not gives "polling". Only "live" is drawn as live: the plan
 // is dimmed and the age of the last update shown in every other state.
 // `?offline_after=<seconds>` shortens the 30 s threshold (tests).
+// A stream the daemon refuses while /api/v1/ui no longer knows the
+// device's token (a revoked tablet) goes to "denied": no more retries,
+// and `onDenied` asks for a new token.
 import { api, applyEvent, applySnapshot, now, query, state, token } from "./core.js";
 import { age, t } from "./i18n.js";
 
@@ -20,8 +23,8 @@ const REOPEN_MS = 1000;
 export class Live {
   /// `path`: the stream with its filters; `onSnapshot` runs after every
   /// snapshot (stream or poll), e.g. to reload the waitlist.
-  constructor({ path = "/api/v1/stream", onSnapshot = () => {}, onEvent = () => {}, snapshotPath = "/snapshot", badge }) {
-    this.path = path; this.onSnapshot = onSnapshot; this.onEvent = onEvent; this.snapshotPath = snapshotPath;
+  constructor({ path = "/api/v1/stream", onSnapshot = () => {}, onEvent = () => {}, onDenied = () => {}, snapshotPath = "/snapshot", badge }) {
+    this.path = path; this.onDenied = onDenied; this.onSnapshot = onSnapshot; this.onEvent = onEvent; this.snapshotPath = snapshotPath;
     this.badge = badge; this.status = "connecting"; this.lastUpdate = 0; this.downSince = now();
     this.es = null; this.pollTimer = null; this.reopenTimer = null;
     setInterval(() => this.tick(), 1000);
@@ -52,7 +55,7 @@ export class Live {
       else if (this.status === "connecting") { this.set("offline"); this.poll(); }
       // Closed (an HTTP error, not a dropped connection): EventSource gives
       // up, so reopen it ourselves, resuming from the last seq we applied.
-      if (es.readyState === EventSource.CLOSED) this.reopenTimer = setTimeout(() => this.open(), REOPEN_MS);
+      if (es.readyState === EventSource.CLOSED) this.reopenTimer = setTimeout(() => this.reopen(), REOPEN_MS);
     };
     es.addEventListener("snapshot", (e) => {
       applySnapshot(JSON.parse(e.data));
@@ -61,6 +64,21 @@ export class Live {
     });
     es.onmessage = (e) => this.event(e);
     for (const type of EVENT_TYPES) es.addEventListener(type, (e) => this.event(e));
+  }
+
+  /// Reopens a closed stream, unless the daemon no longer accepts the token.
+  async reopen() {
+    if (token()) {
+      const info = await api("/ui").catch(() => null);
+      if (info && info.role === null) {
+        if (this.es) this.es.close();
+        clearTimeout(this.pollTimer);
+        this.set("denied");
+        this.onDenied();
+        return;
+      }
+    }
+    this.open();
   }
 
   event(e) {
@@ -84,7 +102,7 @@ export class Live {
 
   tick() {
     const down = this.status !== "live";
-    if (down && now() - this.downSince >= OFFLINE_AFTER_MS && this.status !== "offline" && this.status !== "polling") {
+    if (down && now() - this.downSince >= OFFLINE_AFTER_MS && !["offline", "polling", "denied"].includes(this.status)) {
       this.set("offline");
       this.poll();
     }
@@ -92,10 +110,10 @@ export class Live {
   }
 
   async poll() {
-    if (this.status === "live") return;
+    if (this.status === "live" || this.status === "denied") return;
     try {
       const snap = await api(this.snapshotPath);
-      if (this.status === "live") return;
+      if (this.status === "live" || this.status === "denied") return;
       applySnapshot(snap);
       this.lastUpdate = now();
       this.status = "polling";
@@ -103,6 +121,7 @@ export class Live {
       // The stream may have given up for good; try it again too.
       if (!this.es || this.es.readyState === EventSource.CLOSED) this.open();
     } catch {
+      if (this.status === "denied") return;
       if (this.status !== "live") this.status = "offline";
     }
     this.render();

@@ -1,11 +1,12 @@
 // The floor page (`/`): wires the live connection to the floor plan, the
 // host stand, the alerts panel and, for an admin token, the admin views.
-import { api, attempt, el, setToken, site, state, token } from "./core.js";
+import { api, attempt, el, setToken, site, state, toast, token } from "./core.js";
 import { Live, badgeElement } from "./live.js";
 import { FloorPlan, ICONS } from "./floor.js";
 import { loadWaitlist, modal, renderReservations, renderWaitlist, tableDialog } from "./host.js";
 import { muteButton, renderAlerts, ringFor } from "./alerts.js";
 import { Editor, Monitor, renderAnalytics, renderSensors } from "./admin.js";
+import { renderCertificate, renderTablets } from "./devices.js";
 import { t, translatePage } from "./i18n.js";
 
 const info = await site();
@@ -25,13 +26,14 @@ const monitor = new Monitor($("admin-monitor"));
 
 // Views: #floor (default), #reservations, #admin/<part>.
 const views = ["floor", "reservations", "admin"];
+const ADMIN_PARTS = ["editor", "monitor", "sensors", "analytics", "tablets", "certificate"];
 function route() {
   const [view, part = "editor"] = (location.hash.slice(1) || "floor").split("/");
   const current = views.includes(view) && (view !== "admin" || admin) ? view : "floor";
   for (const v of views) $(`view-${v}`).hidden = v !== current;
   for (const b of document.querySelectorAll("#nav a")) b.setAttribute("aria-current", String(b.dataset.view === current));
   if (current === "admin") {
-    for (const p of ["editor", "monitor", "sensors", "analytics"]) {
+    for (const p of ADMIN_PARTS) {
       $(`admin-${p}`).hidden = p !== part;
       document.querySelector(`#admin-tabs a[data-part=${p}]`)?.setAttribute("aria-selected", String(p === part));
     }
@@ -39,12 +41,14 @@ function route() {
     if (part === "monitor") monitor.load();
     if (part === "sensors") renderSensors($("admin-sensors"));
     if (part === "analytics") renderAnalytics($("admin-analytics"));
+    if (part === "tablets") renderTablets($("admin-tablets"));
+    if (part === "certificate") renderCertificate($("admin-certificate"));
   }
   draw("all");
 }
 $("nav").replaceChildren(...views.filter((v) => v !== "admin" || admin).map((v) =>
   el("a", { href: `#${v}`, dataset: { view: v } }, t(`nav.${v}`))));
-$("admin-tabs").replaceChildren(...["editor", "monitor", "sensors", "analytics"].map((p) =>
+$("admin-tabs").replaceChildren(...ADMIN_PARTS.map((p) =>
   el("a.tab", { href: `#admin/${p}`, role: "tab", dataset: { part: p } }, t(`admin.${p}`))));
 window.addEventListener("hashchange", route);
 
@@ -67,6 +71,8 @@ const live = new Live({
   badge,
   onSnapshot: () => loadWaitlist(),
   onEvent: (ev) => { ringFor(ev); monitor.push(ev); },
+  // A revoked tablet: say so and ask for a token (pair it again).
+  onDenied: () => { toast(t("live.deniedNote"), "error"); tokenDialog(); },
 });
 live.start();
 route();

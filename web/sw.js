@@ -4,11 +4,11 @@
 // shows up at once), the cached copy when the network fails. Live data is
 // never cached: /api/*, the streams and /metrics go straight to the
 // network.
-const CACHE = "mesero-shell-v1";
+const CACHE = "mesero-shell-v2";
 const SHELL = [
   "/", "/kitchen", "/pair", "/manifest.webmanifest",
   "/app/app.css", "/app/i18n.js", "/app/core.js", "/app/live.js", "/app/floor.js", "/app/host.js",
-  "/app/alerts.js", "/app/admin.js", "/app/charts.js", "/app/main.js", "/app/kitchen.js", "/app/pair.js",
+  "/app/alerts.js", "/app/admin.js", "/app/devices.js", "/app/charts.js", "/app/main.js", "/app/kitchen.js", "/app/pair.js",
   "/app/icon.svg",
 ];
 

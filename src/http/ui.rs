@@ -82,6 +82,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../web/admin.js"),
     },
     Asset {
+        name: "devices.js",
+        kind: JS,
+        body: include_str!("../../web/devices.js"),
+    },
+    Asset {
         name: "charts.js",
         kind: JS,
         body: include_str!("../../web/charts.js"),

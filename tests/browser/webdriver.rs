@@ -4,6 +4,12 @@
 //! passthrough (`goog/cdp/execute`). Nothing downloaded, no browser
 //! crate.
 //!
+//! Each [`Driver`] gets its own `HOME` with an NSS database
+//! (`$HOME/.pki/nssdb`, where Chromium on Linux reads its trusted roots)
+//! holding only the test daemon's CA, made with Debian's `certutil`
+//! (libnss3-tools): the browsers open the app over HTTPS as a tablet
+//! that installed the CA does, with no certificate-error flag.
+//!
 //! Without chromium or chromedriver the suite passes without running,
 //! with one line on the terminal (and in `MESERO_SKIPPED_SUITES` when
 //! set); under `CI=true` (`.ci/run`) that is a failure instead.
@@ -17,22 +23,24 @@ use std::time::Duration;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub const CERTUTIL: &str = "/usr/bin/certutil";
 
 /// Whether the browser suite can run (see the module doc).
 pub fn available() -> bool {
-    let found =
-        std::path::Path::new(CHROMIUM).exists() && std::path::Path::new(CHROMEDRIVER).exists();
+    let found = [CHROMIUM, CHROMEDRIVER, CERTUTIL]
+        .iter()
+        .all(|p| std::path::Path::new(p).exists());
     if found {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!(
-            "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)"
+            "CI=true but {CHROMIUM}, {CHROMEDRIVER} or {CERTUTIL} is missing (apt-get install chromium chromium-driver libnss3-tools)"
         );
     }
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let line = "browser: skipped, chromium or chromedriver is not installed (apt-get install chromium chromium-driver)\n";
+        let line = "browser: skipped, chromium, chromedriver or certutil is not installed (apt-get install chromium chromium-driver libnss3-tools)\n";
         let _ = std::io::stderr().write_all(line.as_bytes());
         if let Some(path) = std::env::var_os("MESERO_SKIPPED_SUITES") {
             std::fs::OpenOptions::new()
@@ -51,16 +59,56 @@ pub fn available() -> bool {
 /// so no browser outlives the test, then stops.
 pub struct Driver {
     child: Child,
+    /// The browsers' `HOME`, with the NSS database trusting the CA.
+    _home: tempfile::TempDir,
     base: String,
     port: u16,
     http: reqwest::Client,
     sessions: std::sync::Mutex<Vec<String>>,
 }
 
+/// A fresh `HOME` whose NSS database trusts the CA at `ca_pem` (for
+/// TLS server authentication: `-t "C,,"`).
+fn home_trusting(ca_pem: &std::path::Path) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("browser home");
+    let nssdb = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&nssdb).expect("nssdb dir");
+    let db = format!("sql:{}", nssdb.display());
+    let run = |args: &[&str]| {
+        let out = Command::new(CERTUTIL)
+            .args(args)
+            .output()
+            .expect("run certutil");
+        assert!(
+            out.status.success(),
+            "certutil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["-N", "-d", &db, "--empty-password"]);
+    let ca = ca_pem.display().to_string();
+    run(&[
+        "-A",
+        "-d",
+        &db,
+        "-n",
+        "mesero-test-ca",
+        "-t",
+        "C,,",
+        "-i",
+        &ca,
+    ]);
+    home
+}
+
 impl Driver {
-    pub fn start() -> Driver {
+    /// A chromedriver whose browsers trust the CA at `ca_pem` (and no
+    /// other: their `HOME` is new).
+    pub fn start(ca_pem: &std::path::Path) -> Driver {
+        let home = home_trusting(ca_pem);
         let mut child = Command::new(CHROMEDRIVER)
             .arg("--port=0")
+            .env("HOME", home.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -76,6 +124,7 @@ impl Driver {
         let port = port.expect("chromedriver printed its port");
         Driver {
             child,
+            _home: home,
             base: format!("http://127.0.0.1:{port}"),
             port,
             sessions: std::sync::Mutex::new(Vec::new()),
@@ -105,6 +154,10 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
             "unhandledPromptBehavior": "accept",
+            // The default, said out loud: a certificate the browser does
+            // not trust is an error page, never accepted (checked: with
+            // the CA in the NSS store untrusted, `-t ",,"`, test 1 fails).
+            "acceptInsecureCerts": false,
         }}});
         let res: Value = self
             .http
