@@ -558,6 +558,8 @@ async fn the_report_is_one_self_contained_html_file_with_its_charts() {
     assert_eq!(html.matches("<rect").count(), 7 * 24 + 4 + 3 + 4 + 2 * 3);
     assert!(html.contains("Ocupación por hora y día"));
     assert!(html.contains(">14</b>"), "14 covers");
+    assert!(html.contains("1 rotación ·") && html.contains("2 rotaciones ·"));
+    assert!(html.contains("· 1 visita<"), "singular");
     assert!(html.contains("mediana 50 min · P80 56 min"), "party of 2");
     // Nothing to fetch: no script, no external reference.
     for needle in ["<script", "http://", "https://", "src=", "<link"] {

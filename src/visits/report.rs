@@ -17,7 +17,9 @@ struct Words {
     utilization_note: &'static str,
     turns_per_table: &'static str,
     table: &'static str,
-    turns: &'static str,
+    /// Singular and plural.
+    turns: [&'static str; 2],
+    visit_count: [&'static str; 2],
     median: &'static str,
     turn_by_size: &'static str,
     party: &'static str,
@@ -43,7 +45,8 @@ const ES: Words = Words {
     utilization_note: "Parte de las mesas ocupadas en cada hora (gris: sin datos).",
     turns_per_table: "Rotaciones por mesa",
     table: "Mesa",
-    turns: "rotaciones",
+    turns: ["rotación", "rotaciones"],
+    visit_count: ["visita", "visitas"],
     median: "mediana",
     turn_by_size: "Duración de la visita por tamaño del grupo",
     party: "Grupo de",
@@ -69,7 +72,8 @@ const EN: Words = Words {
     utilization_note: "Share of tables occupied in each hour (grey: no data).",
     turns_per_table: "Turns per table",
     table: "Table",
-    turns: "turns",
+    turns: ["turn", "turns"],
+    visit_count: ["visit", "visits"],
     median: "median",
     turn_by_size: "Turn time by party size",
     party: "Party of",
@@ -251,7 +255,7 @@ fn turns_per_table(h: &mut String, a: &Analytics, w: &Words) {
                 format!(
                     "{} {} · {} {}",
                     t.turns,
-                    w.turns,
+                    w.turns[usize::from(t.turns != 1)],
                     w.median,
                     mins(t.median_minutes, w)
                 ),
@@ -275,7 +279,7 @@ fn turn_by_size(h: &mut String, a: &Analytics, w: &Words) {
                     mins(p.median_minutes, w),
                     mins(p.p80_minutes, w),
                     p.visits,
-                    w.visits.to_lowercase()
+                    w.visit_count[usize::from(p.visits != 1)]
                 ),
             )
         })
