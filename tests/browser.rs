@@ -445,8 +445,27 @@ async fn the_page_survives_a_daemon_restart_and_says_when_it_is_offline() {
         .await,
         json!(false)
     );
+
+    // Opened afresh while the daemon is down (a tablet woken while the
+    // Pi restarts): the service worker serves the app shell, which says
+    // "sin conexión" rather than the browser's error page.
+    let down = daemon.stop().await;
+    page.goto(&format!(
+        "{}/?token={STAFF_TOKEN}&offline_after=1",
+        down.https
+    ))
+    .await;
+    let shell = page
+        .wait(
+            "the app shell from the service worker, offline",
+            "const b = document.getElementById('live'); return b && b.dataset.status === 'offline' ? b.textContent : null;",
+        )
+        .await;
+    assert!(
+        shell.as_str().is_some_and(|t| t.contains("sin conexión")),
+        "{shell}"
+    );
     page.quit().await;
-    daemon.stop().await;
 }
 
 /// Test 4: an urgent kitchen alert shows on /kitchen and on the floor,
