@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{PATIENCE, STAFF, Sse, TestDaemon};
+use common::{STAFF, Sse, TestDaemon};
 use mesero::clock::{self, Wall};
 use mesero::config::Config;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// Tables 9 and 10 join; together they seat 4 + 4.
 const PLAN: &str = r#"
@@ -87,18 +87,13 @@ async fn table(base: &str, id: i64) -> Value {
 
 /// Waits until table `id` is in `state`.
 async fn until_state(base: &str, id: i64, state: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let t = table(base, id).await;
-        if t["state"] == state {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "table {id} never became {state}: {t}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::get_json_until(
+        base,
+        &format!("/api/v1/tables/{id}"),
+        &format!("table {id} {state}"),
+        |t| t["state"] == state,
+    )
+    .await
 }
 
 /// Waits for the next SSE event of type `kind`, skipping others.

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use mesero::clock::Wall;
 use serde_json::Value;
-use std::time::Duration;
 
 fn at(s: &str) -> std::time::SystemTime {
     mesero::clock::parse(s).expect("time")
@@ -26,29 +25,21 @@ fn bridged(dir: &std::path::Path) -> mesero::config::Config {
     )
 }
 
-async fn rollups(base: &str) -> Vec<Value> {
-    all_events(base, 0)
-        .await
+/// The rollups recorded so far, once there are at least `n`.
+async fn rollups_until(base: &str, n: usize) -> Vec<Value> {
+    let page = get_json_until(
+        base,
+        "/api/v1/events?type=analytics.hourly&limit=1000",
+        &format!("{n} rollups"),
+        |page| page["events"].as_array().is_some_and(|e| e.len() >= n),
+    )
+    .await;
+    page["events"]
+        .as_array()
         .into_iter()
-        .filter(|e| e["type"] == "analytics.hourly")
+        .flatten()
         .map(|e| e["data"]["rollup"].clone())
         .collect()
-}
-
-async fn rollups_until(base: &str, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let got = rollups(base).await;
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {n} rollups: {got:#?}",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

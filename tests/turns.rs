@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{PATIENCE, STAFF, Sse, TestDaemon, config, get_json, http, put_state};
+use common::{PATIENCE, STAFF, Sse, TestDaemon, config, get_json, get_json_until, http, put_state};
 use mesero::clock::Wall;
 use mesero::domain::{Actor, Layout, PartySizeSource, Visit, VisitOrigin};
 use mesero::hub::Hub;
@@ -212,18 +212,13 @@ fn minutes_to(table: &Value, field: &str) -> f64 {
 
 /// Waits until the daemon has learned (the first fit runs at start).
 async fn until_fitted(base: &str, table: i64) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let t = get_json(base, &format!("/api/v1/tables/{table}")).await;
-        if !t["expected_free_at"].is_null() {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never predicted: {t}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    get_json_until(
+        base,
+        &format!("/api/v1/tables/{table}"),
+        "a prediction",
+        |t| !t["expected_free_at"].is_null(),
+    )
+    .await
 }
 
 /// Seats a party of `size` at `table` through the waitlist (so the table

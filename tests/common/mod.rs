@@ -183,6 +183,28 @@ pub async fn stats(base: &str) -> serde_json::Value {
     get_json(base, "/api/v1/stats").await
 }
 
+/// Polls `GET path` (as a viewer) until `done` holds for its JSON, and
+/// returns that JSON; panics after [`PATIENCE`] naming `what`.
+pub async fn get_json_until(
+    base: &str,
+    path: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let s = get_json(base, path).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never showed {what}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls `/api/v1/stats` until `done` holds (counters such as connections
 /// and MQTT messages change shortly after the client's side sees them).
 pub async fn stats_until(
@@ -190,18 +212,7 @@ pub async fn stats_until(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let s = stats(base).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "stats never showed {what}: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    get_json_until(base, "/api/v1/stats", what, done).await
 }
 
 /// All events after `since`, paging through `/events`.
